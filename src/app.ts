@@ -1,0 +1,185 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import { randomBytes, randomUUID } from "node:crypto";
+import { readFile, writeFile, mkdir } from "node:fs/promises";
+import path from "node:path";
+import type { Logger } from "pino";
+import { ConfigError, type Settings } from "./config/config.ts";
+import { RequestContext } from "./http/context.ts";
+import { sendError } from "./http/respond.ts";
+import { deny, proxy, type DataPlane } from "./pipeline.ts";
+import { RouteTableHolder } from "./routing/holder.ts";
+import { splitTarget } from "./routing/normalize.ts";
+import { Verifier } from "./tokens/verifier.ts";
+import { Rights } from "./policy/rights.ts";
+import { Upstreams } from "./upstream/upstreams.ts";
+import { HeaderPolicy } from "./upstream/headers.ts";
+import { EmbeddedStore } from "./store/embedded.ts";
+import { RedisStore } from "./store/redis.ts";
+import { StoreUnavailableError, type ChangeEvent, type Store } from "./store/types.ts";
+import { createLogger } from "./telemetry/logger.ts";
+
+/** A built gateway: its HTTP server (not yet listening) and a close for everything. */
+export interface App {
+  readonly server: http.Server;
+  readonly store: Store;
+  readonly verifier: Verifier;
+  readonly routes: RouteTableHolder;
+  readonly log: Logger;
+  /** Starts listening; resolves with the bound port. */
+  listen(port?: number, host?: string): Promise<number>;
+  /** Readiness: store reachable, route table loaded, not draining. */
+  ready(): Promise<{ ok: boolean; checks: Record<string, string> }>;
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  readonly logger?: Logger;
+  /** Touch flush interval for last-used times (tests shorten it). */
+  readonly touchIntervalMs?: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The composition root: builds every dependency once, wires change events to caches. */
+export async function buildApp(settings: Settings, opts: AppOptions = {}): Promise<App> {
+  const log = opts.logger ?? createLogger(settings.logging.level);
+  const routes = RouteTableHolder.load(settings.routesFile, settings.catalog);
+  const store: Store = settings.store.redisUrl !== null
+    ? await RedisStore.connect({ url: settings.store.redisUrl, keyPrefix: settings.store.keyPrefix })
+    : await EmbeddedStore.open(settings.store.embeddedPath);
+  const pepper = settings.security.pepper ?? (await embeddedPepper(settings, store));
+
+  const verifier = new Verifier(store, {
+    pepper,
+    maxEntries: settings.cache.maxEntries,
+    negativeTtlMs: settings.cache.negativeTtlMs,
+    maxAgeMs: settings.cache.maxAgeMs,
+    touchIntervalMs: opts.touchIntervalMs ?? 10_000,
+  });
+  const rights = new Rights(store, {
+    maxEntries: settings.cache.maxEntries,
+    maxAgeMs: settings.cache.maxAgeMs,
+    negativeTtlMs: settings.cache.negativeTtlMs,
+    configRoles: settings.roles,
+    operations: settings.catalog.operations,
+  });
+  const unsubscribe = store.subscribe((ev: ChangeEvent) => {
+    switch (ev.kind) {
+      case "pat": verifier.invalidate(ev.id); break;
+      case "member": rights.onMemberChanged(ev.domainId, ev.userId); break;
+      case "domain": rights.onDomainChanged(ev.id); break;
+      case "role": rights.onRoleChanged(); break;
+      case "reset": verifier.clear(); rights.clear(); break;
+    }
+  });
+  const upstreams = new Upstreams(settings.upstreams, settings.defaultUpstream);
+  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), log };
+
+  routes.watch((r) => {
+    if (r.ok) log.info({ file: settings.routesFile }, "route table reloaded");
+    else log.error({ file: settings.routesFile, problem: r.error }, "route table reload failed; keeping the last good table");
+  });
+
+  let draining = false;
+  const ready = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
+    const checks: Record<string, string> = { routes: "ok", draining: draining ? "draining" : "ok" };
+    try {
+      await store.ping();
+      checks.store = "ok";
+    } catch {
+      checks.store = "unreachable";
+    }
+    return { ok: checks.store === "ok" && !draining, checks };
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const given = req.headers["x-request-id"];
+    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    const ctx = new RequestContext(req, res, requestId, performance.now());
+    const url = req.url ?? "/";
+    if (url.startsWith("/proxy/")) {
+      const target = splitTarget(url);
+      if (target === null) return deny(dp, ctx, "bad_path");
+      proxy(dp, ctx, target).catch((err: unknown) => {
+        if (err instanceof StoreUnavailableError) return deny(dp, ctx, "store_unavailable");
+        log.error({ err, req_id: requestId }, "data plane failure");
+        deny(dp, ctx, "internal_error");
+      });
+      return;
+    }
+    if (url === "/healthz") return json(res, 200, { status: "ok" });
+    if (url === "/readyz") {
+      ready().then((r) => json(res, r.ok ? 200 : 503, { status: r.ok ? "ready" : "not ready", checks: r.checks }), () => json(res, 503, { status: "not ready" }));
+      return;
+    }
+    sendError(res, requestId, "no_route");
+  };
+
+  const server = http.createServer(
+    { keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 0, noDelay: true },
+    onRequest,
+  );
+  server.on("clientError", (_err, socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    else socket.destroy();
+  });
+
+  return {
+    server,
+    store,
+    verifier,
+    routes,
+    log,
+    ready,
+    listen(port = settings.server.port, host = settings.server.host) {
+      return new Promise((resolve, reject) => {
+        server.once("error", reject);
+        server.listen(port, host, () => {
+          server.off("error", reject);
+          const addr = server.address();
+          resolve(typeof addr === "object" && addr !== null ? addr.port : port);
+        });
+      });
+    },
+    async close() {
+      draining = true;
+      routes.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      unsubscribe();
+      await verifier.close();
+      await upstreams.close();
+      await store.close();
+      log.flush();
+    },
+  };
+}
+
+/** With the embedded store a missing pepper is generated once and kept next to the data (mode 0600). */
+async function embeddedPepper(settings: Settings, store: Store): Promise<Buffer> {
+  if (store.kind !== "embedded") {
+    await store.close();
+    throw new ConfigError(`${settings.configFile}: security.pepper: required with Redis (every replica must share it; e.g. \`openssl rand -hex 32\`)`);
+  }
+  const file = path.join(path.dirname(settings.store.embeddedPath), "pepper");
+  try {
+    const hex = (await readFile(file, "utf8")).trim();
+    const buf = Buffer.from(hex, "hex");
+    if (buf.length >= 32) return buf;
+    throw new ConfigError(`${file}: the stored pepper is damaged; restore it (tokens cannot be verified without it)`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  const pepper = randomBytes(32);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, pepper.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  return pepper;
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+  res.end(text);
+}

@@ -1,0 +1,320 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+import type { Catalog } from "./catalog.ts";
+import { parseDuration } from "../util/duration.ts";
+import { parseSize } from "../util/size.ts";
+
+/** One upstream target: where requests go, and the path prefix put before the route path. */
+export interface Target {
+  readonly origin: string;
+  readonly basePath: string;
+}
+
+export interface UpstreamSettings {
+  readonly id: string;
+  readonly targets: readonly Target[];
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly connections: number;
+  /** Injected on every forwarded request, so clients never hold the provider key. */
+  readonly credential: { readonly header: string; readonly value: string } | null;
+}
+
+/** Validated, frozen settings. Built once at start by loadSettings. */
+export interface Settings {
+  readonly configFile: string;
+  readonly server: { readonly host: string; readonly port: number; readonly bodyLimit: number };
+  readonly store: { readonly redisUrl: string | null; readonly embeddedPath: string; readonly keyPrefix: string };
+  readonly security: {
+    readonly pepper: Buffer | null;
+    readonly maxTokenLifetimeMs: number;
+    readonly stripRequestHeaders: readonly string[];
+  };
+  readonly routesFile: string;
+  readonly cache: { readonly maxEntries: number; readonly negativeTtlMs: number; readonly maxAgeMs: number };
+  readonly catalog: Catalog;
+  /** role → operations; `*` in the list means every operation. */
+  readonly roles: ReadonlyMap<string, readonly string[]>;
+  readonly upstreams: ReadonlyMap<string, UpstreamSettings>;
+  readonly defaultUpstream: string;
+  readonly logging: { readonly level: string };
+}
+
+/** Thrown with every problem found, one per line, each naming the file and key. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+type Obj = Record<string, unknown>;
+
+/** Reads, expands, validates and freezes the config file; throws ConfigError listing every problem. */
+export function loadSettings(file: string, env: NodeJS.ProcessEnv = process.env): Settings {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read config: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: invalid YAML: ${(err as Error).message}`);
+  }
+  return parseSettings(expandEnv(raw, env), file);
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces ${VAR} and ${VAR:-default} in string values (never in keys), after YAML parsing so values cannot inject YAML. */
+export function expandEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (typeof value === "string") {
+    return value.replace(ENV_REF, (_m, name: string, def: string | undefined) => env[name] ?? def ?? "");
+  }
+  if (Array.isArray(value)) return value.map((v) => expandEnv(v, env));
+  if (value !== null && typeof value === "object") {
+    const out: Obj = {};
+    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, env);
+    return out;
+  }
+  return value;
+}
+
+class Checker {
+  readonly problems: string[] = [];
+  readonly file: string;
+  constructor(file: string) {
+    this.file = file;
+  }
+  fail(at: string, msg: string): void {
+    this.problems.push(`${this.file}: ${at}: ${msg}`);
+  }
+  obj(v: unknown, at: string, keys: readonly string[]): Obj {
+    if (v === undefined || v === null) return {};
+    if (typeof v !== "object" || Array.isArray(v)) {
+      this.fail(at, "must be a mapping");
+      return {};
+    }
+    for (const k of Object.keys(v)) if (!keys.includes(k)) this.fail(at ? `${at}.${k}` : k, `unknown key (known: ${keys.join(", ")})`);
+    return v as Obj;
+  }
+  str(v: unknown, at: string, def: string): string {
+    if (v === undefined || v === null) return def;
+    if (typeof v === "number") return String(v);
+    if (typeof v !== "string") {
+      this.fail(at, "must be a string");
+      return def;
+    }
+    return v;
+  }
+  int(v: unknown, at: string, def: number, min: number, max: number): number {
+    if (v === undefined || v === null || v === "") return def;
+    const n = typeof v === "string" && /^\d+$/.test(v.trim()) ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+      this.fail(at, `must be a whole number from ${min} to ${max}`);
+      return def;
+    }
+    return n;
+  }
+  duration(v: unknown, at: string, def: string): number {
+    const r = parseDuration(this.str(v, at, def));
+    if (!r.ok) {
+      this.fail(at, r.error);
+      return 0;
+    }
+    return r.ms;
+  }
+  size(v: unknown, at: string, def: string): number {
+    const r = parseSize(typeof v === "number" ? v : this.str(v, at, def));
+    if (!r.ok) {
+      this.fail(at, r.error);
+      return 0;
+    }
+    return r.bytes;
+  }
+  list(v: unknown, at: string): string[] {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+      this.fail(at, "must be a list of strings");
+      return [];
+    }
+    return v as string[];
+  }
+}
+
+const NAME = /^[a-z][a-z0-9_]*$/;
+const HEADER = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+/** Validates an already env-expanded config object. */
+export function parseSettings(raw: unknown, file: string): Settings {
+  const c = new Checker(file);
+  const dir = path.dirname(path.resolve(file));
+  const top = c.obj(raw, "", ["server", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging"]);
+
+  const srv = c.obj(top.server, "server", ["host", "port", "body_limit"]);
+  const server = {
+    host: c.str(srv.host, "server.host", "127.0.0.1"),
+    port: c.int(srv.port, "server.port", 8080, 0, 65535),
+    bodyLimit: c.size(srv.body_limit, "server.body_limit", "10mb"),
+  };
+
+  const st = c.obj(top.store, "store", ["redis_url", "embedded_path", "key_prefix"]);
+  const redisUrl = c.str(st.redis_url, "store.redis_url", "").trim();
+  if (redisUrl !== "" && !/^rediss?:\/\//.test(redisUrl)) c.fail("store.redis_url", "must start with redis:// or rediss://");
+  const store = {
+    redisUrl: redisUrl === "" ? null : redisUrl,
+    embeddedPath: path.resolve(dir, c.str(st.embedded_path, "store.embedded_path", "../data/patgate.json")),
+    keyPrefix: c.str(st.key_prefix, "store.key_prefix", "patgate:"),
+  };
+
+  const sec = c.obj(top.security, "security", ["pepper", "max_token_lifetime", "strip_request_headers"]);
+  const pepperText = c.str(sec.pepper, "security.pepper", "").trim();
+  let pepper: Buffer | null = null;
+  if (pepperText !== "") {
+    pepper = decodePepper(pepperText);
+    if (pepper === null) c.fail("security.pepper", "must be at least 32 bytes, hex or base64 (e.g. `openssl rand -hex 32`)");
+  }
+  const stripped = c.list(sec.strip_request_headers, "security.strip_request_headers").map((h) => h.toLowerCase());
+  for (const h of stripped) if (!HEADER.test(h)) c.fail("security.strip_request_headers", `"${h}" is not a header name`);
+  const security = {
+    pepper,
+    maxTokenLifetimeMs: c.duration(sec.max_token_lifetime, "security.max_token_lifetime", "1y"),
+    stripRequestHeaders: Object.freeze([...new Set(["authorization", ...stripped])]),
+  };
+
+  const ca = c.obj(top.cache, "cache", ["max_entries", "negative_ttl", "max_age"]);
+  const cache = {
+    maxEntries: c.int(ca.max_entries, "cache.max_entries", 100_000, 1, 10_000_000),
+    negativeTtlMs: c.duration(ca.negative_ttl, "cache.negative_ttl", "5s"),
+    maxAgeMs: c.duration(ca.max_age, "cache.max_age", "5m"),
+  };
+
+  const catalog = parseCatalog(c, top.catalog);
+  const roles = parseRoles(c, top.roles, catalog);
+  const upstreams = parseUpstreams(c, top.upstreams);
+  const defaultUpstream = c.str(top.default_upstream, "default_upstream", "default");
+  if (!upstreams.has(defaultUpstream)) c.fail("default_upstream", `names no upstream ("${defaultUpstream}")`);
+
+  const lg = c.obj(top.logging, "logging", ["level"]);
+  const level = c.str(lg.level, "logging.level", "info");
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(level)) c.fail("logging.level", `unknown level "${level}"`);
+
+  if (c.problems.length > 0) throw new ConfigError(c.problems.join("\n"));
+  return deepFreeze({
+    configFile: path.resolve(file),
+    server,
+    store,
+    security,
+    routesFile: path.resolve(dir, c.str(top.routes_file, "routes_file", "../routes.yaml")),
+    cache,
+    catalog,
+    roles,
+    upstreams,
+    defaultUpstream,
+    logging: { level },
+  });
+}
+
+function decodePepper(text: string): Buffer | null {
+  const buf = /^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0 ? Buffer.from(text, "hex") : Buffer.from(text, "base64");
+  return buf.length >= 32 ? buf : null;
+}
+
+function parseCatalog(c: Checker, raw: unknown): Catalog {
+  const cat = c.obj(raw, "catalog", ["operations", "entity_types"]);
+  const ops = c.list(cat.operations, "catalog.operations");
+  if (ops.length === 0) c.fail("catalog.operations", "must list at least one operation");
+  for (const op of ops) if (!NAME.test(op)) c.fail("catalog.operations", `"${op}" is not snake_case`);
+  const operations = new Set(ops);
+  const types = new Map<string, ReadonlySet<string>>([["domains", operations]]);
+  const et = c.obj(cat.entity_types, "catalog.entity_types", Object.keys((cat.entity_types ?? {})));
+  for (const [type, list] of Object.entries(et)) {
+    const at = `catalog.entity_types.${type}`;
+    if (!NAME.test(type)) c.fail(at, "entity type names are snake_case");
+    if (type === "domains") {
+      c.fail(at, "`domains` is built in and accepts every operation");
+      continue;
+    }
+    const typeOps = list === "*" ? ops : c.list(list, at);
+    for (const op of typeOps) if (!operations.has(op)) c.fail(at, `unknown operation "${op}"`);
+    types.set(type, new Set(typeOps));
+  }
+  return { operations, entityTypes: types };
+}
+
+function parseRoles(c: Checker, raw: unknown, catalog: Catalog): Map<string, readonly string[]> {
+  const r = c.obj(raw, "roles", Object.keys((raw ?? {})));
+  const roles = new Map<string, readonly string[]>();
+  for (const [name, list] of Object.entries(r)) {
+    const at = `roles.${name}`;
+    if (!NAME.test(name)) c.fail(at, "role names are snake_case");
+    const ops = c.list(list, at);
+    for (const op of ops) if (op !== "*" && !catalog.operations.has(op)) c.fail(at, `unknown operation "${op}"`);
+    roles.set(name, Object.freeze(ops));
+  }
+  return roles;
+}
+
+function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings> {
+  const ups = c.obj(raw, "upstreams", Object.keys((raw ?? {})));
+  const out = new Map<string, UpstreamSettings>();
+  if (Object.keys(ups).length === 0) c.fail("upstreams", "at least one upstream is required");
+  for (const [id, value] of Object.entries(ups)) {
+    const at = `upstreams.${id}`;
+    if (!/^[a-z0-9][a-z0-9_.-]*$/.test(id)) c.fail(at, "upstream ids use [a-z0-9_.-]");
+    const u = c.obj(value, at, ["targets", "connect_timeout", "headers_timeout", "body_timeout", "connections", "credential"]);
+    const targets: Target[] = [];
+    const list = c.list(u.targets, `${at}.targets`);
+    if (list.length === 0) c.fail(`${at}.targets`, "at least one target URL is required");
+    for (const t of list) {
+      const target = parseTarget(t);
+      if (target === null) c.fail(`${at}.targets`, `"${t}" is not an http(s) URL without query or credentials`);
+      else targets.push(target);
+    }
+    let credential: UpstreamSettings["credential"] = null;
+    if (u.credential !== undefined && u.credential !== null) {
+      const cr = c.obj(u.credential, `${at}.credential`, ["header", "value"]);
+      const header = c.str(cr.header, `${at}.credential.header`, "authorization").toLowerCase();
+      const val = c.str(cr.value, `${at}.credential.value`, "");
+      if (!HEADER.test(header)) c.fail(`${at}.credential.header`, `"${header}" is not a header name`);
+      if (val === "" || /[\r\n\0]/.test(val)) c.fail(`${at}.credential.value`, "is empty or has control characters (is its environment variable set?)");
+      credential = { header, value: val };
+    }
+    out.set(id, {
+      id,
+      targets,
+      connectTimeoutMs: c.duration(u.connect_timeout, `${at}.connect_timeout`, "5s"),
+      headersTimeoutMs: c.duration(u.headers_timeout, `${at}.headers_timeout`, "5m"),
+      bodyTimeoutMs: c.duration(u.body_timeout, `${at}.body_timeout`, "5m"),
+      connections: c.int(u.connections, `${at}.connections`, 128, 1, 100_000),
+      credential,
+    });
+  }
+  return out;
+}
+
+function parseTarget(text: string): Target | null {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") return null;
+  const basePath = url.pathname === "/" ? "" : url.pathname.replace(/\/+$/, "");
+  return { origin: url.origin, basePath };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value) && !Buffer.isBuffer(value)) {
+    if (value instanceof Map || value instanceof Set) {
+      for (const v of value.values()) deepFreeze(v);
+    } else {
+      for (const v of Object.values(value)) deepFreeze(v);
+    }
+    Object.freeze(value);
+  }
+  return value;
+}

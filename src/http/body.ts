@@ -1,0 +1,45 @@
+import type { IncomingMessage } from "node:http";
+
+export type BodyResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly reason: "too_large" | "aborted" };
+
+/** Reads the whole request body, refusing as soon as it passes `limit` bytes. */
+export function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > limit) return Promise.resolve({ ok: false, reason: "too_large" });
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (r: BodyResult): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("close", onClose);
+      resolve(r);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        req.pause();
+        done({ ok: false, reason: "too_large" });
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => done({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) });
+    const onError = (): void => done({ ok: false, reason: "aborted" });
+    const onClose = (): void => {
+      if (!req.complete) done({ ok: false, reason: "aborted" });
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("close", onClose);
+  });
+}
+
+/** Whether the request carries a body at all (a declared length above zero, or chunked). */
+export function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers["content-length"];
+  if (len !== undefined) return len !== "0";
+  return req.headers["transfer-encoding"] !== undefined;
+}

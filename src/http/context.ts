@@ -1,0 +1,43 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Route } from "../routing/table.ts";
+import type { VerifiedPat } from "../tokens/verifier.ts";
+
+/** Why a request ended the way it did: a catalogue code, or "ok" when it was forwarded. */
+export type Outcome = string;
+
+/**
+ * The one object a data-plane request carries through the pipeline. Fixed
+ * shape (every field set in the constructor) so V8 keeps it monomorphic.
+ */
+export class RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  readonly startedAt: number;
+  domainId: string;
+  route: Route | null;
+  pat: VerifiedPat | null;
+  entityId: string;
+  outcome: Outcome;
+  upstreamStartedAt: number;
+  upstreamHeadersAt: number;
+  responseBytes: number;
+  /** Token usage reported by the upstream, when it reports it. */
+  usage: { promptTokens: number; completionTokens: number } | null;
+
+  constructor(req: IncomingMessage, res: ServerResponse, requestId: string, startedAt: number) {
+    this.req = req;
+    this.res = res;
+    this.requestId = requestId;
+    this.startedAt = startedAt;
+    this.domainId = "";
+    this.route = null;
+    this.pat = null;
+    this.entityId = "";
+    this.outcome = "pending";
+    this.upstreamStartedAt = 0;
+    this.upstreamHeadersAt = 0;
+    this.responseBytes = 0;
+    this.usage = null;
+  }
+}

@@ -1,0 +1,36 @@
+import type { ServerResponse } from "node:http";
+import { ERRORS, errorBody, type ErrorCode } from "../errors.ts";
+
+/**
+ * Sends a catalogue error in the OpenAI envelope. 401s carry WWW-Authenticate
+ * (RFC 6750) so clients know to fetch a new token; 403s name the missing scope.
+ */
+export function sendError(
+  res: ServerResponse,
+  requestId: string,
+  code: ErrorCode,
+  opts: { message?: string; param?: string | null; scope?: string; allow?: readonly string[]; close?: boolean } = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const status = ERRORS[code].status;
+  const body = errorBody(code, opts.message, opts.param);
+  const headers: Record<string, string | number> = {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    "x-request-id": requestId,
+    "cache-control": "no-store",
+  };
+  if (status === 401) {
+    headers["www-authenticate"] = code === "missing_token" ? 'Bearer realm="patgate"' : 'Bearer realm="patgate", error="invalid_token"';
+  } else if (code === "insufficient_scope" && opts.scope !== undefined) {
+    headers["www-authenticate"] = `Bearer realm="patgate", error="insufficient_scope", scope="${opts.scope.replace(/["\\]/g, "")}"`;
+  }
+  if (opts.allow !== undefined) headers.allow = opts.allow.join(", ");
+  // A body we did not read would otherwise be drained before the connection is reused.
+  if (opts.close === true) headers.connection = "close";
+  res.writeHead(status, headers);
+  res.end(body);
+}

@@ -1,0 +1,36 @@
+import pino, { type Logger } from "pino";
+
+/**
+ * The one pino instance. Serializers are allow-lists (nothing from a request
+ * is logged unless named here); `redact` is the second line of defence.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: "patgate" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: {
+        paths: [
+          "authorization",
+          "headers.authorization",
+          "req.headers.authorization",
+          "req.headers.cookie",
+          "token",
+          "pepper",
+          "secret",
+          "*.token",
+          "*.secret",
+          "*.secretHash",
+        ],
+        censor: "[redacted]",
+      },
+      serializers: {
+        err: pino.stdSerializers.err,
+      },
+    },
+    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+  );
+}
+
+export type { Logger };

@@ -1,0 +1,123 @@
+import type { PatRecord, Store } from "../store/types.ts";
+import { CompiledScopes } from "../scopes/scope.ts";
+import { FencedCache } from "../util/fenced-cache.ts";
+import { parseToken, secretMatches } from "./format.ts";
+
+/** A PAT as the data plane needs it: the record plus its scopes compiled for matching. */
+export interface VerifiedPat {
+  readonly record: PatRecord;
+  readonly scopes: CompiledScopes;
+}
+
+export type DenyReason = "malformed" | "unknown" | "bad_secret" | "expired" | "revoked";
+
+/** A denial is data; only store failures throw (StoreUnavailableError). */
+export type VerifyResult = { readonly ok: true; readonly pat: VerifiedPat } | { readonly ok: false; readonly reason: DenyReason };
+
+export interface VerifierOptions {
+  readonly pepper: Buffer;
+  readonly maxEntries: number;
+  readonly negativeTtlMs: number;
+  readonly maxAgeMs: number;
+  /** How often coalesced last-used times are written to the store. */
+  readonly touchIntervalMs: number;
+  readonly now?: () => number;
+}
+
+/**
+ * Verifies PATs: format and checksum with no I/O, then the record from a
+ * bounded cache in front of the store. The cache is kept exact by the store's
+ * change events and bypassed whenever those events may be missed.
+ */
+export class Verifier {
+  readonly #store: Store;
+  readonly #opts: VerifierOptions;
+  readonly #now: () => number;
+  readonly #cache: FencedCache<VerifiedPat | null>;
+  readonly #lastUsed = new Map<string, number>();
+  readonly #timer: NodeJS.Timeout;
+  #flushing: Promise<void> | null = null;
+
+  constructor(store: Store, opts: VerifierOptions) {
+    this.#store = store;
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+    this.#cache = new FencedCache(opts.maxEntries, this.#now);
+    this.#timer = setInterval(() => void this.flushUsage(), opts.touchIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** Checks a presented token; resolves with a decision, rejects only when the store fails. */
+  async verify(token: string): Promise<VerifyResult> {
+    const parsed = parseToken(token);
+    if (parsed === null) return { ok: false, reason: "malformed" };
+    const pat = await this.lookup(parsed.id);
+    if (pat === null) return { ok: false, reason: "unknown" };
+    const rec = pat.record;
+    const now = this.#now();
+    const current = secretMatches(this.#opts.pepper, rec.id, parsed.secret, rec.secretHash);
+    const previous =
+      !current &&
+      rec.prevSecretHash !== null &&
+      rec.prevSecretExpiresAt !== null &&
+      rec.prevSecretExpiresAt > now &&
+      secretMatches(this.#opts.pepper, rec.id, parsed.secret, rec.prevSecretHash);
+    if (!current && !previous) return { ok: false, reason: "bad_secret" };
+    // Re-checked on every use, cached or not.
+    if (rec.revoked) return { ok: false, reason: "revoked" };
+    if (rec.expiresAt <= now) return { ok: false, reason: "expired" };
+    this.#lastUsed.set(rec.id, now);
+    return { ok: true, pat };
+  }
+
+  /** The PAT by id through the cache (null when unknown). */
+  lookup(id: string): Promise<VerifiedPat | null> | VerifiedPat | null {
+    const live = this.#store.eventsLive();
+    if (live) {
+      const hit = this.#cache.peek(id);
+      if (hit !== undefined) return hit;
+    }
+    return this.#cache.load(id, () => this.#fetch(id), (v) => (v === null ? this.#opts.negativeTtlMs : this.#opts.maxAgeMs), live);
+  }
+
+  /** Drops a PAT from the cache (on its change event). */
+  invalidate(id: string): void {
+    this.#cache.invalidate(id);
+  }
+
+  /** Drops every cached PAT (events may have been missed). */
+  clear(): void {
+    this.#cache.clear();
+  }
+
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** Writes coalesced last-used times; a failed write keeps them for the next try. */
+  flushUsage(): Promise<void> {
+    if (this.#flushing !== null || this.#lastUsed.size === 0) return this.#flushing ?? Promise.resolve();
+    const batch = new Map(this.#lastUsed);
+    this.#lastUsed.clear();
+    this.#flushing = this.#store
+      .touchPats(batch)
+      .catch(() => {
+        for (const [id, t] of batch) if ((this.#lastUsed.get(id) ?? 0) < t) this.#lastUsed.set(id, t);
+      })
+      .finally(() => {
+        this.#flushing = null;
+      });
+    return this.#flushing;
+  }
+
+  /** Stops the timer and writes what is pending. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.flushUsage();
+  }
+
+  async #fetch(id: string): Promise<VerifiedPat | null> {
+    const record = await this.#store.getPat(id);
+    return record === null ? null : { record, scopes: new CompiledScopes(record.scopes) };
+  }
+}

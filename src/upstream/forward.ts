@@ -1,0 +1,130 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
+import type { Dispatcher } from "undici";
+import type { RequestContext } from "../http/context.ts";
+import { sendError } from "../http/respond.ts";
+import type { ErrorCode } from "../errors.ts";
+import type { HeaderPolicy } from "./headers.ts";
+import type { PooledTarget } from "./upstreams.ts";
+
+const STREAMING_TYPES = ["text/event-stream", "application/x-ndjson", "application/jsonl"];
+
+class ClientGone extends Error {
+  override readonly name = "ClientGone";
+}
+
+/**
+ * Streams one upstream response to the client: headers as they arrive, each
+ * body chunk as it arrives (never buffered), with backpressure both ways and
+ * the upstream request aborted as soon as the client leaves.
+ */
+class ProxyHandler implements Dispatcher.DispatchHandler {
+  readonly #ctx: RequestContext;
+  readonly #policy: HeaderPolicy;
+  readonly #done: (ctx: RequestContext) => void;
+  #controller: Dispatcher.DispatchController | null = null;
+  #finished = false;
+
+  constructor(ctx: RequestContext, policy: HeaderPolicy, done: (ctx: RequestContext) => void) {
+    this.#ctx = ctx;
+    this.#policy = policy;
+    this.#done = done;
+    ctx.res.once("close", this.#onClientClose);
+    ctx.res.on("drain", this.#onDrain);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#ctx.res.destroyed) controller.abort(new ClientGone("client closed"));
+  }
+
+  onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
+    const ctx = this.#ctx;
+    ctx.upstreamHeadersAt = performance.now();
+    const out = this.#policy.responseHeaders(headers);
+    out["x-request-id"] = ctx.requestId;
+    const type = headers["content-type"];
+    const streaming = typeof type === "string" && STREAMING_TYPES.some((t) => type.startsWith(t));
+    if (streaming) {
+      // Tell nginx-style ingresses not to buffer; send headers now so the first byte is not held back.
+      out["x-accel-buffering"] = "no";
+      out["cache-control"] ??= "no-cache";
+    }
+    if (statusMessage !== undefined && statusMessage !== "") ctx.res.writeHead(statusCode, statusMessage, out);
+    else ctx.res.writeHead(statusCode, out);
+    if (streaming) ctx.res.flushHeaders();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#ctx.responseBytes += chunk.length;
+    if (!this.#ctx.res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.#finish("ok");
+    this.#ctx.res.end();
+  }
+
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    const ctx = this.#ctx;
+    if (err instanceof ClientGone || ctx.res.destroyed) {
+      this.#finish("client_closed");
+      return;
+    }
+    const code = errorCode(err);
+    this.#finish(code);
+    // Mid-body failures cannot be reported in-band: cut the connection so the client sees a truncated response, not a clean end.
+    if (ctx.res.headersSent) ctx.res.destroy();
+    else sendError(ctx.res, ctx.requestId, code);
+  }
+
+  #finish(outcome: string): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#ctx.outcome = outcome;
+    this.#ctx.res.off("close", this.#onClientClose);
+    this.#ctx.res.off("drain", this.#onDrain);
+    this.#done(this.#ctx);
+  }
+
+  readonly #onDrain = (): void => {
+    this.#controller?.resume();
+  };
+
+  readonly #onClientClose = (): void => {
+    if (this.#finished) return;
+    if (this.#controller !== null && !this.#controller.aborted) this.#controller.abort(new ClientGone("client closed"));
+  };
+}
+
+function errorCode(err: Error): ErrorCode {
+  const code = (err as { code?: string }).code;
+  if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return "upstream_timeout";
+  return "upstream_error";
+}
+
+/**
+ * Sends the request to the picked target. `body` is the buffered body, the
+ * client request itself (streamed) or null; `headers` are already filtered.
+ */
+export function forward(
+  ctx: RequestContext,
+  target: PooledTarget,
+  path: string,
+  headers: string[],
+  body: Buffer | Readable | null,
+  policy: HeaderPolicy,
+  done: (ctx: RequestContext) => void,
+): void {
+  ctx.upstreamStartedAt = performance.now();
+  const handler = new ProxyHandler(ctx, policy, done);
+  target.pool.dispatch(
+    {
+      path: target.target.basePath + path,
+      method: ctx.req.method as Dispatcher.HttpMethod,
+      headers,
+      body,
+    },
+    handler,
+  );
+}

@@ -1,0 +1,77 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+
+// RFC 9110 §7.6.1 connection-specific fields, plus what the pool sets itself
+// (host) and what a proxy must not pass on (expect, proxy-*).
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+];
+
+/** Identity headers that only the gateway may set: client copies are always dropped. */
+export const IDENTITY_PREFIX = "x-patgate-";
+
+/**
+ * Which headers cross the gateway, compiled once: credentials and hop-by-hop
+ * headers are removed on the way in; hop-by-hop headers on the way out.
+ */
+export class HeaderPolicy {
+  readonly #dropRequest: ReadonlySet<string>;
+  readonly #dropResponse: ReadonlySet<string>;
+
+  constructor(stripRequestHeaders: readonly string[]) {
+    this.#dropRequest = new Set([...HOP_BY_HOP, "host", "expect", "x-request-id", ...stripRequestHeaders]);
+    this.#dropResponse = new Set([...HOP_BY_HOP, "x-request-id"]);
+  }
+
+  /**
+   * The forwarded request headers as undici's flat [name, value, …] array:
+   * client headers minus dropped ones, then `extra` (request id, upstream credential) last.
+   */
+  requestHeaders(rawHeaders: readonly string[], extra: readonly string[]): string[] {
+    const out: string[] = [];
+    let connectionTokens: Set<string> | null = null;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = (rawHeaders[i] as string).toLowerCase();
+      if (name === "connection") connectionTokens = tokens(rawHeaders[i + 1] as string, connectionTokens);
+    }
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const raw = rawHeaders[i] as string;
+      const name = raw.toLowerCase();
+      if (this.#dropRequest.has(name) || name.startsWith(IDENTITY_PREFIX)) continue;
+      if (connectionTokens !== null && connectionTokens.has(name)) continue;
+      out.push(raw, rawHeaders[i + 1] as string);
+    }
+    for (const v of extra) out.push(v);
+    return out;
+  }
+
+  /** The response headers sent to the client: upstream headers minus hop-by-hop ones. */
+  responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+    const out: OutgoingHttpHeaders = {};
+    const connection = headers.connection;
+    const listed = typeof connection === "string" ? tokens(connection, null) : null;
+    for (const name in headers) {
+      if (this.#dropResponse.has(name)) continue;
+      if (listed !== null && listed.has(name)) continue;
+      out[name] = headers[name];
+    }
+    return out;
+  }
+}
+
+function tokens(value: string, into: Set<string> | null): Set<string> {
+  const set = into ?? new Set<string>();
+  for (const t of value.split(",")) {
+    const name = t.trim().toLowerCase();
+    if (name !== "") set.add(name);
+  }
+  return set;
+}

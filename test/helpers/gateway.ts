@@ -1,0 +1,149 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import pino from "pino";
+import { parse, stringify } from "yaml";
+import { buildApp, type App } from "../../src/app.ts";
+import { loadSettings } from "../../src/config/config.ts";
+import type { Scope } from "../../src/scopes/scope.ts";
+import { newPat } from "../../src/tokens/issue.ts";
+import type { PatRecord, Store } from "../../src/store/types.ts";
+
+export const ROOT = path.resolve(import.meta.dirname, "..", "..");
+const SHIPPED_CONFIG = path.join(ROOT, "config", "patgate.yaml");
+
+/** The config file as an editable tree (the shape of config/patgate.yaml). */
+export interface TestConfig {
+  server: Record<string, unknown>;
+  store: Record<string, unknown>;
+  security: Record<string, unknown>;
+  upstreams: Record<string, Record<string, unknown>>;
+  [key: string]: unknown;
+}
+
+export interface GatewayOptions {
+  upstreamUrl: string;
+  /** Redis URL; embedded store in a temp dir when absent. */
+  redisUrl?: string;
+  keyPrefix?: string;
+  pepperHex?: string;
+  /** Overrides merged into the shipped config (after the defaults below). */
+  patch?: (cfg: TestConfig) => void;
+  routesFile?: string;
+}
+
+/** Writes a config derived from the shipped config/patgate.yaml into a temp dir. */
+export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; file: string; pepper: Buffer }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "patgate-test-"));
+  const cfg = parse(await readFile(SHIPPED_CONFIG, "utf8")) as TestConfig;
+  const pepperHex = opts.pepperHex ?? randomBytes(32).toString("hex");
+  cfg.server = { ...cfg.server, host: "127.0.0.1", port: 0 };
+  cfg.store = { redis_url: opts.redisUrl ?? "", embedded_path: path.join(dir, "data", "patgate.json"), key_prefix: opts.keyPrefix ?? "patgate:" };
+  cfg.security = { ...cfg.security, pepper: pepperHex };
+  cfg.routes_file = opts.routesFile ?? path.join(ROOT, "routes.yaml");
+  cfg.upstreams = { default: { targets: [opts.upstreamUrl], connect_timeout: "2s", headers_timeout: "10s", body_timeout: "10s" } };
+  cfg.logging = { level: "info" };
+  opts.patch?.(cfg);
+  const file = path.join(dir, "patgate.yaml");
+  await writeFile(file, stringify(cfg));
+  return { dir, file, pepper: Buffer.from(pepperHex, "hex") };
+}
+
+/** Every log line the gateway wrote, parsed. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+    for (const line of chunk.toString("utf8").split("\n")) if (line !== "") this.lines.push(line);
+    cb();
+  }
+  records(): Array<Record<string, unknown>> {
+    return this.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}
+
+export interface TestGateway {
+  app: App;
+  url: string;
+  port: number;
+  pepper: Buffer;
+  logs: LogCapture;
+  configFile: string;
+  store: Store;
+  /** Creates domain + membership (role admin unless given) + a PAT; returns its token. */
+  issue(spec: { userId?: string; domainId?: string; scopes: Array<Omit<Scope, "domainId"> & { domainId?: string }>; lifetimeMs?: number; role?: string; name?: string }): Promise<{ token: string; record: PatRecord }>;
+  close(): Promise<void>;
+}
+
+/** Starts a gateway in this process on a free port. */
+export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
+  const { dir, file, pepper } = await writeConfig(opts);
+  const logs = new LogCapture();
+  const app = await buildApp(loadSettings(file), { logger: pino({ level: "info" }, logs), touchIntervalMs: 200 });
+  const port = await app.listen(0, "127.0.0.1");
+  let n = 0;
+  return {
+    app,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    pepper,
+    logs,
+    configFile: file,
+    store: app.store,
+    async issue(spec) {
+      const userId = spec.userId ?? "alice";
+      const domainId = spec.domainId ?? "d1";
+      await ensureMember(app.store, domainId, userId, spec.role ?? "admin");
+      const scopes = spec.scopes.map((s) => ({ domainId, ...s }));
+      const { record, token } = newPat(pepper, { userId, name: spec.name ?? `pat-${++n}-${Date.now()}`, scopes, lifetimeMs: spec.lifetimeMs ?? 3_600_000 });
+      const r = await app.store.insertPat(record);
+      if (r !== "ok") throw new Error(`insertPat: ${r}`);
+      return { token, record };
+    },
+    async close() {
+      await app.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Puts the domain (if missing) and the user's membership with one role. */
+export async function ensureMember(store: Store, domainId: string, userId: string, role: string): Promise<void> {
+  if ((await store.getDomain(domainId)) === null) await store.putDomain({ id: domainId, name: domainId, upstream: null, createdAt: Date.now() });
+  await store.putMembership({ domainId, userId, roles: [role] });
+}
+
+/** A gateway in a child process (`node src/main.ts <config>`), for cross-process tests. */
+export async function spawnGateway(configFile: string): Promise<{ url: string; child: ChildProcess; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [path.join(ROOT, "src", "main.ts"), configFile], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${err}`)), 15_000);
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /"port":(\d+)[^\n]*"msg":"patgate listening"/.exec(out);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code}: ${err}`));
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    child,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode);
+        child.once("exit", (code) => resolve(code));
+        child.kill("SIGTERM");
+      }),
+  };
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+    // Suites start real servers and a private redis-server; run files in
+    // separate forks so one file's sockets never leak into another's.
+    pool: "forks",
+    reporters: ["default"],
+  },
+});
