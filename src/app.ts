@@ -25,11 +25,17 @@ export interface App {
   readonly verifier: Verifier;
   readonly routes: RouteTableHolder;
   readonly log: Logger;
+  /** Requests being served right now (data plane and others). */
+  inflight(): number;
   /** Starts listening; resolves with the bound port. */
   listen(port?: number, host?: string): Promise<number>;
   /** Readiness: store reachable, route table loaded, not draining. */
   ready(): Promise<{ ok: boolean; checks: Record<string, string> }>;
-  close(): Promise<void>;
+  /**
+   * Graceful close: readiness goes down, no new connections, in-flight requests
+   * and streams finish (up to `drainMs`, then they are cut), then everything shuts.
+   */
+  close(drainMs?: number): Promise<void>;
 }
 
 export interface AppOptions {
@@ -92,7 +98,18 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
     return { ok: checks.store === "ok" && !draining, checks };
   };
 
+  let inflight = 0;
+  let closeAll: (() => void) | null = null;
+  function onResponseClose(): void {
+    inflight--;
+    if (inflight === 0 && closeAll !== null) closeAll();
+  }
+
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    inflight++;
+    res.once("close", onResponseClose);
+    // While draining, tell keep-alive clients to reconnect elsewhere.
+    if (draining) res.shouldKeepAlive = false;
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     const ctx = new RequestContext(req, res, requestId, performance.now());
@@ -141,13 +158,22 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
         });
       });
     },
-    async close() {
+    inflight: () => inflight,
+    async close(drainMs = 30_000) {
       draining = true;
       routes.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeIdleConnections();
+        // Connections with no request in flight (idle keep-alive, or opened and never used) go now;
+        // the rest go when their last request ends, or at the deadline.
+        closeAll = () => server.closeAllConnections();
+        const deadline = setTimeout(closeAll, drainMs);
+        deadline.unref();
+        server.once("close", () => clearTimeout(deadline));
+        if (inflight === 0) closeAll();
+        else server.closeIdleConnections();
       });
+
       unsubscribe();
       await verifier.close();
       await upstreams.close();
