@@ -5,7 +5,6 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { ConfigError, type Settings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
-import { sendError } from "./http/respond.ts";
 import { deny, proxy, type DataPlane } from "./pipeline.ts";
 import { RouteTableHolder } from "./routing/holder.ts";
 import { splitTarget } from "./routing/normalize.ts";
@@ -17,6 +16,7 @@ import { EmbeddedStore } from "./store/embedded.ts";
 import { RedisStore } from "./store/redis.ts";
 import { StoreUnavailableError, type ChangeEvent, type Store } from "./store/types.ts";
 import { createLogger } from "./telemetry/logger.ts";
+import { createAdminApi } from "./admin/api.ts";
 
 /** A built gateway: its HTTP server (not yet listening) and a close for everything. */
 export interface App {
@@ -42,6 +42,8 @@ export interface AppOptions {
   readonly logger?: Logger;
   /** Touch flush interval for last-used times (tests shorten it). */
   readonly touchIntervalMs?: number;
+  /** Receives the admin key a first start creates (default: printed once to stderr). */
+  readonly printAdminKey?: (key: string) => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -77,6 +79,10 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       case "role": rights.onRoleChanged(); break;
       case "reset": verifier.clear(); rights.clear(); break;
     }
+  });
+  const admin = await createAdminApi({
+    settings, store, rights, pepper, log,
+    ...(opts.printAdminKey === undefined ? {} : { printAdminKey: opts.printAdminKey }),
   });
   const upstreams = new Upstreams(settings.upstreams, settings.defaultUpstream);
   const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), log };
@@ -129,7 +135,8 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       ready().then((r) => json(res, r.ok ? 200 : 503, { status: r.ok ? "ready" : "not ready", checks: r.checks }), () => json(res, 503, { status: "not ready" }));
       return;
     }
-    sendError(res, requestId, "no_route");
+    // Everything else is the management API (/pats, /domains, /roles); it answers 404 itself.
+    admin.handle(req, res, requestId);
   };
 
   const server = http.createServer(
@@ -175,6 +182,7 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       });
 
       unsubscribe();
+      admin.close();
       await verifier.close();
       await upstreams.close();
       await store.close();

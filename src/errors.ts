@@ -42,6 +42,28 @@ export const ERRORS = {
   upstream_unavailable: { status: 503, type: "api_error", message: "No upstream is available for this domain." },
   store_unavailable: { status: 503, type: "api_error", message: "The token store is unreachable; the request cannot be verified. Try again shortly." },
   upstream_timeout: { status: 504, type: "api_error", message: "The upstream did not answer in time." },
+  // Management API (/pats, /domains, /roles)
+  invalid_field: { status: 400, type: "invalid_request_error", message: "A request field is missing or invalid." },
+  invalid_duration: { status: 400, type: "invalid_request_error", message: "The duration is not valid or is longer than the maximum token lifetime." },
+  missing_credential: { status: 401, type: "invalid_request_error", message: "Missing credential: send 'Authorization: Bearer <OIDC token or admin key>'." },
+  invalid_credential: { status: 401, type: "invalid_request_error", message: "The credential is not a valid admin key or OIDC token." },
+  pat_not_accepted: { status: 401, type: "invalid_request_error", message: "A PAT cannot manage PATs; use an OIDC token or an admin key." },
+  operator_only: { status: 403, type: "invalid_request_error", message: "Only an operator (admin key) may do this." },
+  scope_not_held: { status: 403, type: "invalid_request_error", message: "You cannot grant a scope you do not hold in that domain." },
+  pat_not_found: { status: 404, type: "invalid_request_error", message: "No such PAT." },
+  member_not_found: { status: 404, type: "invalid_request_error", message: "The user is not a member of this domain." },
+  role_not_found: { status: 404, type: "invalid_request_error", message: "No such role." },
+  name_taken: { status: 409, type: "invalid_request_error", message: "This user already has a PAT with this name." },
+  domain_exists: { status: 409, type: "invalid_request_error", message: "A domain with this id already exists." },
+  pat_revoked: { status: 409, type: "invalid_request_error", message: "The PAT is revoked; a revoked PAT cannot be rotated. Create a new one." },
+  role_in_config: { status: 409, type: "invalid_request_error", message: "The role is defined in the config file; change it there." },
+  edit_conflict: { status: 409, type: "invalid_request_error", message: "The PAT kept changing while this edit was applied; try again." },
+  invalid_scope: { status: 422, type: "invalid_request_error", message: "A scope does not fit the catalog: unknown entity type or operation, or an operation that does not apply to the type." },
+  unknown_domain: { status: 422, type: "invalid_request_error", message: "A scope names a domain that does not exist." },
+  unknown_role: { status: 422, type: "invalid_request_error", message: "A role is not defined." },
+  unknown_operation: { status: 422, type: "invalid_request_error", message: "An operation is not in the catalog." },
+  unknown_upstream: { status: 422, type: "invalid_request_error", message: "The upstream is not in the gateway's config." },
+  idp_unavailable: { status: 503, type: "api_error", message: "The identity provider's signing keys could not be fetched; try again shortly." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

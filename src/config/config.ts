@@ -4,6 +4,7 @@ import { parse as parseYaml } from "yaml";
 import type { Catalog } from "./catalog.ts";
 import { parseDuration } from "../util/duration.ts";
 import { parseSize } from "../util/size.ts";
+import { adminKeyEntryHash } from "../admin/keys.ts";
 
 /** One upstream target: where requests go, and the path prefix put before the route path. */
 export interface Target {
@@ -22,10 +23,31 @@ export interface UpstreamSettings {
   readonly credential: { readonly header: string; readonly value: string } | null;
 }
 
+/** Users of the management API: OIDC-issued JWTs, verified against the issuer's JWKS. */
+export interface OidcSettings {
+  readonly issuer: string;
+  /** The token's `aud` must contain one of these. */
+  readonly audiences: readonly string[];
+  readonly jwksUrl: string;
+  /** Asymmetric JWS algorithms only; never `none`, never HMAC. */
+  readonly algorithms: readonly string[];
+  /** The claim that holds the user id (`sub` by default). */
+  readonly userClaim: string;
+  readonly clockToleranceSec: number;
+}
+
+/** Who may call the management API. */
+export interface AuthSettings {
+  /** SHA-256 (hex) of every configured admin key. Empty: the stored first-start key applies. */
+  readonly adminKeyHashes: readonly string[];
+  /** null: no JWT users (admin keys only). */
+  readonly oidc: OidcSettings | null;
+}
+
 /** Validated, frozen settings. Built once at start by loadSettings. */
 export interface Settings {
   readonly configFile: string;
-  readonly server: { readonly host: string; readonly port: number; readonly bodyLimit: number };
+  readonly server: { readonly host: string; readonly port: number };
   readonly store: { readonly redisUrl: string | null; readonly embeddedPath: string; readonly keyPrefix: string };
   readonly security: {
     readonly pepper: Buffer | null;
@@ -40,6 +62,7 @@ export interface Settings {
   readonly upstreams: ReadonlyMap<string, UpstreamSettings>;
   readonly defaultUpstream: string;
   readonly logging: { readonly level: string };
+  readonly auth: AuthSettings;
 }
 
 /** Thrown with every problem found, one per line, each naming the file and key. */
@@ -71,7 +94,11 @@ const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 /** Replaces ${VAR} and ${VAR:-default} in string values (never in keys), after YAML parsing so values cannot inject YAML. */
 export function expandEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
   if (typeof value === "string") {
-    return value.replace(ENV_REF, (_m, name: string, def: string | undefined) => env[name] ?? def ?? "");
+    // Shell semantics: `:-` takes the default when the variable is unset OR empty, so `PATGATE_HOST=` cannot mean "every interface".
+    return value.replace(ENV_REF, (_m, name: string, def: string | undefined) => {
+      const v = env[name];
+      return v === undefined || v === "" ? (def ?? "") : v;
+    });
   }
   if (Array.isArray(value)) return value.map((v) => expandEnv(v, env));
   if (value !== null && typeof value === "object") {
@@ -94,7 +121,7 @@ class Checker {
   obj(v: unknown, at: string, keys: readonly string[]): Obj {
     if (v === undefined || v === null) return {};
     if (typeof v !== "object" || Array.isArray(v)) {
-      this.fail(at, "must be a mapping");
+      this.fail(at === "" ? "(top level)" : at, "must be a mapping");
       return {};
     }
     for (const k of Object.keys(v)) if (!keys.includes(k)) this.fail(at ? `${at}.${k}` : k, `unknown key (known: ${keys.join(", ")})`);
@@ -151,14 +178,15 @@ const HEADER = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 export function parseSettings(raw: unknown, file: string): Settings {
   const c = new Checker(file);
   const dir = path.dirname(path.resolve(file));
-  const top = c.obj(raw, "", ["server", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging"]);
+  const top = c.obj(raw, "", ["server", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "auth"]);
 
-  const srv = c.obj(top.server, "server", ["host", "port", "body_limit"]);
+  const srv = c.obj(top.server, "server", ["host", "port"]);
   const server = {
     host: c.str(srv.host, "server.host", "127.0.0.1"),
     port: c.int(srv.port, "server.port", 8080, 0, 65535),
-    bodyLimit: c.size(srv.body_limit, "server.body_limit", "10mb"),
   };
+  // Node reads an empty host as "every interface": that must be said, not fallen into.
+  if (server.host.trim() === "") c.fail("server.host", "must not be empty (write 0.0.0.0 or :: to listen on every interface)");
 
   const st = c.obj(top.store, "store", ["redis_url", "embedded_path", "key_prefix"]);
   const redisUrl = c.str(st.redis_url, "store.redis_url", "").trim();
@@ -201,6 +229,8 @@ export function parseSettings(raw: unknown, file: string): Settings {
   const level = c.str(lg.level, "logging.level", "info");
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(level)) c.fail("logging.level", `unknown level "${level}"`);
 
+  const auth = parseAuth(c, top.auth, dir);
+
   if (c.problems.length > 0) throw new ConfigError(c.problems.join("\n"));
   return deepFreeze({
     configFile: path.resolve(file),
@@ -214,11 +244,23 @@ export function parseSettings(raw: unknown, file: string): Settings {
     upstreams,
     defaultUpstream,
     logging: { level },
+    auth,
   });
 }
 
+/** Hex or strict base64 / base64url; anything else (a passphrase, odd-length hex) is refused rather than decoded loosely. */
 function decodePepper(text: string): Buffer | null {
-  const buf = /^[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0 ? Buffer.from(text, "hex") : Buffer.from(text, "base64");
+  let buf: Buffer;
+  if (/^[0-9a-fA-F]+$/.test(text)) {
+    if (text.length % 2 !== 0) return null;
+    buf = Buffer.from(text, "hex");
+  } else if (/^[A-Za-z0-9+/]+={0,2}$/.test(text) && text.length % 4 === 0) {
+    buf = Buffer.from(text, "base64");
+  } else if (/^[A-Za-z0-9_-]+$/.test(text)) {
+    buf = Buffer.from(text, "base64url");
+  } else {
+    return null;
+  }
   return buf.length >= 32 ? buf : null;
 }
 
@@ -305,6 +347,82 @@ function parseTarget(text: string): Target | null {
   if ((url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") return null;
   const basePath = url.pathname === "/" ? "" : url.pathname.replace(/\/+$/, "");
   return { origin: url.origin, basePath };
+}
+
+// JWS algorithms a JWKS can verify. `none` and the HMAC family are refused:
+// an HMAC key in a public key set would let anyone who fetched it sign tokens.
+const JWT_ALGORITHMS = new Set(["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"]);
+
+/** A list of strings, or one string split on commas and whitespace (what `${VAR}` gives). */
+function stringList(c: Checker, v: unknown, at: string): string[] {
+  if (typeof v === "string") return v.split(/[\s,]+/).filter((x) => x !== "");
+  return c.list(v, at).map((x) => x.trim()).filter((x) => x !== "");
+}
+
+function parseAuth(c: Checker, raw: unknown, dir: string): AuthSettings {
+  const au = c.obj(raw, "auth", ["admin_keys", "admin_keys_file", "oidc"]);
+  const hashes: string[] = [];
+  const addKey = (entry: string, at: string): void => {
+    const r = adminKeyEntryHash(entry);
+    if (r.ok) hashes.push(r.hash);
+    else c.fail(at, r.error);
+  };
+  stringList(c, au.admin_keys, "auth.admin_keys").forEach((e, i) => addKey(e, `auth.admin_keys[${i}]`));
+  const keyFile = c.str(au.admin_keys_file, "auth.admin_keys_file", "").trim();
+  if (keyFile !== "") {
+    const full = path.resolve(dir, keyFile);
+    let text = "";
+    try {
+      text = readFileSync(full, "utf8");
+    } catch (err) {
+      c.fail("auth.admin_keys_file", `cannot read ${full}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+    }
+    text.split("\n").forEach((line, i) => {
+      const entry = line.trim();
+      if (entry !== "" && !entry.startsWith("#")) addKey(entry, `auth.admin_keys_file (${full} line ${i + 1})`);
+    });
+  }
+
+  const o = c.obj(au.oidc, "auth.oidc", ["issuer", "audience", "jwks_url", "algorithms", "user_claim", "clock_tolerance"]);
+  const issuer = c.str(o.issuer, "auth.oidc.issuer", "").trim();
+  const audiences = stringList(c, o.audience, "auth.oidc.audience");
+  const jwksUrl = c.str(o.jwks_url, "auth.oidc.jwks_url", "").trim();
+  if (issuer === "") {
+    if (audiences.length > 0 || jwksUrl !== "") c.fail("auth.oidc.issuer", "is required when auth.oidc.audience or auth.oidc.jwks_url is set");
+    return { adminKeyHashes: [...new Set(hashes)], oidc: null };
+  }
+  if (audiences.length === 0) c.fail("auth.oidc.audience", "is required with an issuer (the client id your tokens are issued for)");
+  if (jwksUrl === "") c.fail("auth.oidc.jwks_url", "is required with an issuer (e.g. https://idp.example/.well-known/jwks.json)");
+  else if (!secureUrl(jwksUrl)) c.fail("auth.oidc.jwks_url", "must be an https:// URL (http:// only for localhost)");
+  const algorithms = stringList(c, o.algorithms ?? ["RS256", "ES256", "EdDSA"], "auth.oidc.algorithms");
+  if (algorithms.length === 0) c.fail("auth.oidc.algorithms", "must list at least one algorithm");
+  for (const a of algorithms) {
+    if (!JWT_ALGORITHMS.has(a)) c.fail("auth.oidc.algorithms", `"${a}" is not allowed (allowed: ${[...JWT_ALGORITHMS].join(", ")})`);
+  }
+  const userClaim = c.str(o.user_claim, "auth.oidc.user_claim", "sub").trim();
+  if (userClaim === "") c.fail("auth.oidc.user_claim", "must name a claim");
+  return {
+    adminKeyHashes: [...new Set(hashes)],
+    oidc: {
+      issuer,
+      audiences,
+      jwksUrl,
+      algorithms,
+      userClaim,
+      clockToleranceSec: Math.floor(c.duration(o.clock_tolerance, "auth.oidc.clock_tolerance", "30s") / 1000),
+    },
+  };
+}
+
+function secureUrl(text: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return false;
+  }
+  if (url.protocol === "https:") return true;
+  return url.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname);
 }
 
 function deepFreeze<T>(value: T): T {

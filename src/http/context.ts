@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Route } from "../routing/table.ts";
 import type { VerifiedPat } from "../tokens/verifier.ts";
+import type { Usage } from "../upstream/usage.ts";
 
 /** Why a request ended the way it did: a catalogue code, or "ok" when it was forwarded. */
 export type Outcome = string;
@@ -21,9 +22,12 @@ export class RequestContext {
   outcome: Outcome;
   upstreamStartedAt: number;
   upstreamHeadersAt: number;
+  upstreamFirstByteAt: number;
+  upstreamId: string;
+  streaming: boolean;
   responseBytes: number;
   /** Token usage reported by the upstream, when it reports it. */
-  usage: { promptTokens: number; completionTokens: number } | null;
+  usage: Usage | null;
 
   constructor(req: IncomingMessage, res: ServerResponse, requestId: string, startedAt: number) {
     this.req = req;
@@ -37,6 +41,9 @@ export class RequestContext {
     this.outcome = "pending";
     this.upstreamStartedAt = 0;
     this.upstreamHeadersAt = 0;
+    this.upstreamFirstByteAt = 0;
+    this.upstreamId = "";
+    this.streaming = false;
     this.responseBytes = 0;
     this.usage = null;
   }

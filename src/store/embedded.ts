@@ -3,6 +3,7 @@ import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { StoreUnavailableError } from "./types.ts";
 import type {
+  AdminKeyRecord,
   ChangeEvent,
   Domain,
   InsertResult,
@@ -37,6 +38,7 @@ interface State {
   /** domainId → userId → membership. */
   readonly members: ReadonlyMap<string, ReadonlyMap<string, Membership>>;
   readonly roles: ReadonlyMap<string, Role>;
+  readonly adminKeys: ReadonlyMap<string, AdminKeyRecord>;
 }
 
 /** What a mutation decided: the next state (null: nothing changed), its answer and its events. */
@@ -48,7 +50,7 @@ interface Change<T> {
   readonly forget?: readonly string[];
 }
 
-const EMPTY: State = { pats: new Map(), domains: new Map(), members: new Map(), roles: new Map() };
+const EMPTY: State = { pats: new Map(), domains: new Map(), members: new Map(), roles: new Map(), adminKeys: new Map() };
 
 function unchanged<T>(result: T): Change<T> {
   return { next: null, result, events: [] };
@@ -351,6 +353,20 @@ export class EmbeddedStore implements Store {
     });
   }
 
+  // ---- admin keys -------------------------------------------------------------
+
+  listAdminKeys(): Promise<AdminKeyRecord[]> {
+    return this.#read((s) => [...s.adminKeys.values()].sort((a, b) => compare(a.id, b.id)));
+  }
+
+  addFirstAdminKey(key: AdminKeyRecord): Promise<boolean> {
+    return this.#mutate((s): Change<boolean> => {
+      if (s.adminKeys.size > 0) return unchanged(false);
+      const rec = decodeAdminKey({ ...key }, "admin key", TypeError);
+      return { next: { ...s, adminKeys: withEntry(s.adminKeys, rec.id, rec) }, result: true, events: [] };
+    });
+  }
+
   // ---- events and lifecycle ---------------------------------------------------
 
   subscribe(listener: (event: ChangeEvent) => void): () => void {
@@ -543,6 +559,11 @@ function decodeRole(v: unknown, where: string, Err: ErrorCtor): Role {
   return Object.freeze({ name: f.str("name"), operations: f.strs("operations") });
 }
 
+function decodeAdminKey(v: unknown, where: string, Err: ErrorCtor): AdminKeyRecord {
+  const f = new Fields(v, where, Err);
+  return Object.freeze({ id: f.str("id"), hash: f.str("hash"), createdAt: f.num("createdAt") });
+}
+
 // ---- the file -------------------------------------------------------------------
 
 function encodeSnapshot(s: State, lastUsed: ReadonlyMap<string, number>): string {
@@ -558,6 +579,7 @@ function encodeSnapshot(s: State, lastUsed: ReadonlyMap<string, number>): string
     domains: [...s.domains.values()],
     memberships,
     roles: [...s.roles.values()],
+    adminKeys: [...s.adminKeys.values()],
   });
 }
 
@@ -603,7 +625,15 @@ function decodeSnapshot(text: string, file: string): State {
       const r = decodeRole(v, `roles[${i}]`, CorruptFile);
       roles.set(r.name, r);
     });
-    return { pats, domains, members, roles };
+    const adminKeys = new Map<string, AdminKeyRecord>();
+    // Absent in files written before admin keys existed.
+    if ((raw as Record<string, unknown>)["adminKeys"] !== undefined) {
+      top.list("adminKeys").forEach((v, i) => {
+        const k = decodeAdminKey(v, `adminKeys[${i}]`, CorruptFile);
+        adminKeys.set(k.id, k);
+      });
+    }
+    return { pats, domains, members, roles, adminKeys };
   } catch (err) {
     if (!(err instanceof CorruptFile)) throw err;
     // Never start empty over a damaged file: that would silently drop every token.
@@ -656,6 +686,9 @@ async function removeStaleTemps(file: string): Promise<void> {
 
 // ---- the lock -------------------------------------------------------------------
 
+/** Lock files this process holds, so a second open in the same process is refused without reading the pid. */
+const locksHeldHere = new Set<string>();
+
 /**
  * `<file>.lock`, created with O_EXCL and holding our pid. A lock whose pid is
  * dead is taken over (its owner crashed). Two processes taking over the same
@@ -663,6 +696,9 @@ async function removeStaleTemps(file: string): Promise<void> {
  * before unlinking it narrows that window to a few microseconds.
  */
 async function acquireLock(lockFile: string, target: string): Promise<void> {
+  if (locksHeldHere.has(lockFile)) {
+    throw new Error(`embedded store ${target} is already open in this process (lock file ${lockFile}); two stores must not share one file`);
+  }
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(lockFile, "wx", 0o600);
@@ -672,6 +708,7 @@ async function acquireLock(lockFile: string, target: string): Promise<void> {
       } finally {
         await fh.close();
       }
+      locksHeldHere.add(lockFile);
       return;
     } catch (err) {
       if (errCode(err) !== "EEXIST") throw new Error(`cannot create lock file ${lockFile}: ${errMessage(err)}`, { cause: err });
@@ -682,7 +719,8 @@ async function acquireLock(lockFile: string, target: string): Promise<void> {
     if (!Number.isInteger(pid) || pid <= 0) {
       throw new Error(`embedded store ${target}: lock file ${lockFile} holds no pid; if no patgate process uses this store, delete the lock file`);
     }
-    if (pidAlive(pid)) {
+    // Our own pid in a lock we do not hold is a crash's leftover: in a container the restarted process is pid 1 again.
+    if (pid !== process.pid && pidAlive(pid)) {
       throw new Error(
         `embedded store ${target} is in use by process ${pid} (lock file ${lockFile}); two processes must not share one store file`,
       );
@@ -694,6 +732,7 @@ async function acquireLock(lockFile: string, target: string): Promise<void> {
 }
 
 async function releaseLock(lockFile: string): Promise<void> {
+  locksHeldHere.delete(lockFile);
   // Only our own lock: if it was taken over meanwhile, it is not ours to delete.
   const content = await readFile(lockFile, "utf8").catch(() => null);
   if (content !== null && Number(content.trim()) === process.pid) await unlink(lockFile).catch(() => undefined);

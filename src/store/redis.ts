@@ -2,6 +2,7 @@ import { Cluster, Redis } from "ioredis";
 import type { RedisOptions } from "ioredis";
 import { StoreUnavailableError } from "./types.ts";
 import type {
+  AdminKeyRecord,
   ChangeEvent,
   Domain,
   InsertResult,
@@ -59,6 +60,7 @@ class Keys {
   readonly membersOf: (domainId: string) => string;
   readonly domainsOf: (userId: string) => string;
   readonly roles: string;
+  readonly adminKeys: string;
   /** Channels are not keys: no hash tag needed, PUBLISH reaches the whole cluster. */
   readonly channel: string;
 
@@ -71,6 +73,7 @@ class Keys {
     this.membersOf = (domainId) => `${base}domain-members:${domainId}`; // hash userId → Membership JSON
     this.domainsOf = (userId) => `${base}user-domains:${userId}`; // hash domainId → Membership JSON
     this.roles = `${base}roles`; // hash name → Role JSON
+    this.adminKeys = `${base}admin-keys`; // hash id → AdminKeyRecord JSON
     this.channel = `${prefix}changes`;
   }
 }
@@ -170,6 +173,14 @@ local n = redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[1])
 if n == 1 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return n`,
+  },
+  // KEYS: adminKeys. ARGV: id, json. Only into an empty hash; admin keys are not cached, so nothing is published.
+  pgAddFirstAdminKey: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`,
   },
   // KEYS: domains, membersOf(d), domainsOf(u1..un). ARGV: domainId, channel, domainEvent, u1..un, memberEvent1..n.
   // The member list is read first so every key is declared; -1 means it changed meanwhile (caller retries).
@@ -503,6 +514,20 @@ export class RedisStore implements Store {
     return this.#call(async () => {
       const k = this.#keys;
       return (await this.#run("pgHashDel", k.roles, name, k.channel, eventJson({ kind: "role", name }))) === 1;
+    });
+  }
+
+  listAdminKeys(): Promise<AdminKeyRecord[]> {
+    return this.#call(async () => {
+      const all = (await this.#client.hvals(this.#keys.adminKeys)).map((v) => parse<AdminKeyRecord>(v));
+      return all.sort((a, b) => compare(a.id, b.id));
+    });
+  }
+
+  addFirstAdminKey(key: AdminKeyRecord): Promise<boolean> {
+    return this.#call(async () => {
+      const json = JSON.stringify({ id: key.id, hash: key.hash, createdAt: key.createdAt });
+      return (await this.#run("pgAddFirstAdminKey", this.#keys.adminKeys, key.id, json)) === 1;
     });
   }
 

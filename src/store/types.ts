@@ -41,6 +41,13 @@ export interface Role {
   readonly operations: readonly string[];
 }
 
+/** An operator credential as stored: only the SHA-256 (hex) of the key, never the key. */
+export interface AdminKeyRecord {
+  readonly id: string;
+  readonly hash: string;
+  readonly createdAt: number;
+}
+
 /**
  * Pushed to every gateway process after a committed change, so caches drop
  * exactly what changed. `reset` means "events may have been missed: drop all".
@@ -100,6 +107,15 @@ export interface Store {
   listRoles(): Promise<Role[]>;
   putRole(role: Role): Promise<void>;
   deleteRole(name: string): Promise<boolean>;
+
+  /** Stored admin-key hashes (the first-start key); not cached, so no change events. */
+  listAdminKeys(): Promise<AdminKeyRecord[]>;
+  /**
+   * Stores `key` only while the store holds no admin key at all, atomically, so
+   * of several replicas starting at once exactly one creates the first key.
+   * True when it was stored.
+   */
+  addFirstAdminKey(key: AdminKeyRecord): Promise<boolean>;
 
   /** Registers a listener for committed changes (from this and every other process). */
   subscribe(listener: (event: ChangeEvent) => void): () => void;

@@ -6,6 +6,7 @@ import { sendError } from "../http/respond.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { HeaderPolicy } from "./headers.ts";
 import type { PooledTarget } from "./upstreams.ts";
+import { Tail, usageFromTail } from "./usage.ts";
 
 const STREAMING_TYPES = ["text/event-stream", "application/x-ndjson", "application/jsonl"];
 
@@ -24,6 +25,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   readonly #done: (ctx: RequestContext) => void;
   #controller: Dispatcher.DispatchController | null = null;
   #finished = false;
+  readonly #tail = new Tail();
 
   constructor(ctx: RequestContext, policy: HeaderPolicy, done: (ctx: RequestContext) => void) {
     this.#ctx = ctx;
@@ -45,6 +47,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     out["x-request-id"] = ctx.requestId;
     const type = headers["content-type"];
     const streaming = typeof type === "string" && STREAMING_TYPES.some((t) => type.startsWith(t));
+    ctx.streaming = streaming;
     if (streaming) {
       // Tell nginx-style ingresses not to buffer; send headers now so the first byte is not held back.
       out["x-accel-buffering"] = "no";
@@ -56,13 +59,18 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.#ctx.responseBytes += chunk.length;
-    if (!this.#ctx.res.write(chunk)) controller.pause();
+    const ctx = this.#ctx;
+    if (ctx.responseBytes === 0) ctx.upstreamFirstByteAt = performance.now();
+    ctx.responseBytes += chunk.length;
+    this.#tail.push(chunk);
+    if (!ctx.res.write(chunk)) controller.pause();
   }
 
   onResponseEnd(): void {
+    const ctx = this.#ctx;
+    if (ctx.responseBytes > 0) ctx.usage = usageFromTail(this.#tail.text());
+    ctx.res.end();
     this.#finish("ok");
-    this.#ctx.res.end();
   }
 
   onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
@@ -117,6 +125,7 @@ export function forward(
   done: (ctx: RequestContext) => void,
 ): void {
   ctx.upstreamStartedAt = performance.now();
+  ctx.upstreamId = target.upstream.id;
   const handler = new ProxyHandler(ctx, policy, done);
   target.pool.dispatch(
     {

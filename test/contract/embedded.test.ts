@@ -63,7 +63,7 @@ describe("embedded store file and lock", () => {
 
   it("refuses a second open of the same file while the first holds the lock", async () => {
     const s = await openStore();
-    await expect(EmbeddedStore.open(file)).rejects.toThrow(/in use by process \d+/);
+    await expect(EmbeddedStore.open(file)).rejects.toThrow(/already open in this process/);
     await s.close();
     expect((await readdir(join(dir, "data"))).includes("store.json.lock")).toBe(false);
     await openStore();
@@ -77,6 +77,22 @@ describe("embedded store file and lock", () => {
     const again = await openStore();
     expect(await again.getRole("r")).toEqual({ name: "r", operations: [] });
     expect((await readFile(`${file}.lock`, "utf8")).trim()).toBe(String(process.pid));
+  });
+
+  it("takes over a lock holding its own pid that it does not hold (a container restarted as pid 1)", async () => {
+    const s = await openStore();
+    await s.putRole({ name: "r", operations: [] });
+    await s.close();
+    await writeFile(`${file}.lock`, `${process.pid}\n`);
+    const again = await openStore();
+    expect(await again.getRole("r")).toEqual({ name: "r", operations: [] });
+  });
+
+  it("refuses a lock held by another live process", async () => {
+    await openStore().then((s) => s.close());
+    // pid 1 is always alive; it is not us (vitest workers are never pid 1).
+    await writeFile(`${file}.lock`, "1\n");
+    await expect(EmbeddedStore.open(file)).rejects.toThrow(/in use by process 1/);
   });
 
   it("refuses a lock file that holds no pid", async () => {
@@ -108,20 +124,24 @@ describe("embedded store file and lock", () => {
   });
 
   it("keeps every committed mutation after a crash (no close) and ignores a torn temp file", async () => {
-    const a = await openStore();
     const p = makePat({ userId: "ivy", name: "keep" });
     const q = makePat({ userId: "ivy", name: "drop" });
-    await a.insertPat(p);
-    await a.insertPat(q);
-    await a.replacePat({ ...p, revoked: true, revokedAt: 9 }, 1);
-    await a.deletePat(q.id);
-    await a.putDomain({ id: "d", name: "D", upstream: null, createdAt: 1 });
-    await a.putMembership({ domainId: "d", userId: "ivy", roles: ["user"] });
-    await a.putRole({ name: "user", operations: ["read"] });
-    // The crash: `a` is abandoned without close(), its lock now names a dead
-    // process, and a write was cut short mid-way.
-    opened.splice(opened.indexOf(a), 1);
-    await writeFile(`${file}.lock`, `${deadPid()}\n`);
+    // The crash is real: another process commits the changes, then is SIGKILLed holding the lock.
+    const script = `
+      import { EmbeddedStore } from ${JSON.stringify(join(import.meta.dirname, "..", "..", "src", "store", "embedded.ts"))};
+      const [p, q] = JSON.parse(process.env.PATS);
+      const a = await EmbeddedStore.open(process.env.FILE);
+      await a.insertPat(p);
+      await a.insertPat(q);
+      await a.replacePat({ ...p, revoked: true, revokedAt: 9 }, 1);
+      await a.deletePat(q.id);
+      await a.putDomain({ id: "d", name: "D", upstream: null, createdAt: 1 });
+      await a.putMembership({ domainId: "d", userId: "ivy", roles: ["user"] });
+      await a.putRole({ name: "user", operations: ["read"] });
+      process.kill(process.pid, "SIGKILL");`;
+    const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { env: { ...process.env, FILE: file, PATS: JSON.stringify([p, q]) }, encoding: "utf8" });
+    expect(child.signal, child.stderr).toBe("SIGKILL");
+    expect((await readdir(join(dir, "data"))).includes("store.json.lock")).toBe(true);
     await writeFile(`${file}.tmp-${deadPid()}-7`, '{"torn');
 
     const b = await openStore();

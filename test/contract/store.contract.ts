@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { StoreUnavailableError } from "../../src/store/types.ts";
-import type { ChangeEvent, Domain, Membership, PatRecord, Role, Store } from "../../src/store/types.ts";
+import type { AdminKeyRecord, ChangeEvent, Domain, Membership, PatRecord, Role, Store } from "../../src/store/types.ts";
 import type { Scope } from "../../src/scopes/scope.ts";
 
 /** One store under test, as built by an implementation's test file. */
@@ -370,6 +370,37 @@ export function storeContract(name: string, makeStore: () => Promise<StoreFixtur
         expect(await store.deleteRole("admin")).toBe(true);
         expect(await store.deleteRole("admin")).toBe(false);
         expect(await store.listRoles()).toEqual([viewer]);
+      });
+    });
+
+    describe("admin keys", () => {
+      const key = (id: string): AdminKeyRecord => ({ id, hash: randomBytes(32).toString("hex"), createdAt: 1_700_000_000_000 });
+
+      it("stores the first admin key only while there is none", async () => {
+        expect(await store.listAdminKeys()).toEqual([]);
+        const first = key("k1");
+        expect(await store.addFirstAdminKey(first)).toBe(true);
+        expect(await store.addFirstAdminKey(key("k2"))).toBe(false);
+        expect(await store.listAdminKeys()).toEqual([first]);
+      });
+
+      it("lets exactly one of many concurrent first keys win (replicas starting at once)", async () => {
+        const keys = Array.from({ length: 8 }, (_, i) => key(`race-${i}`));
+        const results = await Promise.all(keys.map((k) => store.addFirstAdminKey(k)));
+        expect(results.filter((r) => r)).toHaveLength(1);
+        expect(await store.listAdminKeys()).toEqual([keys[results.indexOf(true)]]);
+      });
+
+      it("keeps the admin key across a reopen", async (ctx) => {
+        if (!fx.reopen) {
+          ctx.skip();
+          return;
+        }
+        const first = key("kept");
+        expect(await store.addFirstAdminKey(first)).toBe(true);
+        const again = await fx.reopen();
+        expect(await again.listAdminKeys()).toEqual([first]);
+        expect(await again.addFirstAdminKey(key("late"))).toBe(false);
       });
     });
 

@@ -33,10 +33,14 @@ export interface GatewayOptions {
   /** Overrides merged into the shipped config (after the defaults below). */
   patch?: (cfg: TestConfig) => void;
   routesFile?: string;
+  /** The operators' admin key (plaintext, configured); a fresh random one when absent; null: none configured (first-start key). */
+  adminKey?: string | null;
+  /** JWT sign-in for users (see test/helpers/jwks.ts). */
+  oidc?: { issuer: string; audience: string; jwksUrl: string; algorithms?: string[]; userClaim?: string };
 }
 
 /** Writes a config derived from the shipped config/patgate.yaml into a temp dir. */
-export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; file: string; pepper: Buffer }> {
+export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; file: string; pepper: Buffer; adminKey: string | null }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "patgate-test-"));
   const cfg = parse(await readFile(SHIPPED_CONFIG, "utf8")) as TestConfig;
   const pepperHex = opts.pepperHex ?? randomBytes(32).toString("hex");
@@ -46,10 +50,16 @@ export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; 
   cfg.routes_file = opts.routesFile ?? path.join(ROOT, "routes.yaml");
   cfg.upstreams = { default: { targets: [opts.upstreamUrl], connect_timeout: "2s", headers_timeout: "10s", body_timeout: "10s" } };
   cfg.logging = { level: "info" };
+  const adminKey = opts.adminKey === undefined ? `pgadm_test_${randomBytes(24).toString("hex")}` : opts.adminKey;
+  const o = opts.oidc;
+  cfg.auth = {
+    admin_keys: adminKey === null ? [] : [adminKey],
+    oidc: o === undefined ? {} : { issuer: o.issuer, audience: o.audience, jwks_url: o.jwksUrl, algorithms: o.algorithms ?? ["RS256", "ES256"], user_claim: o.userClaim ?? "sub" },
+  };
   opts.patch?.(cfg);
   const file = path.join(dir, "patgate.yaml");
   await writeFile(file, stringify(cfg));
-  return { dir, file, pepper: Buffer.from(pepperHex, "hex") };
+  return { dir, file, pepper: Buffer.from(pepperHex, "hex"), adminKey };
 }
 
 /** Every log line the gateway wrote, parsed. */
@@ -72,6 +82,10 @@ export interface TestGateway {
   logs: LogCapture;
   configFile: string;
   store: Store;
+  /** The configured admin key (null when the test asked for none). */
+  adminKey: string | null;
+  /** Admin keys the gateway created on its first start (what it would print to stderr). */
+  printedAdminKeys: string[];
   /** Creates domain + membership (role admin unless given) + a PAT; returns its token. */
   issue(spec: { userId?: string; domainId?: string; scopes: Array<Omit<Scope, "domainId"> & { domainId?: string }>; lifetimeMs?: number; role?: string; name?: string }): Promise<{ token: string; record: PatRecord }>;
   close(): Promise<void>;
@@ -79,9 +93,14 @@ export interface TestGateway {
 
 /** Starts a gateway in this process on a free port. */
 export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
-  const { dir, file, pepper } = await writeConfig(opts);
+  const { dir, file, pepper, adminKey } = await writeConfig(opts);
   const logs = new LogCapture();
-  const app = await buildApp(loadSettings(file), { logger: pino({ level: "info" }, logs), touchIntervalMs: 200 });
+  const printedAdminKeys: string[] = [];
+  const app = await buildApp(loadSettings(file), {
+    logger: pino({ level: "info" }, logs),
+    touchIntervalMs: 200,
+    printAdminKey: (key) => printedAdminKeys.push(key),
+  });
   const port = await app.listen(0, "127.0.0.1");
   let n = 0;
   return {
@@ -92,6 +111,8 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
     logs,
     configFile: file,
     store: app.store,
+    adminKey,
+    printedAdminKeys,
     async issue(spec) {
       const userId = spec.userId ?? "alice";
       const domainId = spec.domainId ?? "d1";

@@ -1,0 +1,70 @@
+# syntax=docker/dockerfile:1
+#
+# patgate container image. Node 24 runs the TypeScript sources directly (type
+# stripping), so there is no build step: the image holds production
+# dependencies, src/, config/ and routes.yaml, nothing else.
+#
+#   docker build -t patgate .
+#   docker run --read-only --tmpfs /tmp -v patgate-data:/data -p 8080:8080 patgate
+#
+# See docs/deploy.md. test/unit/dockerfile.test.ts checks this file.
+
+# Pin by digest in production (node:24-bookworm-slim@sha256:…); both stages
+# must use the same Node major so the installed packages match the runtime.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# ---- deps: production dependencies only, exactly as locked -------------------
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --ignore-scripts: no dependency needs an install script, and none gets to run one.
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- runtime ------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+
+# The gateway never runs npm, yarn or corepack: leave them out of the final
+# filesystem (less for scanners to flag, less for an intruder to use). The data
+# directory is the only place the process writes (embedded store, its pepper).
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+        /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+        /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-* \
+ && mkdir -p /data \
+ && chown 1000:1000 /data \
+ && chmod 0700 /data
+
+WORKDIR /app
+
+# Code and config stay owned by root: the process (UID 1000) can read but not
+# change them, and the root filesystem can be mounted read-only.
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY src ./src
+COPY config ./config
+COPY routes.yaml ./
+
+# PATGATE_HOST: listen on every interface inside the container (the shipped
+# config defaults to 127.0.0.1). PATGATE_DATA: the embedded store's directory;
+# with Redis (REDIS_URL) nothing is written there.
+ENV NODE_ENV=production \
+    PATGATE_CONFIG=/app/config/patgate.yaml \
+    PATGATE_HOST=0.0.0.0 \
+    PATGATE_PORT=8080 \
+    PATGATE_DATA=/data
+
+VOLUME ["/data"]
+EXPOSE 8080
+
+# The built-in `node` user of the official image; numeric so that Kubernetes'
+# runAsNonRoot can verify it without reading /etc/passwd.
+USER 1000:1000
+
+# No curl in a slim image: Node's own fetch asks /healthz (process alive).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PATGATE_PORT || '8080') + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+
+# SIGTERM starts the graceful drain (readiness down, in-flight requests and
+# streams finish up to the drain deadline); node is PID 1 and handles it itself.
+STOPSIGNAL SIGTERM
+CMD ["node", "src/main.ts"]

@@ -1,0 +1,41 @@
+import type { Settings } from "../config/config.ts";
+import type { Rights } from "../policy/rights.ts";
+import type { Store } from "../store/types.ts";
+import type { Caller } from "./auth.ts";
+import type { Reply } from "./reply.ts";
+import type { RouteDef } from "./router.ts";
+
+/** What the management API's handlers use: the core, never the data plane. */
+export interface AdminDeps {
+  readonly settings: Settings;
+  readonly store: Store;
+  readonly rights: Rights;
+  readonly pepper: Buffer;
+  readonly now: () => number;
+}
+
+/** One authenticated call, as a handler sees it. */
+export interface Call {
+  readonly caller: Caller;
+  readonly params: ReadonlyMap<string, string>;
+  readonly query: URLSearchParams;
+  /** The JSON body; `{}` when none was sent. */
+  readonly body: Readonly<Record<string, unknown>>;
+  /** Records a committed management change (the audit trail). */
+  audit(event: string, fields: Record<string, unknown>): void;
+}
+
+export interface Handler {
+  /** `operator`: admin keys only; `any`: users too (handlers then scope to the caller). */
+  readonly access: "operator" | "any";
+  readonly run: (deps: AdminDeps, call: Call) => Promise<Reply>;
+}
+
+export type Endpoint = RouteDef<Handler>;
+
+/** A path parameter the router bound (absent only if a route and its handler disagree). */
+export function param(call: Call, name: string): string {
+  const v = call.params.get(name);
+  if (v === undefined) throw new Error(`route has no {${name}} parameter`);
+  return v;
+}

@@ -1,0 +1,57 @@
+import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
+import type { OidcSettings } from "../config/config.ts";
+import { isUserId } from "./validate.ts";
+
+/** Why a JWT was refused: data for the 401 message, never the token. */
+export type JwtResult = { readonly ok: true; readonly userId: string } | { readonly ok: false; readonly reason: string };
+
+/** The identity provider's keys could not be fetched: an outage, not a bad token (→ 503). */
+export class IdpUnavailableError extends Error {
+  override readonly name = "IdpUnavailableError";
+}
+
+// JOSE errors that mean "we could not get the keys", as opposed to "this token is bad".
+const OUTAGE_CODES = new Set(["ERR_JWKS_TIMEOUT", "ERR_JOSE_GENERIC", "ERR_JWKS_INVALID"]);
+
+/** Verifies OIDC access/ID tokens against the issuer's JWKS, with jose. */
+export class OidcVerifier {
+  readonly #cfg: OidcSettings;
+  readonly #keys: JWTVerifyGetKey;
+
+  constructor(cfg: OidcSettings) {
+    this.#cfg = cfg;
+    // jose caches the set, refetches on an unknown `kid` at most every 30 s, and times out fetches.
+    this.#keys = createRemoteJWKSet(new URL(cfg.jwksUrl), { timeoutDuration: 3000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+  }
+
+  /** Checks signature (allowed algorithms only), issuer, audience and expiry; rejects only on an IdP outage. */
+  async verify(token: string): Promise<JwtResult> {
+    let payload: Record<string, unknown>;
+    try {
+      ({ payload } = await jwtVerify(token, this.#keys, {
+        issuer: this.#cfg.issuer,
+        audience: [...this.#cfg.audiences],
+        algorithms: [...this.#cfg.algorithms],
+        clockTolerance: this.#cfg.clockToleranceSec,
+        requiredClaims: ["exp"],
+      }));
+    } catch (err) {
+      if (err instanceof errors.JOSEError && !OUTAGE_CODES.has(err.code)) return { ok: false, reason: describe(err) };
+      throw new IdpUnavailableError("could not fetch the identity provider's signing keys", { cause: err });
+    }
+    const userId = payload[this.#cfg.userClaim];
+    if (typeof userId !== "string" || !isUserId(userId)) {
+      return { ok: false, reason: `the token's "${this.#cfg.userClaim}" claim is not a usable user id` };
+    }
+    return { ok: true, userId };
+  }
+}
+
+function describe(err: errors.JOSEError): string {
+  if (err instanceof errors.JWTExpired) return "the token has expired";
+  if (err instanceof errors.JWTClaimValidationFailed) return `the token's "${err.claim}" claim is not accepted`;
+  if (err instanceof errors.JOSEAlgNotAllowed) return "the token's signing algorithm is not allowed";
+  if (err instanceof errors.JWKSNoMatchingKey) return "the token is signed with a key the issuer does not publish";
+  if (err instanceof errors.JWSSignatureVerificationFailed) return "the token's signature does not verify";
+  return "the token is not a valid JWT";
+}

@@ -1,0 +1,78 @@
+/**
+ * What the management API shows of stored records. Fields are listed one by
+ * one (never spread), so a secret hash can never slip into a response.
+ */
+import type { Scope } from "../scopes/scope.ts";
+import type { Domain, Membership, PatRecord } from "../store/types.ts";
+
+export type PatStatus = "active" | "expired" | "revoked";
+export const PAT_STATUSES: readonly PatStatus[] = ["active", "expired", "revoked"];
+
+export interface ScopeView {
+  readonly domain_id: string;
+  readonly entity_type: string;
+  readonly entity_id: string;
+  readonly operation: string;
+}
+
+export interface PatView {
+  readonly id: string;
+  readonly user_id: string;
+  readonly name: string;
+  readonly description: string;
+  readonly scopes: readonly ScopeView[];
+  readonly issued_at: string;
+  readonly expires_at: string;
+  readonly updated_at: string;
+  readonly last_used_at: string | null;
+  readonly revoked: boolean;
+  readonly revoked_at: string | null;
+  readonly status: PatStatus;
+  /** After a rotation with a grace period: until when the previous secret still works. */
+  readonly previous_secret_expires_at: string | null;
+}
+
+/** Revoked wins over expired: it is the more final state. */
+export function patStatus(p: PatRecord, now: number): PatStatus {
+  if (p.revoked) return "revoked";
+  return p.expiresAt <= now ? "expired" : "active";
+}
+
+export function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function isoOrNull(ms: number | null): string | null {
+  return ms === null ? null : iso(ms);
+}
+
+export function scopeView(s: Scope): ScopeView {
+  return { domain_id: s.domainId, entity_type: s.entityType, entity_id: s.entityId, operation: s.operation };
+}
+
+export function patView(p: PatRecord, now: number): PatView {
+  const grace = p.prevSecretHash !== null && p.prevSecretExpiresAt !== null && p.prevSecretExpiresAt > now ? p.prevSecretExpiresAt : null;
+  return {
+    id: p.id,
+    user_id: p.userId,
+    name: p.name,
+    description: p.description,
+    scopes: p.scopes.map(scopeView),
+    issued_at: iso(p.issuedAt),
+    expires_at: iso(p.expiresAt),
+    updated_at: iso(p.updatedAt),
+    last_used_at: isoOrNull(p.lastUsedAt),
+    revoked: p.revoked,
+    revoked_at: isoOrNull(p.revokedAt),
+    status: patStatus(p, now),
+    previous_secret_expires_at: isoOrNull(grace),
+  };
+}
+
+export function domainView(d: Domain): { id: string; name: string; upstream: string | null; created_at: string } {
+  return { id: d.id, name: d.name, upstream: d.upstream, created_at: iso(d.createdAt) };
+}
+
+export function memberView(m: Membership): { domain_id: string; user_id: string; roles: readonly string[] } {
+  return { domain_id: m.domainId, user_id: m.userId, roles: [...m.roles] };
+}

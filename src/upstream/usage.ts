@@ -1,0 +1,52 @@
+/** Token usage an upstream reported, in OpenTelemetry GenAI terms. */
+export interface Usage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+}
+
+// Usage sits at the end of a JSON answer and in the last SSE/NDJSON events, so
+// only the response tail is searched. The patterns need an unescaped closing
+// quote, so text inside a JSON string (where quotes are escaped) never matches.
+const INPUT = /"(?:prompt_tokens|input_tokens|prompt_eval_count)"\s*:\s*(\d{1,12})/g;
+const OUTPUT = /"(?:completion_tokens|output_tokens|eval_count)"\s*:\s*(\d{1,12})/g;
+const TAIL = 4096;
+
+function last(re: RegExp, text: string): number | null {
+  re.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  let found: string | null = null;
+  while ((m = re.exec(text)) !== null) found = m[1] ?? null;
+  return found === null ? null : Number(found);
+}
+
+/** Reads usage from the last bytes of a response (OpenAI JSON/SSE, Responses API, Ollama). */
+export function usageFromTail(tail: string): Usage | null {
+  const input = last(INPUT, tail);
+  const output = last(OUTPUT, tail);
+  if (input === null && output === null) return null;
+  return { inputTokens: input ?? 0, outputTokens: output ?? 0 };
+}
+
+/** Keeps the last few KiB of a streamed body without copying every chunk. */
+export class Tail {
+  #prev: Buffer | null = null;
+  #last: Buffer | null = null;
+
+  push(chunk: Buffer): void {
+    if (chunk.length >= TAIL) {
+      this.#prev = null;
+      this.#last = chunk;
+    } else {
+      this.#prev = this.#last;
+      this.#last = chunk;
+    }
+  }
+
+  text(): string {
+    const last = this.#last;
+    if (last === null) return "";
+    const prev = this.#prev;
+    const buf = prev === null ? last : Buffer.concat([prev, last]);
+    return buf.toString("utf8", Math.max(0, buf.length - TAIL));
+  }
+}
