@@ -17,18 +17,29 @@ import { RedisStore } from "./store/redis.ts";
 import { StoreUnavailableError, type ChangeEvent, type Store } from "./store/types.ts";
 import { createLogger } from "./telemetry/logger.ts";
 import { createAdminApi } from "./admin/api.ts";
+import { Redis } from "ioredis";
+import { Metrics, observeRequest } from "./telemetry/metrics.ts";
+import { logAccess } from "./telemetry/access.ts";
+import { AuditStream } from "./telemetry/audit.ts";
+import type { ForwardHooks } from "./upstream/forward.ts";
 
 /** A built gateway: its HTTP server (not yet listening) and a close for everything. */
 export interface App {
   readonly server: http.Server;
+  /** The operations listener: /metrics, /healthz, /readyz. */
+  readonly opsServer: http.Server;
+  readonly metrics: Metrics;
   readonly store: Store;
   readonly verifier: Verifier;
   readonly routes: RouteTableHolder;
   readonly log: Logger;
   /** Requests being served right now (data plane and others). */
   inflight(): number;
-  /** Starts listening; resolves with the bound port. */
+  /** Starts both listeners; resolves with the bound data-plane port (the ops port is `opsPort()`). */
   listen(port?: number, host?: string): Promise<number>;
+  opsPort(): number;
+  /** Reloads the route table now (SIGHUP), keeping the last good one if the file is invalid. */
+  reloadRoutes(how: string): { ok: true } | { ok: false; error: string };
   /** Readiness: store reachable, route table loaded, not draining. */
   ready(): Promise<{ ok: boolean; checks: Record<string, string> }>;
   /**
@@ -71,7 +82,10 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
     configRoles: settings.roles,
     operations: settings.catalog.operations,
   });
-  const unsubscribe = store.subscribe((ev: ChangeEvent) => {
+  let inflight = 0;
+  const metrics = new Metrics({ cacheStats: () => verifier.stats, cacheEntries: () => verifier.cacheSize, inflightRequests: () => inflight });
+  const unsubscribe = store.subscribe((ev: ChangeEvent, committedAt?: number) => {
+    if (committedAt !== undefined) metrics.propagationLag.observe(Math.max(0, Date.now() - committedAt) / 1000);
     switch (ev.kind) {
       case "pat": verifier.invalidate(ev.id); break;
       case "member": rights.onMemberChanged(ev.domainId, ev.userId); break;
@@ -80,17 +94,49 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       case "reset": verifier.clear(); rights.clear(); break;
     }
   });
+  let auditRedis: Redis | null = null;
+  let auditStream: AuditStream | null = null;
+  if (settings.audit.redisStream !== null && settings.store.redisUrl !== null) {
+    const streamKey = settings.audit.redisStream;
+    const maxLen = String(settings.audit.streamMaxLen);
+    const conn = new Redis(settings.store.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000, lazyConnect: false });
+    conn.on("error", () => undefined); // state, not news: failed appends are counted and logged
+    auditRedis = conn;
+    auditStream = new AuditStream(log, (fields) => conn.xadd(streamKey, "MAXLEN", "~", maxLen, "*", ...fields));
+  }
   const admin = await createAdminApi({
-    settings, store, rights, pepper, log,
+    settings, store, rights, pepper, log, auditStream,
     ...(opts.printAdminKey === undefined ? {} : { printAdminKey: opts.printAdminKey }),
   });
   const upstreams = new Upstreams(settings.upstreams, settings.defaultUpstream);
-  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), log };
+  const decisions = settings.audit.includeDecisions ? auditStream : null;
+  const hooks: ForwardHooks = {
+    finish(ctx) {
+      const now = performance.now();
+      logAccess(log, ctx, now);
+      observeRequest(metrics, ctx, now);
+      if (ctx.streaming) metrics.inflightStreams.dec();
+      if (decisions !== null) {
+        decisions.decision([
+          "req_id", ctx.requestId, "decision", ctx.upstreamStartedAt > 0 ? "allow" : "deny", "reason", ctx.outcome,
+          "pat_id", ctx.pat?.record.id ?? "", "user", ctx.pat?.record.userId ?? "", "domain", ctx.domainId,
+          "route", ctx.route?.id ?? "", "entity", ctx.entityId, "status", String(ctx.res.statusCode),
+        ]);
+      }
+    },
+    streamStarted() {
+      metrics.inflightStreams.inc();
+    },
+  };
+  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), hooks };
 
-  routes.watch((r) => {
-    if (r.ok) log.info({ file: settings.routesFile }, "route table reloaded");
-    else log.error({ file: settings.routesFile, problem: r.error }, "route table reload failed; keeping the last good table");
-  });
+  const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {
+    metrics.routeReloads.labels(r.ok ? "ok" : "invalid").inc();
+    if (r.ok) log.info({ file: settings.routesFile, how }, "route table reloaded");
+    else log.error({ file: settings.routesFile, how, problem: r.error }, "route table reload failed; keeping the last good table");
+  };
+  routes.watch((r) => onReload(r, "file change"));
+
 
   let draining = false;
   const ready = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
@@ -104,7 +150,6 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
     return { ok: checks.store === "ok" && !draining, checks };
   };
 
-  let inflight = 0;
   let closeAll: (() => void) | null = null;
   function onResponseClose(): void {
     inflight--;
@@ -124,7 +169,10 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       const target = splitTarget(url);
       if (target === null) return deny(dp, ctx, "bad_path");
       proxy(dp, ctx, target).catch((err: unknown) => {
-        if (err instanceof StoreUnavailableError) return deny(dp, ctx, "store_unavailable");
+        if (err instanceof StoreUnavailableError) {
+          metrics.storeErrors.inc();
+          return deny(dp, ctx, "store_unavailable");
+        }
         log.error({ err, req_id: requestId }, "data plane failure");
         deny(dp, ctx, "internal_error");
       });
@@ -148,27 +196,58 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
     else socket.destroy();
   });
 
+  // Operations listener: scraped by Prometheus and probed by orchestrators, kept off the data-plane port.
+  const opsServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    const url = req.url ?? "/";
+    if (url === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType, "cache-control": "no-store" });
+          res.end(text);
+        },
+        (err: unknown) => {
+          log.error({ err }, "metrics collection failed");
+          json(res, 500, { status: "metrics failed" });
+        },
+      );
+      return;
+    }
+    if (url === "/healthz") return json(res, 200, { status: "ok" });
+    if (url === "/readyz") {
+      ready().then((r) => json(res, r.ok ? 200 : 503, { status: r.ok ? "ready" : "not ready", checks: r.checks }), () => json(res, 503, { status: "not ready" }));
+      return;
+    }
+    json(res, 404, { status: "not found", endpoints: ["/metrics", "/healthz", "/readyz"] });
+  });
+  let opsPort = 0;
+
   return {
     server,
+    opsServer,
+    metrics,
+    opsPort: () => opsPort,
+    reloadRoutes(how) {
+      const r = routes.reload();
+      onReload(r, how);
+      return r;
+    },
     store,
     verifier,
     routes,
     log,
     ready,
-    listen(port = settings.server.port, host = settings.server.host) {
-      return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(port, host, () => {
-          server.off("error", reject);
-          const addr = server.address();
-          resolve(typeof addr === "object" && addr !== null ? addr.port : port);
-        });
-      });
+    async listen(port = settings.server.port, host = settings.server.host) {
+      const bound = await listenOn(server, port, host);
+      // Tests bind the data plane to port 0; the ops port then follows suit.
+      opsPort = await listenOn(opsServer, port === 0 ? 0 : settings.ops.port, port === 0 ? host : settings.ops.host);
+      return bound;
     },
     inflight: () => inflight,
-    async close(drainMs = 30_000) {
+    async close(drainMs = settings.server.drainTimeoutMs) {
       draining = true;
       routes.close();
+      opsServer.close();
+      opsServer.closeAllConnections();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Connections with no request in flight (idle keep-alive, or opened and never used) go now;
@@ -186,6 +265,7 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       await verifier.close();
       await upstreams.close();
       await store.close();
+      auditRedis?.disconnect();
       log.flush();
     },
   };
@@ -210,6 +290,17 @@ async function embeddedPepper(settings: Settings, store: Store): Promise<Buffer>
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, pepper.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
   return pepper;
+}
+
+function listenOn(server: http.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      const addr = server.address();
+      resolve(typeof addr === "object" && addr !== null ? addr.port : port);
+    });
+  });
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

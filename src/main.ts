@@ -10,7 +10,7 @@ export async function serve(configFile: string): Promise<void> {
     const settings = loadSettings(configFile);
     app = await buildApp(settings);
     const port = await app.listen();
-    app.log.info({ port, host: settings.server.host, store: app.store.kind, routes: app.routes.current.routes.length }, "patgate listening");
+    app.log.info({ port, host: settings.server.host, ops_port: app.opsPort(), store: app.store.kind, routes: app.routes.current.routes.length }, "patgate listening");
     app.log.flush();
   } catch (err) {
     if (err instanceof ConfigError || err instanceof RouteTableError) {
@@ -38,9 +38,7 @@ export async function serve(configFile: string): Promise<void> {
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGHUP", () => {
-    const r = app.routes.reload();
-    if (r.ok) app.log.info("route table reloaded (SIGHUP)");
-    else app.log.error({ problem: r.error }, "route table reload failed (SIGHUP); keeping the last good table");
+    app.reloadRoutes("SIGHUP");
   });
 }
 

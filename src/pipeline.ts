@@ -1,5 +1,4 @@
 import type { Readable } from "node:stream";
-import type { Logger } from "pino";
 import type { RequestContext } from "./http/context.ts";
 import { sendError } from "./http/respond.ts";
 import { hasBody, readBody } from "./http/body.ts";
@@ -12,8 +11,7 @@ import type { Rights } from "./policy/rights.ts";
 import { formatNeed } from "./scopes/scope.ts";
 import type { Upstreams } from "./upstream/upstreams.ts";
 import type { HeaderPolicy } from "./upstream/headers.ts";
-import { forward } from "./upstream/forward.ts";
-import { logAccess } from "./telemetry/access.ts";
+import { forward, type ForwardHooks } from "./upstream/forward.ts";
 
 /** Everything the data plane uses, built once in app.ts. */
 export interface DataPlane {
@@ -22,7 +20,8 @@ export interface DataPlane {
   readonly rights: Rights;
   readonly upstreams: Upstreams;
   readonly headers: HeaderPolicy;
-  readonly log: Logger;
+  /** Access line, metrics and audit for every request, allowed or denied. */
+  readonly hooks: ForwardHooks;
 }
 
 const DENY_401 = { malformed: "invalid_token", unknown: "invalid_token", bad_secret: "invalid_token", expired: "expired_token", revoked: "revoked_token" } as const;
@@ -86,7 +85,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   const extra = ["x-request-id", ctx.requestId];
   if (upstream.upstream.credential !== null) extra.push(upstream.upstream.credential.header, upstream.upstream.credential.value);
   const path = target.rawPath.slice(target.rawSegments[0]!.length + target.rawSegments[1]!.length + 2) + target.query;
-  forward(ctx, upstream, path, dp.headers.requestHeaders(req.rawHeaders, extra), body, dp.headers, (c) => logAccess(dp.log, c));
+  forward(ctx, upstream, path, dp.headers.requestHeaders(req.rawHeaders, extra), body, dp.headers, dp.hooks);
 }
 
 function denyScope(dp: DataPlane, ctx: RequestContext, entityType: string, entityId: string): void {
@@ -101,7 +100,7 @@ export function deny(dp: DataPlane, ctx: RequestContext, code: ErrorCode, opts: 
   // An unread body would be drained before the connection is reused; closing is cheaper for big ones.
   const close = hasBody(ctx.req) && !ctx.req.readableEnded && Number(ctx.req.headers["content-length"] ?? Infinity) > 65536;
   sendError(ctx.res, ctx.requestId, code, { ...opts, close });
-  logAccess(dp.log, ctx);
+  dp.hooks.finish(ctx);
 }
 
 function bearer(header: string | undefined): string | null {

@@ -19,6 +19,7 @@ import { PAT_ENDPOINTS } from "./pats.ts";
 import { deny, type Denial, type Reply } from "./reply.ts";
 import { ROLE_ENDPOINTS } from "./roles.ts";
 import { Router } from "./router.ts";
+import type { AuditStream } from "../telemetry/audit.ts";
 
 export interface AdminApiOptions {
   readonly settings: Settings;
@@ -26,6 +27,8 @@ export interface AdminApiOptions {
   readonly rights: Rights;
   readonly pepper: Buffer;
   readonly log: Logger;
+  /** Where audit events also go, besides the log (a Redis Stream), if configured. */
+  readonly auditStream?: AuditStream | null;
   /** Receives a first-start admin key, once; default: stderr. */
   readonly printAdminKey?: (key: string) => void;
   readonly now?: () => number;
@@ -128,7 +131,9 @@ export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
       query: target.query,
       body: body.body,
       audit: (event, fields) => {
-        log.info({ audit: event, req_id: requestId, actor: actor(caller), ...fields }, "audit");
+        const who = actor(caller);
+        log.info({ audit: event, req_id: requestId, actor: who, ...fields }, "audit");
+        opts.auditStream?.change(event, who, fields, requestId);
       },
     };
     const reply: Reply = await m.route.handler.run(deps, call);

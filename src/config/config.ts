@@ -19,6 +19,8 @@ export interface UpstreamSettings {
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly connections: number;
+  /** Certificate checks on https targets; turning them off needs security.allow_insecure_upstream_tls. */
+  readonly tlsVerify: boolean;
   /** Injected on every forwarded request, so clients never hold the provider key. */
   readonly credential: { readonly header: string; readonly value: string } | null;
 }
@@ -47,12 +49,17 @@ export interface AuthSettings {
 /** Validated, frozen settings. Built once at start by loadSettings. */
 export interface Settings {
   readonly configFile: string;
-  readonly server: { readonly host: string; readonly port: number };
+  readonly server: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number };
+  /** The operations listener: /metrics, /healthz, /readyz. */
+  readonly ops: { readonly host: string; readonly port: number };
+  readonly audit: { readonly redisStream: string | null; readonly streamMaxLen: number; readonly includeDecisions: boolean };
   readonly store: { readonly redisUrl: string | null; readonly embeddedPath: string; readonly keyPrefix: string };
   readonly security: {
     readonly pepper: Buffer | null;
     readonly maxTokenLifetimeMs: number;
     readonly stripRequestHeaders: readonly string[];
+    readonly allowInsecureUpstreamTls: boolean;
+    readonly allowPlaintextCredentials: boolean;
   };
   readonly routesFile: string;
   readonly cache: { readonly maxEntries: number; readonly negativeTtlMs: number; readonly maxAgeMs: number };
@@ -161,6 +168,13 @@ class Checker {
     }
     return r.bytes;
   }
+  bool(v: unknown, at: string, def: boolean): boolean {
+    if (v === undefined || v === null || v === "") return def;
+    if (typeof v === "boolean") return v;
+    if (v === "true" || v === "false") return v === "true";
+    this.fail(at, "must be true or false");
+    return def;
+  }
   list(v: unknown, at: string): string[] {
     if (v === undefined || v === null) return [];
     if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
@@ -178,13 +192,18 @@ const HEADER = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 export function parseSettings(raw: unknown, file: string): Settings {
   const c = new Checker(file);
   const dir = path.dirname(path.resolve(file));
-  const top = c.obj(raw, "", ["server", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "auth"]);
+  const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth"]);
 
-  const srv = c.obj(top.server, "server", ["host", "port"]);
+  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout"]);
   const server = {
     host: c.str(srv.host, "server.host", "127.0.0.1"),
     port: c.int(srv.port, "server.port", 8080, 0, 65535),
+    drainTimeoutMs: c.duration(srv.drain_timeout, "server.drain_timeout", "30s"),
   };
+  const op = c.obj(top.ops, "ops", ["host", "port"]);
+  const opsHost = c.str(op.host, "ops.host", "").trim();
+  const ops = { host: opsHost === "" ? server.host : opsHost, port: c.int(op.port, "ops.port", 9090, 0, 65535) };
+  if (ops.port !== 0 && ops.port === server.port && ops.host === server.host) c.fail("ops.port", "must differ from server.port");
   // Node reads an empty host as "every interface": that must be said, not fallen into.
   if (server.host.trim() === "") c.fail("server.host", "must not be empty (write 0.0.0.0 or :: to listen on every interface)");
 
@@ -197,12 +216,15 @@ export function parseSettings(raw: unknown, file: string): Settings {
     keyPrefix: c.str(st.key_prefix, "store.key_prefix", "patgate:"),
   };
 
-  const sec = c.obj(top.security, "security", ["pepper", "max_token_lifetime", "strip_request_headers"]);
+  const sec = c.obj(top.security, "security", ["pepper", "max_token_lifetime", "strip_request_headers", "allow_insecure_upstream_tls", "allow_plaintext_credentials"]);
   const pepperText = c.str(sec.pepper, "security.pepper", "").trim();
   let pepper: Buffer | null = null;
   if (pepperText !== "") {
     pepper = decodePepper(pepperText);
     if (pepper === null) c.fail("security.pepper", "must be at least 32 bytes, hex or base64 (e.g. `openssl rand -hex 32`)");
+  }
+  if (pepperText === "" && store.redisUrl !== null) {
+    c.fail("security.pepper", "is required with Redis: every replica must share it (e.g. `openssl rand -hex 32` into PATGATE_PEPPER)");
   }
   const stripped = c.list(sec.strip_request_headers, "security.strip_request_headers").map((h) => h.toLowerCase());
   for (const h of stripped) if (!HEADER.test(h)) c.fail("security.strip_request_headers", `"${h}" is not a header name`);
@@ -210,6 +232,8 @@ export function parseSettings(raw: unknown, file: string): Settings {
     pepper,
     maxTokenLifetimeMs: c.duration(sec.max_token_lifetime, "security.max_token_lifetime", "1y"),
     stripRequestHeaders: Object.freeze([...new Set(["authorization", ...stripped])]),
+    allowInsecureUpstreamTls: c.bool(sec.allow_insecure_upstream_tls, "security.allow_insecure_upstream_tls", false),
+    allowPlaintextCredentials: c.bool(sec.allow_plaintext_credentials, "security.allow_plaintext_credentials", false),
   };
 
   const ca = c.obj(top.cache, "cache", ["max_entries", "negative_ttl", "max_age"]);
@@ -222,6 +246,16 @@ export function parseSettings(raw: unknown, file: string): Settings {
   const catalog = parseCatalog(c, top.catalog);
   const roles = parseRoles(c, top.roles, catalog);
   const upstreams = parseUpstreams(c, top.upstreams);
+  // Insecure settings refuse start unless the operator said, in a flag of its own, that they mean it.
+  for (const u of upstreams.values()) {
+    if (!u.tlsVerify && !security.allowInsecureUpstreamTls) {
+      c.fail(`upstreams.${u.id}.tls_verify`, "false turns off certificate checks; set security.allow_insecure_upstream_tls: true as well if you really mean it");
+    }
+    const plain = u.targets.filter((t) => t.origin.startsWith("http:") && !isLoopback(t.origin));
+    if (u.credential !== null && plain.length > 0 && !security.allowPlaintextCredentials) {
+      c.fail(`upstreams.${u.id}.credential`, `would be sent in clear text to ${plain.map((t) => t.origin).join(", ")}; use https, or set security.allow_plaintext_credentials: true`);
+    }
+  }
   const defaultUpstream = c.str(top.default_upstream, "default_upstream", "default");
   if (!upstreams.has(defaultUpstream)) c.fail("default_upstream", `names no upstream ("${defaultUpstream}")`);
 
@@ -231,10 +265,21 @@ export function parseSettings(raw: unknown, file: string): Settings {
 
   const auth = parseAuth(c, top.auth, dir);
 
+  const au = c.obj(top.audit, "audit", ["redis_stream", "stream_max_len", "include_decisions"]);
+  const stream = c.str(au.redis_stream, "audit.redis_stream", "").trim();
+  const audit = {
+    redisStream: stream === "" ? null : stream,
+    streamMaxLen: c.int(au.stream_max_len, "audit.stream_max_len", 100_000, 1, 100_000_000),
+    includeDecisions: c.bool(au.include_decisions, "audit.include_decisions", false),
+  };
+  if (audit.redisStream !== null && store.redisUrl === null) c.fail("audit.redis_stream", "needs store.redis_url (the stream lives in Redis)");
+
   if (c.problems.length > 0) throw new ConfigError(c.problems.join("\n"));
   return deepFreeze({
     configFile: path.resolve(file),
     server,
+    ops,
+    audit,
     store,
     security,
     routesFile: path.resolve(dir, c.str(top.routes_file, "routes_file", "../routes.yaml")),
@@ -306,7 +351,7 @@ function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings>
   for (const [id, value] of Object.entries(ups)) {
     const at = `upstreams.${id}`;
     if (!/^[a-z0-9][a-z0-9_.-]*$/.test(id)) c.fail(at, "upstream ids use [a-z0-9_.-]");
-    const u = c.obj(value, at, ["targets", "connect_timeout", "headers_timeout", "body_timeout", "connections", "credential"]);
+    const u = c.obj(value, at, ["targets", "connect_timeout", "headers_timeout", "body_timeout", "connections", "credential", "tls_verify"]);
     const targets: Target[] = [];
     const list = c.list(u.targets, `${at}.targets`);
     if (list.length === 0) c.fail(`${at}.targets`, "at least one target URL is required");
@@ -331,10 +376,16 @@ function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings>
       headersTimeoutMs: c.duration(u.headers_timeout, `${at}.headers_timeout`, "5m"),
       bodyTimeoutMs: c.duration(u.body_timeout, `${at}.body_timeout`, "5m"),
       connections: c.int(u.connections, `${at}.connections`, 128, 1, 100_000),
+      tlsVerify: c.bool(u.tls_verify, `${at}.tls_verify`, true),
       credential,
     });
   }
   return out;
+}
+
+function isLoopback(origin: string): boolean {
+  const host = new URL(origin).hostname;
+  return host === "localhost" || host === "[::1]" || host.startsWith("127.");
 }
 
 function parseTarget(text: string): Target | null {

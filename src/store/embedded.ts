@@ -62,7 +62,7 @@ export class EmbeddedStore implements Store {
   readonly #file: string;
   readonly #lockFile: string;
   #state: State;
-  readonly #listeners = new Set<(event: ChangeEvent) => void>();
+  readonly #listeners = new Set<(event: ChangeEvent, committedAt?: number) => void>();
   // Mutations (and touch flushes) run one at a time through this chain.
   #tail: Promise<void> = Promise.resolve();
   // Coalesced last-used times, newer than the records they belong to.
@@ -136,15 +136,16 @@ export class EmbeddedStore implements Store {
       await this.#save(change.next);
       this.#state = change.next;
       for (const id of change.forget ?? []) this.#lastUsed.delete(id);
-      for (const e of change.events) this.#deliver(e);
+      const committedAt = Date.now();
+      for (const e of change.events) this.#deliver(e, committedAt);
       return change.result;
     });
   }
 
-  #deliver(event: ChangeEvent): void {
+  #deliver(event: ChangeEvent, committedAt?: number): void {
     for (const l of [...this.#listeners]) {
       try {
-        l(event);
+        l(event, committedAt);
       } catch {
         // One faulty listener must neither fail a committed change nor silence the others.
       }
@@ -369,10 +370,10 @@ export class EmbeddedStore implements Store {
 
   // ---- events and lifecycle ---------------------------------------------------
 
-  subscribe(listener: (event: ChangeEvent) => void): () => void {
+  subscribe(listener: (event: ChangeEvent, committedAt?: number) => void): () => void {
     // Wrapped so the same function can be subscribed twice and unsubscribed independently.
-    const entry = (e: ChangeEvent): void => {
-      listener(e);
+    const entry = (e: ChangeEvent, at?: number): void => {
+      listener(e, at);
     };
     this.#listeners.add(entry);
     return () => {

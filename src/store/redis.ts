@@ -216,7 +216,7 @@ export class RedisStore implements Store {
   readonly #client: Client;
   readonly #keys: Keys;
   readonly #feed: ChangeFeed;
-  readonly #listeners = new Set<(event: ChangeEvent) => void>();
+  readonly #listeners = new Set<(event: ChangeEvent, committedAt?: number) => void>();
   // Woken on every connection state change, so connect() can wait for "ready or failed".
   readonly #watchers = new Set<() => void>();
   #closed = false;
@@ -234,8 +234,8 @@ export class RedisStore implements Store {
     });
     for (const ev of ["ready", "close", "end"]) client.on(ev, () => this.#wake());
     this.#feed = new ChangeFeed(makeFeedConn, keys.channel, {
-      event: (e) => {
-        this.#deliver(e);
+      event: (e, at) => {
+        this.#deliver(e, at);
       },
       status: () => {
         this.#wake();
@@ -322,10 +322,10 @@ export class RedisStore implements Store {
     for (const w of [...this.#watchers]) w();
   }
 
-  #deliver(event: ChangeEvent): void {
+  #deliver(event: ChangeEvent, committedAt?: number): void {
     for (const l of [...this.#listeners]) {
       try {
-        l(event);
+        l(event, committedAt);
       } catch {
         // One faulty listener must not keep the others from hearing about a change.
       }
@@ -531,10 +531,10 @@ export class RedisStore implements Store {
     });
   }
 
-  subscribe(listener: (event: ChangeEvent) => void): () => void {
+  subscribe(listener: (event: ChangeEvent, committedAt?: number) => void): () => void {
     // Wrapped so the same function can be subscribed twice and unsubscribed independently.
-    const entry = (e: ChangeEvent): void => {
-      listener(e);
+    const entry = (e: ChangeEvent, at?: number): void => {
+      listener(e, at);
     };
     this.#listeners.add(entry);
     return () => {
@@ -569,7 +569,7 @@ export class RedisStore implements Store {
 class ChangeFeed {
   readonly #makeConn: () => Redis;
   readonly #channel: string;
-  readonly #hooks: { event(e: ChangeEvent): void; status(): void };
+  readonly #hooks: { event(e: ChangeEvent, at?: number): void; status(): void };
   #conn: Redis | null = null;
   #live = false;
   #stopped = false;
@@ -578,7 +578,7 @@ class ChangeFeed {
   #replaceTimer: NodeJS.Timeout | null = null;
   #replacements = 0;
 
-  constructor(makeConn: () => Redis, channel: string, hooks: { event(e: ChangeEvent): void; status(): void }) {
+  constructor(makeConn: () => Redis, channel: string, hooks: { event(e: ChangeEvent, at?: number): void; status(): void }) {
     this.#makeConn = makeConn;
     this.#channel = channel;
     this.#hooks = hooks;
@@ -626,7 +626,7 @@ class ChangeFeed {
     conn.on("message", (channel: string, message: string) => {
       if (channel !== this.#channel) return;
       const event = parseEvent(message);
-      if (event !== null) this.#hooks.event(event);
+      if (event !== null) this.#hooks.event(event, committedAt(message));
     });
   }
 
@@ -755,8 +755,18 @@ function parseOrNull<T>(json: string | null): T | null {
   return json === null ? null : parse<T>(json);
 }
 
+/** The wire form also carries the commit time, so subscribers can measure propagation lag. */
 function eventJson(e: ChangeEvent): string {
-  return JSON.stringify(e);
+  return JSON.stringify({ ...e, at: Date.now() });
+}
+
+function committedAt(message: string): number | undefined {
+  try {
+    const at = (JSON.parse(message) as { at?: unknown }).at;
+    return typeof at === "number" && Number.isFinite(at) ? at : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A change event from the wire, or null for anything malformed (ignored by the feed). */

@@ -117,8 +117,11 @@ export interface Store {
    */
   addFirstAdminKey(key: AdminKeyRecord): Promise<boolean>;
 
-  /** Registers a listener for committed changes (from this and every other process). */
-  subscribe(listener: (event: ChangeEvent) => void): () => void;
+  /**
+   * Registers a listener for committed changes (from this and every other process).
+   * `committedAt` (epoch ms, the committing process's clock) is given when known, for lag metrics.
+   */
+  subscribe(listener: (event: ChangeEvent, committedAt?: number) => void): () => void;
   /**
    * True while change events are known to arrive. When false, caches must not
    * be trusted (events may be missed) and reads go to the store.

@@ -2,8 +2,7 @@ import type { Logger } from "pino";
 import type { RequestContext } from "../http/context.ts";
 
 /** Writes the one access line of a data-plane request. Never the token: only the PAT id. */
-export function logAccess(log: Logger, ctx: RequestContext): void {
-  const now = performance.now();
+export function logAccess(log: Logger, ctx: RequestContext, now: number): void {
   const route = ctx.route;
   const pat = ctx.pat;
   log.info(
@@ -20,7 +19,11 @@ export function logAccess(log: Logger, ctx: RequestContext): void {
       reason: ctx.outcome,
       status: ctx.res.statusCode,
       bytes_out: ctx.responseBytes,
+      upstream: ctx.upstreamId === "" ? null : ctx.upstreamId,
       upstream_ms: ctx.upstreamStartedAt > 0 && ctx.upstreamHeadersAt > 0 ? round(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) : null,
+      ttfb_ms: ctx.upstreamFirstByteAt > 0 ? round(ctx.upstreamFirstByteAt - ctx.upstreamStartedAt) : null,
+      stream: ctx.streaming,
+      usage: ctx.usage === null ? null : { input_tokens: ctx.usage.inputTokens, output_tokens: ctx.usage.outputTokens },
       total_ms: round(now - ctx.startedAt),
     },
     "access",

@@ -1,9 +1,17 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { RequestContext } from "../http/context.ts";
 
 // Latency buckets in seconds: a gateway's own overhead is sub-millisecond, an LLM answer takes seconds.
 const LATENCY = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const TOKENS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576];
 const LAG = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
+
+/** Numbers kept by other parts (as plain counters, off the prom-client path) and read at scrape time. */
+export interface MetricSources {
+  cacheStats(): { readonly hits: number; readonly misses: number; readonly bypass: number };
+  cacheEntries(): number;
+  inflightRequests(): number;
+}
 
 /**
  * Every metric patgate exports, defined in this one file. Labels are bounded:
@@ -40,12 +48,8 @@ export class Metrics {
     buckets: LATENCY,
     registers: [this.registry],
   });
-  readonly tokenCache = new Counter({
-    name: "patgate_token_cache_lookups_total",
-    help: "PAT lookups by result: hit, miss (loaded from the store) or bypass (change feed down).",
-    labelNames: ["result"] as const,
-    registers: [this.registry],
-  });
+  readonly tokenCache: Counter<"result">;
+  readonly tokenCacheEntries: Gauge;
   readonly storeErrors = new Counter({
     name: "patgate_store_errors_total",
     help: "Requests that could not be verified because the store was unreachable.",
@@ -57,11 +61,7 @@ export class Metrics {
     buckets: LAG,
     registers: [this.registry],
   });
-  readonly inflightRequests = new Gauge({
-    name: "patgate_inflight_requests",
-    help: "Requests being served now.",
-    registers: [this.registry],
-  });
+  readonly inflightRequests: Gauge;
   readonly inflightStreams = new Gauge({
     name: "patgate_inflight_streams",
     help: "Streamed (SSE / NDJSON) responses being relayed now.",
@@ -81,12 +81,55 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(sources: MetricSources) {
     collectDefaultMetrics({ register: this.registry, prefix: "patgate_" });
+    this.tokenCache = new Counter({
+      name: "patgate_token_cache_lookups_total",
+      help: "PAT lookups by result: hit, miss (loaded from the store) or bypass (change feed down: not trusted).",
+      labelNames: ["result"] as const,
+      registers: [this.registry],
+      collect() {
+        const s = sources.cacheStats();
+        this.reset();
+        this.labels("hit").inc(s.hits);
+        this.labels("miss").inc(s.misses);
+        this.labels("bypass").inc(s.bypass);
+      },
+    });
+    this.tokenCacheEntries = new Gauge({
+      name: "patgate_token_cache_entries",
+      help: "PATs (and unknown ids) cached in this process.",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.cacheEntries());
+      },
+    });
+    this.inflightRequests = new Gauge({
+      name: "patgate_inflight_requests",
+      help: "Requests being served now.",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.inflightRequests());
+      },
+    });
   }
 }
 
 /** "2xx" for 204 and so on: a bounded label. */
 export function statusClass(status: number): string {
   return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "other";
+}
+
+/** Records one finished data-plane request. Label values come from bounded sets only. */
+export function observeRequest(m: Metrics, ctx: RequestContext, now: number): void {
+  const route = ctx.route === null ? "none" : ctx.route.id;
+  const cls = statusClass(ctx.res.statusCode);
+  m.requests.labels(route, ctx.outcome, cls).inc();
+  m.requestDuration.labels(route, cls).observe((now - ctx.startedAt) / 1000);
+  if (ctx.upstreamHeadersAt > 0) m.upstreamDuration.labels(ctx.upstreamId).observe((ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1000);
+  if (ctx.upstreamFirstByteAt > 0) m.upstreamTtfb.labels(ctx.upstreamId).observe((ctx.upstreamFirstByteAt - ctx.upstreamStartedAt) / 1000);
+  if (ctx.usage !== null) {
+    m.tokenUsage.labels("input", route).observe(ctx.usage.inputTokens);
+    m.tokenUsage.labels("output", route).observe(ctx.usage.outputTokens);
+  }
 }

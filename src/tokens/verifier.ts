@@ -37,6 +37,8 @@ export class Verifier {
   readonly #lastUsed = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
   #flushing: Promise<void> | null = null;
+  /** Lookup outcomes since start, read by the metrics exporter. */
+  readonly stats = { hits: 0, misses: 0, bypass: 0 };
 
   constructor(store: Store, opts: VerifierOptions) {
     this.#store = store;
@@ -75,7 +77,13 @@ export class Verifier {
     const live = this.#store.eventsLive();
     if (live) {
       const hit = this.#cache.peek(id);
-      if (hit !== undefined) return hit;
+      if (hit !== undefined) {
+        this.stats.hits++;
+        return hit;
+      }
+      this.stats.misses++;
+    } else {
+      this.stats.bypass++;
     }
     return this.#cache.load(id, () => this.#fetch(id), (v) => (v === null ? this.#opts.negativeTtlMs : this.#opts.maxAgeMs), live);
   }

@@ -10,6 +10,12 @@ import { Tail, usageFromTail } from "./usage.ts";
 
 const STREAMING_TYPES = ["text/event-stream", "application/x-ndjson", "application/jsonl"];
 
+/** What the data plane hears from a forwarded request: its end (once), and the start of a stream. */
+export interface ForwardHooks {
+  finish(ctx: RequestContext): void;
+  streamStarted(ctx: RequestContext): void;
+}
+
 class ClientGone extends Error {
   override readonly name = "ClientGone";
 }
@@ -22,15 +28,15 @@ class ClientGone extends Error {
 class ProxyHandler implements Dispatcher.DispatchHandler {
   readonly #ctx: RequestContext;
   readonly #policy: HeaderPolicy;
-  readonly #done: (ctx: RequestContext) => void;
+  readonly #hooks: ForwardHooks;
   #controller: Dispatcher.DispatchController | null = null;
   #finished = false;
   readonly #tail = new Tail();
 
-  constructor(ctx: RequestContext, policy: HeaderPolicy, done: (ctx: RequestContext) => void) {
+  constructor(ctx: RequestContext, policy: HeaderPolicy, hooks: ForwardHooks) {
     this.#ctx = ctx;
     this.#policy = policy;
-    this.#done = done;
+    this.#hooks = hooks;
     ctx.res.once("close", this.#onClientClose);
     ctx.res.on("drain", this.#onDrain);
   }
@@ -55,7 +61,10 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     }
     if (statusMessage !== undefined && statusMessage !== "") ctx.res.writeHead(statusCode, statusMessage, out);
     else ctx.res.writeHead(statusCode, out);
-    if (streaming) ctx.res.flushHeaders();
+    if (streaming) {
+      ctx.res.flushHeaders();
+      this.#hooks.streamStarted(ctx);
+    }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -92,7 +101,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#ctx.outcome = outcome;
     this.#ctx.res.off("close", this.#onClientClose);
     this.#ctx.res.off("drain", this.#onDrain);
-    this.#done(this.#ctx);
+    this.#hooks.finish(this.#ctx);
   }
 
   readonly #onDrain = (): void => {
@@ -122,11 +131,11 @@ export function forward(
   headers: string[],
   body: Buffer | Readable | null,
   policy: HeaderPolicy,
-  done: (ctx: RequestContext) => void,
+  hooks: ForwardHooks,
 ): void {
   ctx.upstreamStartedAt = performance.now();
   ctx.upstreamId = target.upstream.id;
-  const handler = new ProxyHandler(ctx, policy, done);
+  const handler = new ProxyHandler(ctx, policy, hooks);
   target.pool.dispatch(
     {
       path: target.target.basePath + path,

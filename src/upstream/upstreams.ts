@@ -26,6 +26,8 @@ class Upstream {
         keepAliveTimeout: 30_000,
         // Proxied requests are never pipelined: one slow stream must not hold others back.
         pipelining: 1,
+        // Verification stays on unless the operator turned it off explicitly (validated at load).
+        connect: { rejectUnauthorized: settings.tlsVerify },
       }),
     }));
   }

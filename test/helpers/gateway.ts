@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
+import { sinkLog } from "./log-sink.ts";
 import { parse, stringify } from "yaml";
 import { buildApp, type App } from "../../src/app.ts";
 import { loadSettings } from "../../src/config/config.ts";
@@ -44,7 +45,8 @@ export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; 
   const dir = await mkdtemp(path.join(os.tmpdir(), "patgate-test-"));
   const cfg = parse(await readFile(SHIPPED_CONFIG, "utf8")) as TestConfig;
   const pepperHex = opts.pepperHex ?? randomBytes(32).toString("hex");
-  cfg.server = { ...cfg.server, host: "127.0.0.1", port: 0 };
+  cfg.server = { ...cfg.server, host: "127.0.0.1", port: 0, drain_timeout: "5s" };
+  cfg.ops = { port: 0 };
   cfg.store = { redis_url: opts.redisUrl ?? "", embedded_path: path.join(dir, "data", "patgate.json"), key_prefix: opts.keyPrefix ?? "patgate:" };
   cfg.security = { ...cfg.security, pepper: pepperHex };
   cfg.routes_file = opts.routesFile ?? path.join(ROOT, "routes.yaml");
@@ -66,7 +68,9 @@ export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; 
 export class LogCapture extends Writable {
   readonly lines: string[] = [];
   override _write(chunk: Buffer, _enc: string, cb: () => void): void {
-    for (const line of chunk.toString("utf8").split("\n")) if (line !== "") this.lines.push(line);
+    const text = chunk.toString("utf8");
+    sinkLog(text);
+    for (const line of text.split("\n")) if (line !== "") this.lines.push(line);
     cb();
   }
   records(): Array<Record<string, unknown>> {
@@ -144,6 +148,7 @@ export async function spawnGateway(configFile: string): Promise<{ url: string; c
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway did not start: ${err}`)), 15_000);
+    child.stdout.on("data", (d: Buffer) => sinkLog(d.toString("utf8")));
     child.stdout.on("data", (d: Buffer) => {
       out += d.toString();
       const m = /"port":(\d+)[^\n]*"msg":"patgate listening"/.exec(out);

@@ -70,7 +70,9 @@ describe("the shipped config/patgate.yaml", () => {
   it("loads with PATGATE_PEPPER unset: defaults, embedded store, pepper left to the store", () => {
     const s = loadSettings(SHIPPED, {});
     expect(s.configFile).toBe(SHIPPED);
-    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000 });
+    expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
+    expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store).toEqual({ redisUrl: null, embeddedPath: path.join(ROOT, "data", "patgate.json"), keyPrefix: "patgate:" });
     expect(s.security.pepper).toBeNull();
     expect(s.security.maxTokenLifetimeMs).toBe(365 * DAY);
@@ -91,6 +93,7 @@ describe("the shipped config/patgate.yaml", () => {
       headersTimeoutMs: 5 * 60_000,
       bodyTimeoutMs: 5 * 60_000,
       connections: 128,
+      tlsVerify: true,
       credential: null,
     });
     expect(s.logging.level).toBe("info");
@@ -101,14 +104,14 @@ describe("the shipped config/patgate.yaml", () => {
     const s = loadSettings(SHIPPED, {
       PATGATE_PEPPER: pepper.toString("hex"),
       PATGATE_HOST: "0.0.0.0",
-      PATGATE_PORT: "9090",
+      PATGATE_PORT: "9091",
       PATGATE_DATA: "/var/lib/patgate",
       REDIS_URL: "redis://redis:6379/0",
       PATGATE_LOG_LEVEL: "debug",
     });
     expect(s.security.pepper?.equals(pepper)).toBe(true);
     expect(s.server.host).toBe("0.0.0.0");
-    expect(s.server.port).toBe(9090);
+    expect(s.server.port).toBe(9091);
     expect(s.store.embeddedPath).toBe("/var/lib/patgate/patgate.json");
     expect(s.store.redisUrl).toBe("redis://redis:6379/0");
     expect(s.logging.level).toBe("debug");
@@ -265,7 +268,9 @@ describe("expandEnv", () => {
 describe("parseSettings: validation", () => {
   it("accepts the minimal config with every default", () => {
     const s = parse();
-    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000 });
+    expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
+    expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store.redisUrl).toBeNull();
     expect(s.store.embeddedPath).toBe(path.resolve("/etc/patgate/../data/patgate.json"));
     expect(s.routesFile).toBe("/etc/routes.yaml");
@@ -353,7 +358,7 @@ describe("parseSettings: validation", () => {
   });
 
   it("redis_url accepts redis:// and rediss://; blank means the embedded store", () => {
-    expect(parse({ "store.redis_url": "rediss://u:p@r:6380/1" }).store.redisUrl).toBe("rediss://u:p@r:6380/1");
+    expect(parse({ "store.redis_url": "rediss://u:p@r:6380/1", "security.pepper": "ab".repeat(32) }).store.redisUrl).toBe("rediss://u:p@r:6380/1");
     expect(parse({ "store.redis_url": " " }).store.redisUrl).toBeNull();
   });
 
