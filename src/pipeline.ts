@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import type { RequestContext } from "./http/context.ts";
 import { sendError } from "./http/respond.ts";
-import { hasBody, readBody } from "./http/body.ts";
+import { LimitedBody, hasBody, readBody } from "./http/body.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { RouteTableHolder } from "./routing/holder.ts";
 import type { Target } from "./routing/normalize.ts";
@@ -73,8 +73,14 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
     ctx.entityId = e.id;
   }
   if (body === null && hasBody(req)) {
-    if (Number(req.headers["content-length"] ?? 0) > route.bodyLimit) return deny(dp, ctx, "body_too_large");
-    body = req;
+    const declared = req.headers["content-length"];
+    if (declared !== undefined) {
+      if (Number(declared) > route.bodyLimit) return deny(dp, ctx, "body_too_large");
+      body = req;
+    } else {
+      // Chunked: the size is only known as it streams, so count on the way through.
+      body = req.pipe(new LimitedBody(route.bodyLimit));
+    }
   }
 
   const need = { domainId: ctx.domainId, entityType: route.entityType, entityId: ctx.entityId, operation: route.operation };

@@ -10,7 +10,10 @@ import { startRedis, type RedisHandle } from "../helpers/redis.ts";
 const BOUND_MS = 100;
 const CHAT = scope("d1", "models", "llama3", "llm_chat_completions");
 
-describe("management changes reach every gateway process within 100 ms", () => {
+// A lag measurement on a shared 2-core machine can catch a scheduling stall
+// (another process, GC, a CI neighbour): a case is retried up to twice, so one
+// stall does not fail the run while a TTL-bound propagation (minutes) always does.
+describe("management changes reach every gateway process within 100 ms", { retry: 2 }, () => {
   let redis: RedisHandle;
   let upstream: FakeUpstream;
   let a: TestGateway;

@@ -8,7 +8,10 @@ import { startRedis, type RedisHandle } from "../helpers/redis.ts";
 // Measured in the test, asserted with margin over the 100 ms goal for a shared, noisy machine.
 const BOUND_MS = 100;
 
-describe("cross-process propagation over Redis", () => {
+// A lag measurement on a shared 2-core machine can catch a scheduling stall
+// (another process, GC, a CI neighbour): a case is retried up to twice, so one
+// stall does not fail the run while a TTL-bound propagation (minutes) always does.
+describe("cross-process propagation over Redis", { retry: 2 }, () => {
   let redis: RedisHandle;
   let upstream: FakeUpstream;
   let a: TestGateway;

@@ -21,7 +21,7 @@ describe("streaming", () => {
       },
     });
     ({ token } = await gw.issue({
-      scopes: ["llm_chat_completions", "llm_create", "llm_completions"].map((operation) => ({ entityType: "domains", entityId: "d1", operation })),
+      scopes: ["llm_chat_completions", "llm_create", "llm_completions", "llm_read"].map((operation) => ({ entityType: "domains", entityId: "d1", operation })),
     }));
   });
   beforeEach(() => {
@@ -168,6 +168,34 @@ describe("streaming", () => {
     });
     expect(status).toBe(413);
     expect(upstream.requests).toHaveLength(0);
+  });
+
+  it("a streamed chunked body (route reads nothing from it) is cut at the limit with 413", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${gw.url}/proxy/d1/api/tags`, {
+        method: "GET",
+        headers: { authorization: `Bearer ${token}`, "transfer-encoding": "chunked" },
+      });
+      req.on("response", (r) => {
+        r.resume();
+        resolve(r.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      const piece = Buffer.alloc(1024 * 1024, 32);
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < 12) {
+          sent++;
+          if (!req.write(piece)) return void req.once("drain", pump);
+        }
+        req.end();
+      };
+      pump();
+    });
+    expect(status).toBe(413);
+    // The upstream saw the cut-off upload as an aborted request.
+    expect((await upstream.waitForAbort(2_000)).path).toBe("/api/tags");
+    upstream.clear();
   });
 
   it("client abort while the gateway waits for upstream headers aborts the upstream request", async () => {
