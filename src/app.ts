@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { readFile, writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
-import { ConfigError, type Settings } from "./config/config.ts";
+import { ConfigError, usesRedis, type Settings, type StoreSettings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
 import { deny, proxy, type DataPlane } from "./pipeline.ts";
 import { RouteTableHolder } from "./routing/holder.ts";
@@ -13,11 +13,11 @@ import { Rights } from "./policy/rights.ts";
 import { Upstreams } from "./upstream/upstreams.ts";
 import { HeaderPolicy } from "./upstream/headers.ts";
 import { EmbeddedStore } from "./store/embedded.ts";
-import { RedisStore } from "./store/redis.ts";
+import { RedisStore, createRedisClient, type RedisStoreOptions } from "./store/redis.ts";
 import { StoreUnavailableError, type ChangeEvent, type Store } from "./store/types.ts";
 import { createLogger } from "./telemetry/logger.ts";
 import { createAdminApi } from "./admin/api.ts";
-import { Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { Metrics, observeRequest } from "./telemetry/metrics.ts";
 import { logAccess } from "./telemetry/access.ts";
 import { AuditStream } from "./telemetry/audit.ts";
@@ -63,8 +63,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp(settings: Settings, opts: AppOptions = {}): Promise<App> {
   const log = opts.logger ?? createLogger(settings.logging.level);
   const routes = RouteTableHolder.load(settings.routesFile, settings.catalog);
-  const store: Store = settings.store.redisUrl !== null
-    ? await RedisStore.connect({ url: settings.store.redisUrl, keyPrefix: settings.store.keyPrefix })
+  const redisOpts = redisStoreOptions(settings.store);
+  const store: Store = redisOpts !== null
+    ? await RedisStore.connect(redisOpts)
     : await EmbeddedStore.open(settings.store.embeddedPath);
   const pepper = settings.security.pepper ?? (await embeddedPepper(settings, store));
 
@@ -94,12 +95,13 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       case "reset": verifier.clear(); rights.clear(); break;
     }
   });
-  let auditRedis: Redis | null = null;
+  let auditRedis: Redis | Cluster | null = null;
   let auditStream: AuditStream | null = null;
-  if (settings.audit.redisStream !== null && settings.store.redisUrl !== null) {
+  if (settings.audit.redisStream !== null && redisOpts !== null) {
     const streamKey = settings.audit.redisStream;
     const maxLen = String(settings.audit.streamMaxLen);
-    const conn = new Redis(settings.store.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000, lazyConnect: false });
+    // Same mode, credentials and fail-fast settings as the store (a Cluster client routes the stream key to its slot).
+    const conn = createRedisClient(redisOpts);
     conn.on("error", () => undefined); // state, not news: failed appends are counted and logged
     auditRedis = conn;
     auditStream = new AuditStream(log, (fields) => conn.xadd(streamKey, "MAXLEN", "~", maxLen, "*", ...fields));
@@ -269,6 +271,17 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       log.flush();
     },
   };
+}
+
+/** The Redis store's connection settings from the config; null for the embedded store. */
+export function redisStoreOptions(store: StoreSettings): RedisStoreOptions | null {
+  if (!usesRedis(store)) return null;
+  const base = { keyPrefix: store.keyPrefix, ...(store.redisUrl === null ? {} : { url: store.redisUrl }) };
+  switch (store.redisMode) {
+    case "single": return base;
+    case "cluster": return { ...base, cluster: { nodes: store.redisNodes } };
+    case "sentinel": return { ...base, sentinel: { sentinels: store.redisNodes, name: store.sentinelName ?? "" } };
+  }
 }
 
 /** With the embedded store a missing pepper is generated once and kept next to the data (mode 0600). */

@@ -48,6 +48,11 @@ function readDomainFields(d: AdminDeps, f: BodyFields): { name?: string; upstrea
   return out;
 }
 
+/** A domain's settings as audit events show them before and after a change. */
+function domainState(dom: Domain): { name: string; upstream: string | null } {
+  return { name: dom.name, upstream: dom.upstream };
+}
+
 async function domainOr404(d: AdminDeps, c: Call): Promise<Result<Domain>> {
   const id = param(c, "domain_id");
   const dom = await d.store.getDomain(id);
@@ -63,7 +68,7 @@ async function createDomain(d: AdminDeps, c: Call): Promise<Reply> {
   if ((await d.store.getDomain(id)) !== null) return deny("domain_exists", `A domain "${id}" already exists.`, "id");
   const dom: Domain = { id, name: fields.name ?? id, upstream: fields.upstream ?? null, createdAt: d.now() };
   await d.store.putDomain(dom);
-  c.audit("domain.create", { domain: id, upstream: dom.upstream });
+  c.audit("domain.create", { domain: id, upstream: dom.upstream, before: null, after: domainState(dom) });
   return created(domainView(dom), `/domains/${encodeURIComponent(id)}`);
 }
 
@@ -95,7 +100,7 @@ async function updateDomain(d: AdminDeps, c: Call): Promise<Reply> {
   if (!dom.ok) return dom;
   const next: Domain = { ...dom.value, ...fields };
   await d.store.putDomain(next);
-  c.audit("domain.update", { domain: next.id, upstream: next.upstream });
+  c.audit("domain.update", { domain: next.id, upstream: next.upstream, before: domainState(dom.value), after: domainState(next) });
   return ok(domainView(next));
 }
 
@@ -103,9 +108,12 @@ async function deleteDomain(d: AdminDeps, c: Call): Promise<Reply> {
   const f = new BodyFields(c.body, []);
   if (f.problem !== null) return f.problem;
   const id = param(c, "domain_id");
+  // Read for the audit trail only: what the delete is about to remove (as seen just before it).
+  const [dom, members] = await Promise.all([d.store.getDomain(id), d.store.listMembers(id)]);
   // Its memberships go too, which disables every PAT for the domain at once.
   if (!(await d.store.deleteDomain(id))) return deny("domain_not_found");
-  c.audit("domain.delete", { domain: id });
+  const removed = members.map((m) => ({ user_id: m.userId, roles: [...m.roles] }));
+  c.audit("domain.delete", { domain: id, before: dom === null ? { members: removed } : { ...domainState(dom), members: removed }, after: null });
   return noContent();
 }
 
@@ -133,11 +141,11 @@ async function putMember(d: AdminDeps, c: Call): Promise<Reply> {
   if (unknown.length > 0) return deny("unknown_role", `No role named ${unknown.map((r) => `"${r}"`).join(", ")} (known: ${[...known.keys()].sort().join(", ")}).`, "roles");
   const dom = await domainOr404(d, c);
   if (!dom.ok) return dom;
-  const existed = (await d.store.getMembership(dom.value.id, user)) !== null;
+  const prior = await d.store.getMembership(dom.value.id, user);
   const m = { domainId: dom.value.id, userId: user, roles };
   await d.store.putMembership(m);
-  c.audit("member.put", { domain: m.domainId, user_id: user, roles });
-  return existed ? ok(memberView(m)) : created(memberView(m), `/domains/${encodeURIComponent(m.domainId)}/members/${encodeURIComponent(user)}`);
+  c.audit("member.put", { domain: m.domainId, user_id: user, roles, before: prior === null ? null : { roles: [...prior.roles] }, after: { roles } });
+  return prior !== null ? ok(memberView(m)) : created(memberView(m), `/domains/${encodeURIComponent(m.domainId)}/members/${encodeURIComponent(user)}`);
 }
 
 async function deleteMember(d: AdminDeps, c: Call): Promise<Reply> {
@@ -146,8 +154,9 @@ async function deleteMember(d: AdminDeps, c: Call): Promise<Reply> {
   const dom = await domainOr404(d, c);
   if (!dom.ok) return dom;
   const user = param(c, "user_id");
+  const prior = await d.store.getMembership(dom.value.id, user);
   // Takes effect on every replica through the member change event: all the user's PATs for the domain stop at once.
   if (!(await d.store.deleteMembership(dom.value.id, user))) return deny("member_not_found");
-  c.audit("member.delete", { domain: dom.value.id, user_id: user });
+  c.audit("member.delete", { domain: dom.value.id, user_id: user, before: { roles: prior === null ? [] : [...prior.roles] }, after: null });
   return noContent();
 }

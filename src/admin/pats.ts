@@ -12,7 +12,7 @@ import { param, type AdminDeps, type Call, type Endpoint, type Handler } from ".
 import { queryInt, queryParam } from "./http.ts";
 import { created, deny, noContent, ok, type Denial, type Reply, type Result } from "./reply.ts";
 import { BodyFields, MAX_SCOPES, description, patName, scopeList, userId } from "./validate.ts";
-import { PAT_STATUSES, patStatus, patView, scopeView, type PatStatus } from "./views.ts";
+import { PAT_STATUSES, iso, patStatus, patView, scopeView, type PatStatus } from "./views.ts";
 
 // Attempts at a compare-and-set edit before answering edit_conflict; between
 // attempts a short random pause, so contenders (in any process) spread out.
@@ -77,22 +77,29 @@ async function find(d: AdminDeps, c: Call): Promise<Result<PatRecord>> {
   return { ok: true, value: rec };
 }
 
+/** An edit as committed: the record it replaced and the one now stored (the same when nothing changed). */
+interface Edited {
+  readonly before: PatRecord;
+  readonly after: PatRecord;
+}
+
 /**
  * Applies `change` to the PAT with compare-and-set, re-reading and re-applying
  * on a concurrent write, so no edit is lost. `change` returning the same record
  * means "nothing to do".
  */
-async function edit(d: AdminDeps, c: Call, change: (rec: PatRecord, now: number) => Result<PatRecord>): Promise<Result<PatRecord>> {
+async function edit(d: AdminDeps, c: Call, change: (rec: PatRecord, now: number) => Result<PatRecord>): Promise<Result<Edited>> {
   for (let attempt = 0; attempt < EDIT_ATTEMPTS; attempt++) {
     const found = await find(d, c);
     if (!found.ok) return found;
     const cur = found.value;
     const now = d.now();
     const next = change(cur, now);
-    if (!next.ok || next.value === cur) return next;
+    if (!next.ok) return next;
+    if (next.value === cur) return { ok: true, value: { before: cur, after: cur } };
     const rec: PatRecord = { ...next.value, updatedAt: now };
     const r = await d.store.replacePat(rec, cur.version);
-    if (r === "ok") return { ok: true, value: { ...rec, version: cur.version + 1 } };
+    if (r === "ok") return { ok: true, value: { before: cur, after: { ...rec, version: cur.version + 1 } } };
     if (r === "not_found") return NOT_FOUND;
     if (r === "name_taken") return nameTaken(rec.name);
     await sleep(Math.random() * EDIT_BACKOFF_MS * (attempt + 1));
@@ -106,6 +113,27 @@ function sleep(ms: number): Promise<void> {
 
 function nameTaken(name: string): Denial {
   return deny("name_taken", `There is already a PAT named "${name}" for this user; choose another name.`, "name");
+}
+
+// ---- audit -----------------------------------------------------------------------
+// What audit events say about a PAT: picked field by field, never the record
+// itself, so no secret hash can reach a log line or the audit stream.
+
+const scopesOf = (p: PatRecord): unknown[] => p.scopes.map(scopeView);
+
+/** Until when the previous secret still works after a rotation; null when there is none. */
+function graceUntil(p: PatRecord): string | null {
+  return p.prevSecretHash !== null && p.prevSecretExpiresAt !== null ? iso(p.prevSecretExpiresAt) : null;
+}
+
+/** Everything a PAT grants and is called, for create and delete events. */
+function patSummary(p: PatRecord): Record<string, unknown> {
+  return { name: p.name, description: p.description, scopes: scopesOf(p), expires_at: iso(p.expiresAt), revoked: p.revoked };
+}
+
+/** The target of a PAT event. */
+function target(p: PatRecord): { pat_id: string; user_id: string } {
+  return { pat_id: p.id, user_id: p.userId };
 }
 
 // ---- durations and scopes -------------------------------------------------------
@@ -184,7 +212,7 @@ async function create(d: AdminDeps, c: Call): Promise<Reply> {
     const r = await d.store.insertPat(record);
     if (r === "name_taken") return nameTaken(name);
     if (r === "ok") {
-      c.audit("pat.create", { pat_id: record.id, user_id: record.userId, scopes: scopes.map(scopeView) });
+      c.audit("pat.create", { ...target(record), scopes: scopes.map(scopeView), before: null, after: patSummary(record) });
       return created({ ...patView(record, d.now()), token }, `/pats/${record.id}`);
     }
   }
@@ -220,11 +248,12 @@ async function removeAll(d: AdminDeps, c: Call): Promise<Reply> {
   if (!who.ok) return who;
   const f = new BodyFields(c.body, []);
   if (f.problem !== null) return f.problem;
-  let deleted = 0;
+  const gone: { pat_id: string; name: string }[] = [];
   for (const p of await d.store.listPatsByUser(who.value)) {
-    if (await d.store.deletePat(p.id)) deleted++;
+    if (await d.store.deletePat(p.id)) gone.push({ pat_id: p.id, name: p.name });
   }
-  c.audit("pat.delete_all", { user_id: who.value, deleted });
+  const deleted = gone.length;
+  c.audit("pat.delete_all", { user_id: who.value, deleted, before: { pats: gone }, after: { pats: [] } });
   return ok({ deleted });
 }
 
@@ -240,8 +269,9 @@ async function rename(d: AdminDeps, c: Call): Promise<Reply> {
   if (f.problem !== null || name === undefined) return f.problem ?? deny("invalid_field");
   const r = await edit(d, c, (rec) => ({ ok: true, value: rec.name === name ? rec : { ...rec, name } }));
   if (!r.ok) return r;
-  c.audit("pat.rename", { pat_id: r.value.id, user_id: r.value.userId });
-  return ok(patView(r.value, d.now()));
+  const { before, after } = r.value;
+  c.audit("pat.rename", { ...target(after), before: { name: before.name }, after: { name: after.name } });
+  return ok(patView(after, d.now()));
 }
 
 async function setDescription(d: AdminDeps, c: Call): Promise<Reply> {
@@ -251,8 +281,9 @@ async function setDescription(d: AdminDeps, c: Call): Promise<Reply> {
   if (f.problem !== null || text === undefined) return f.problem ?? deny("invalid_field");
   const r = await edit(d, c, (rec) => ({ ok: true, value: rec.description === text ? rec : { ...rec, description: text } }));
   if (!r.ok) return r;
-  c.audit("pat.describe", { pat_id: r.value.id, user_id: r.value.userId });
-  return ok(patView(r.value, d.now()));
+  const { before, after } = r.value;
+  c.audit("pat.describe", { ...target(after), before: { description: before.description }, after: { description: after.description } });
+  return ok(patView(after, d.now()));
 }
 
 async function remove(d: AdminDeps, c: Call): Promise<Reply> {
@@ -260,7 +291,7 @@ async function remove(d: AdminDeps, c: Call): Promise<Reply> {
   if (!found.ok) return found;
   // The owner of a PAT never changes, so the check above still holds for the delete.
   if (!(await d.store.deletePat(found.value.id))) return NOT_FOUND;
-  c.audit("pat.delete", { pat_id: found.value.id, user_id: found.value.userId });
+  c.audit("pat.delete", { ...target(found.value), before: patSummary(found.value), after: null });
   return noContent();
 }
 
@@ -277,8 +308,14 @@ async function rotate(d: AdminDeps, c: Call): Promise<Reply> {
     return { ok: true, value: next.record };
   });
   if (!r.ok) return r;
-  c.audit("pat.rotate", { pat_id: r.value.id, user_id: r.value.userId, grace_ms: grace });
-  return ok({ ...patView(r.value, d.now()), token });
+  const { before, after } = r.value;
+  c.audit("pat.rotate", {
+    ...target(after),
+    grace_ms: grace,
+    before: { expires_at: iso(before.expiresAt), previous_secret_expires_at: graceUntil(before) },
+    after: { expires_at: iso(after.expiresAt), previous_secret_expires_at: graceUntil(after) },
+  });
+  return ok({ ...patView(after, d.now()), token });
 }
 
 async function revoke(d: AdminDeps, c: Call): Promise<Reply> {
@@ -286,8 +323,10 @@ async function revoke(d: AdminDeps, c: Call): Promise<Reply> {
   if (f.problem !== null) return f.problem;
   const r = await edit(d, c, (rec, now) => ({ ok: true, value: rec.revoked ? rec : { ...rec, revoked: true, revokedAt: now } }));
   if (!r.ok) return r;
-  c.audit("pat.revoke", { pat_id: r.value.id, user_id: r.value.userId });
-  return ok(patView(r.value, d.now()));
+  const { before, after } = r.value;
+  const state = (p: PatRecord): Record<string, unknown> => ({ revoked: p.revoked, revoked_at: p.revokedAt === null ? null : iso(p.revokedAt) });
+  c.audit("pat.revoke", { ...target(after), before: state(before), after: state(after) });
+  return ok(patView(after, d.now()));
 }
 
 async function listScopes(d: AdminDeps, c: Call): Promise<Reply> {
@@ -310,8 +349,9 @@ async function addScopes(d: AdminDeps, c: Call): Promise<Reply> {
     return { ok: true, value: { ...rec, scopes: [...rec.scopes, ...added] } };
   });
   if (!r.ok) return r;
-  c.audit("pat.scope_add", { pat_id: r.value.id, user_id: r.value.userId, scopes: scopes.map(scopeView) });
-  return ok(patView(r.value, d.now()));
+  const { before, after } = r.value;
+  c.audit("pat.scope_add", { ...target(after), scopes: scopes.map(scopeView), before: { scopes: scopesOf(before) }, after: { scopes: scopesOf(after) } });
+  return ok(patView(after, d.now()));
 }
 
 async function removeScopes(d: AdminDeps, c: Call): Promise<Reply> {
@@ -324,8 +364,9 @@ async function removeScopes(d: AdminDeps, c: Call): Promise<Reply> {
     return { ok: true, value: kept.length === rec.scopes.length ? rec : { ...rec, scopes: kept } };
   });
   if (!r.ok) return r;
-  c.audit("pat.scope_remove", { pat_id: r.value.id, user_id: r.value.userId, scopes: scopes.map(scopeView) });
-  return ok(patView(r.value, d.now()));
+  const { before, after } = r.value;
+  c.audit("pat.scope_remove", { ...target(after), scopes: scopes.map(scopeView), before: { scopes: scopesOf(before) }, after: { scopes: scopesOf(after) } });
+  return ok(patView(after, d.now()));
 }
 
 async function clearScopes(d: AdminDeps, c: Call): Promise<Reply> {
@@ -333,6 +374,7 @@ async function clearScopes(d: AdminDeps, c: Call): Promise<Reply> {
   if (f.problem !== null) return f.problem;
   const r = await edit(d, c, (rec) => ({ ok: true, value: rec.scopes.length === 0 ? rec : { ...rec, scopes: [] } }));
   if (!r.ok) return r;
-  c.audit("pat.scope_clear", { pat_id: r.value.id, user_id: r.value.userId });
+  const { before, after } = r.value;
+  c.audit("pat.scope_clear", { ...target(after), before: { scopes: scopesOf(before) }, after: { scopes: scopesOf(after) } });
   return noContent();
 }

@@ -3,6 +3,7 @@
  * roles (this API) overlay a config role of the same name. Listing shows both,
  * each with its source and whether it is the one in effect.
  */
+import type { Role } from "../store/types.ts";
 import { param, type AdminDeps, type Call, type Endpoint, type Handler } from "./call.ts";
 import { deny, created, noContent, ok, type Reply } from "./reply.ts";
 import { BodyFields, isRoleName, stringList } from "./validate.ts";
@@ -34,6 +35,13 @@ async function allRoles(d: AdminDeps): Promise<RoleView[]> {
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.source === "config" ? -1 : 1));
 }
 
+/** The role in effect under `name` for audit events: the stored one, else the config one, else null. */
+function roleState(d: AdminDeps, name: string, stored: Role | null): { operations: string[]; source: "config" | "stored" } | null {
+  if (stored !== null) return { operations: [...stored.operations], source: "stored" };
+  const fromConfig = d.settings.roles.get(name);
+  return fromConfig === undefined ? null : { operations: [...fromConfig], source: "config" };
+}
+
 async function listRoles(d: AdminDeps, _c: Call): Promise<Reply> {
   const roles = await allRoles(d);
   return ok({ total: roles.length, roles });
@@ -53,19 +61,21 @@ async function putRole(d: AdminDeps, c: Call): Promise<Reply> {
   if (f.problem !== null || ops === undefined) return f.problem ?? deny("invalid_field");
   const unknown = ops.filter((o) => o !== ALL && !d.settings.catalog.operations.has(o));
   if (unknown.length > 0) return deny("unknown_operation", `Unknown operation ${unknown.map((o) => `"${o}"`).join(", ")} (see catalog.operations; "*" means all).`, "operations");
-  const existed = (await d.store.getRole(name)) !== null;
+  const prior = await d.store.getRole(name);
   await d.store.putRole({ name, operations: ops });
-  c.audit("role.put", { role: name, operations: ops });
+  c.audit("role.put", { role: name, operations: ops, before: roleState(d, name, prior), after: { operations: ops, source: "stored" } });
   const view: RoleView = { name, operations: ops, source: "stored", effective: true };
-  return existed ? ok(view) : created(view, `/roles/${name}`);
+  return prior !== null ? ok(view) : created(view, `/roles/${name}`);
 }
 
 async function deleteRole(d: AdminDeps, c: Call): Promise<Reply> {
   const f = new BodyFields(c.body, []);
   if (f.problem !== null) return f.problem;
   const name = param(c, "name");
+  const prior = await d.store.getRole(name);
   if (await d.store.deleteRole(name)) {
-    c.audit("role.delete", { role: name });
+    // After the delete, a config role of the same name is in effect again.
+    c.audit("role.delete", { role: name, before: roleState(d, name, prior), after: roleState(d, name, null) });
     return noContent();
   }
   if (d.settings.roles.has(name)) return deny("role_in_config", `The role "${name}" is defined in the config file (roles.${name}); change it there.`);

@@ -46,6 +46,26 @@ export interface AuthSettings {
   readonly oidc: OidcSettings | null;
 }
 
+/** How Redis is reached: one server (redis_url), a Cluster (seed nodes) or a Sentinel-managed master. */
+export type RedisMode = "single" | "cluster" | "sentinel";
+
+export interface StoreSettings {
+  readonly redisMode: RedisMode;
+  /** single: the server; cluster / sentinel: only its credentials, TLS (rediss) and, for sentinel, db. */
+  readonly redisUrl: string | null;
+  /** cluster: seed nodes; sentinel: the sentinels. Empty for single. */
+  readonly redisNodes: readonly { readonly host: string; readonly port: number }[];
+  /** sentinel: the master group name. */
+  readonly sentinelName: string | null;
+  readonly embeddedPath: string;
+  readonly keyPrefix: string;
+}
+
+/** True when the store is Redis (any mode); false: the embedded file. */
+export function usesRedis(store: StoreSettings): boolean {
+  return store.redisMode !== "single" || store.redisUrl !== null;
+}
+
 /** Validated, frozen settings. Built once at start by loadSettings. */
 export interface Settings {
   readonly configFile: string;
@@ -53,7 +73,7 @@ export interface Settings {
   /** The operations listener: /metrics, /healthz, /readyz. */
   readonly ops: { readonly host: string; readonly port: number };
   readonly audit: { readonly redisStream: string | null; readonly streamMaxLen: number; readonly includeDecisions: boolean };
-  readonly store: { readonly redisUrl: string | null; readonly embeddedPath: string; readonly keyPrefix: string };
+  readonly store: StoreSettings;
   readonly security: {
     readonly pepper: Buffer | null;
     readonly maxTokenLifetimeMs: number;
@@ -207,14 +227,8 @@ export function parseSettings(raw: unknown, file: string): Settings {
   // Node reads an empty host as "every interface": that must be said, not fallen into.
   if (server.host.trim() === "") c.fail("server.host", "must not be empty (write 0.0.0.0 or :: to listen on every interface)");
 
-  const st = c.obj(top.store, "store", ["redis_url", "embedded_path", "key_prefix"]);
-  const redisUrl = c.str(st.redis_url, "store.redis_url", "").trim();
-  if (redisUrl !== "" && !/^rediss?:\/\//.test(redisUrl)) c.fail("store.redis_url", "must start with redis:// or rediss://");
-  const store = {
-    redisUrl: redisUrl === "" ? null : redisUrl,
-    embeddedPath: path.resolve(dir, c.str(st.embedded_path, "store.embedded_path", "../data/patgate.json")),
-    keyPrefix: c.str(st.key_prefix, "store.key_prefix", "patgate:"),
-  };
+  const store = parseStore(c, top.store, dir);
+  const redis = usesRedis(store);
 
   const sec = c.obj(top.security, "security", ["pepper", "max_token_lifetime", "strip_request_headers", "allow_insecure_upstream_tls", "allow_plaintext_credentials"]);
   const pepperText = c.str(sec.pepper, "security.pepper", "").trim();
@@ -223,7 +237,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
     pepper = decodePepper(pepperText);
     if (pepper === null) c.fail("security.pepper", "must be at least 32 bytes, hex or base64 (e.g. `openssl rand -hex 32`)");
   }
-  if (pepperText === "" && store.redisUrl !== null) {
+  if (pepperText === "" && redis) {
     c.fail("security.pepper", "is required with Redis: every replica must share it (e.g. `openssl rand -hex 32` into PATGATE_PEPPER)");
   }
   const stripped = c.list(sec.strip_request_headers, "security.strip_request_headers").map((h) => h.toLowerCase());
@@ -272,7 +286,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
     streamMaxLen: c.int(au.stream_max_len, "audit.stream_max_len", 100_000, 1, 100_000_000),
     includeDecisions: c.bool(au.include_decisions, "audit.include_decisions", false),
   };
-  if (audit.redisStream !== null && store.redisUrl === null) c.fail("audit.redis_stream", "needs store.redis_url (the stream lives in Redis)");
+  if (audit.redisStream !== null && !redis) c.fail("audit.redis_stream", "needs a Redis store, store.redis_url or store.redis_mode (the stream lives in Redis)");
 
   if (c.problems.length > 0) throw new ConfigError(c.problems.join("\n"));
   return deepFreeze({
@@ -291,6 +305,66 @@ export function parseSettings(raw: unknown, file: string): Settings {
     logging: { level },
     auth,
   });
+}
+
+const REDIS_MODES: readonly RedisMode[] = ["single", "cluster", "sentinel"];
+const DEFAULT_NODE_PORT: Readonly<Record<RedisMode, number>> = { single: 6379, cluster: 6379, sentinel: 26379 };
+
+function parseStore(c: Checker, raw: unknown, dir: string): StoreSettings {
+  const st = c.obj(raw, "store", ["redis_mode", "redis_url", "redis_nodes", "sentinel_name", "embedded_path", "key_prefix"]);
+  const modeText = c.str(st.redis_mode, "store.redis_mode", "").trim();
+  let redisMode: RedisMode = "single";
+  if (modeText !== "") {
+    if ((REDIS_MODES as readonly string[]).includes(modeText)) redisMode = modeText as RedisMode;
+    else c.fail("store.redis_mode", `must be one of ${REDIS_MODES.join(", ")} (got "${modeText}")`);
+  }
+  const redisUrl = c.str(st.redis_url, "store.redis_url", "").trim();
+  if (redisUrl !== "" && !/^rediss?:\/\//.test(redisUrl)) c.fail("store.redis_url", "must start with redis:// or rediss://");
+  else if (redisUrl !== "" && !parsableUrl(redisUrl)) c.fail("store.redis_url", "is not a valid URL");
+  const nodeList = stringList(c, st.redis_nodes, "store.redis_nodes");
+  const redisNodes: { host: string; port: number }[] = [];
+  for (const n of nodeList) {
+    const node = parseHostPort(n, DEFAULT_NODE_PORT[redisMode]);
+    if (node === null) c.fail("store.redis_nodes", `"${n}" is not host:port`);
+    else redisNodes.push(node);
+  }
+  const sentinelName = c.str(st.sentinel_name, "store.sentinel_name", "").trim();
+  if (redisMode === "single") {
+    if (nodeList.length > 0) c.fail("store.redis_nodes", "is only for store.redis_mode cluster or sentinel (single uses store.redis_url)");
+  } else if (nodeList.length === 0) {
+    c.fail("store.redis_nodes", redisMode === "cluster" ? "must list at least one cluster node (host:port) with store.redis_mode cluster" : "must list at least one sentinel (host:port) with store.redis_mode sentinel");
+  }
+  if (redisMode === "sentinel" && sentinelName === "") c.fail("store.sentinel_name", "is required with store.redis_mode sentinel (the master group name, e.g. mymaster)");
+  if (redisMode !== "sentinel" && sentinelName !== "") c.fail("store.sentinel_name", "is only for store.redis_mode sentinel");
+  if (redisMode === "cluster" && redisUrl !== "" && parsableUrl(redisUrl) && !/^\/?(0\/?)?$/.test(new URL(redisUrl).pathname)) {
+    c.fail("store.redis_url", "names a database, but Redis Cluster has only database 0");
+  }
+  return {
+    redisMode,
+    redisUrl: redisUrl === "" ? null : redisUrl,
+    redisNodes,
+    sentinelName: sentinelName === "" ? null : sentinelName,
+    embeddedPath: path.resolve(dir, c.str(st.embedded_path, "store.embedded_path", "../data/patgate.json")),
+    keyPrefix: c.str(st.key_prefix, "store.key_prefix", "patgate:"),
+  };
+}
+
+function parsableUrl(text: string): boolean {
+  try {
+    new URL(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `host:port`, `host` (the mode's default port) or `[v6]:port`. */
+function parseHostPort(text: string, defaultPort: number): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(text);
+  if (m === null) return null;
+  const port = m[3] === undefined ? defaultPort : Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host: m[1] ?? m[2] ?? "", port };
 }
 
 /** Hex or strict base64 / base64url; anything else (a passphrase, odd-length hex) is refused rather than decoded loosely. */

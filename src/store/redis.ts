@@ -250,53 +250,20 @@ export class RedisStore implements Store {
   static async connect(opts: RedisStoreOptions): Promise<RedisStore> {
     const prefix = opts.keyPrefix ?? DEFAULT_PREFIX;
     if (/[{}]/.test(prefix)) throw new Error(`keyPrefix must not contain '{' or '}' (it would change the hash tag): ${prefix}`);
-    if (opts.cluster !== undefined && opts.sentinel !== undefined) throw new Error("RedisStore: cluster and sentinel exclude each other");
-    if (opts.url === undefined && opts.cluster === undefined && opts.sentinel === undefined) {
-      throw new Error("RedisStore: one of url, cluster, sentinel is required");
-    }
-    const connectTimeout = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const commandTimeout = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    const plan = clientPlan(opts);
     const keys = new Keys(prefix);
 
-    // Fail fast instead of queueing: a request that cannot be verified must get
-    // its 503 now, not after Redis returns. No retries or resends either: a
-    // replayed insert or CAS would report id_taken / conflict for its own write.
-    const node: NodeOptions = {
-      connectTimeout,
-      commandTimeout,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      enableOfflineQueue: false,
-      retryStrategy: backoff,
-      scripts: SCRIPTS,
-      ...credentialsFrom(opts.url),
-    };
-
     let store: RedisStore;
-    if (opts.cluster !== undefined) {
-      const seeds = opts.cluster.nodes.map((n) => ({ host: n.host, port: n.port }));
-      const { retryStrategy: _r, enableOfflineQueue: _q, scripts: _s, ...perNode } = node;
-      const cluster = new Cluster(seeds, {
-        enableOfflineQueue: false,
-        clusterRetryStrategy: backoff,
-        scripts: SCRIPTS,
-        redisOptions: perNode,
-      });
-      store = new RedisStore(cluster, keys, clusterFeedConnections(cluster, seeds, node));
+    if (plan.mode === "cluster") {
+      const cluster = new Cluster(plan.seeds, { ...plan.options, scripts: SCRIPTS });
+      store = new RedisStore(cluster, keys, clusterFeedConnections(cluster, plan.seeds, plan.node));
     } else {
-      const client =
-        opts.sentinel !== undefined
-          ? new Redis({
-              ...node,
-              sentinels: opts.sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
-              name: opts.sentinel.name,
-            })
-          : new Redis(opts.url ?? "", node);
+      const client = plan.mode === "sentinel" ? new Redis({ ...plan.options, scripts: SCRIPTS }) : new Redis(plan.url, { ...plan.options, scripts: SCRIPTS });
       // The subscriber follows the same server (or the same Sentinel-resolved master).
       store = new RedisStore(client, keys, () => client.duplicate({ autoResubscribe: false, scripts: {} }));
     }
     store.#feed.start();
-    await store.#settle(connectTimeout);
+    await store.#settle(plan.connectTimeoutMs);
     return store;
   }
 
@@ -672,6 +639,92 @@ class ChangeFeed {
   }
 }
 
+/** The Cluster options we set (a narrow type: ioredis' own ClusterOptions trips exactOptionalPropertyTypes). */
+export interface ClusterPlanOptions {
+  readonly enableOfflineQueue: false;
+  readonly clusterRetryStrategy: (times: number) => number;
+  readonly redisOptions: Omit<NodeOptions, "retryStrategy" | "enableOfflineQueue">;
+}
+
+/** The ioredis settings RedisStore.connect builds its clients from (scripts are added there). */
+export type ClientPlan =
+  | { readonly mode: "single"; readonly url: string; readonly options: NodeOptions; readonly connectTimeoutMs: number }
+  | { readonly mode: "sentinel"; readonly options: NodeOptions; readonly connectTimeoutMs: number }
+  | {
+      readonly mode: "cluster";
+      readonly seeds: { host: string; port: number }[];
+      readonly options: ClusterPlanOptions;
+      /** For plain connections to one node (the change feed). */
+      readonly node: NodeOptions;
+      readonly connectTimeoutMs: number;
+    };
+
+/** Translates RedisStoreOptions into ioredis options for one of the three modes; pure, so tests can read it. */
+export function clientPlan(opts: RedisStoreOptions): ClientPlan {
+  if (opts.cluster !== undefined && opts.sentinel !== undefined) throw new Error("RedisStore: cluster and sentinel exclude each other");
+  const connectTimeout = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const commandTimeout = opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  const { db, ...credentials } = credentialsFrom(opts.url);
+  // Fail fast instead of queueing: a request that cannot be verified must get
+  // its 503 now, not after Redis returns. No retries or resends either: a
+  // replayed insert or CAS would report id_taken / conflict for its own write.
+  const node: NodeOptions = {
+    connectTimeout,
+    commandTimeout,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    enableOfflineQueue: false,
+    retryStrategy: backoff,
+    ...credentials,
+  };
+  if (opts.cluster !== undefined) {
+    if (opts.cluster.nodes.length === 0) throw new Error("RedisStore: cluster needs at least one node");
+    // Cluster has only database 0; silently writing elsewhere than configured would be worse than refusing.
+    if (db !== undefined && db !== 0) throw new Error(`RedisStore: Redis Cluster has only database 0 (the URL names ${db})`);
+    const seeds = opts.cluster.nodes.map((n) => ({ host: n.host, port: n.port }));
+    const { retryStrategy: _r, enableOfflineQueue: _q, ...perNode } = node;
+    return {
+      mode: "cluster",
+      seeds,
+      options: { enableOfflineQueue: false, clusterRetryStrategy: backoff, redisOptions: perNode },
+      node,
+      connectTimeoutMs: connectTimeout,
+    };
+  }
+  if (opts.sentinel !== undefined) {
+    if (opts.sentinel.sentinels.length === 0) throw new Error("RedisStore: sentinel needs at least one sentinel");
+    const tls = credentials.tls !== undefined;
+    return {
+      mode: "sentinel",
+      options: {
+        ...node,
+        sentinels: opts.sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
+        name: opts.sentinel.name,
+        // The sentinels take the same credentials and TLS as the data nodes (one URL configures both).
+        ...(credentials.username === undefined ? {} : { sentinelUsername: credentials.username }),
+        ...(credentials.password === undefined ? {} : { sentinelPassword: credentials.password }),
+        // Without enableTLSForSentinelMode ioredis would reach the resolved master in clear text despite `tls`.
+        ...(tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+        sentinelCommandTimeout: commandTimeout,
+        ...(db === undefined ? {} : { db }),
+      },
+      connectTimeoutMs: connectTimeout,
+    };
+  }
+  if (opts.url === undefined) throw new Error("RedisStore: one of url, cluster, sentinel is required");
+  return { mode: "single", url: opts.url, options: node, connectTimeoutMs: connectTimeout };
+}
+
+/**
+ * A plain client (no scripts, no change feed) in the same mode and with the
+ * same fail-fast settings as the store: for side channels such as the audit stream.
+ */
+export function createRedisClient(opts: RedisStoreOptions): Redis | Cluster {
+  const plan = clientPlan(opts);
+  if (plan.mode === "cluster") return new Cluster(plan.seeds, plan.options);
+  return plan.mode === "sentinel" ? new Redis(plan.options) : new Redis(plan.url, plan.options);
+}
+
 /**
  * Cluster: PUBLISH is broadcast to every node, so subscribing to any one node
  * hears everything. Each feed connection targets one node and gives up after a
@@ -683,9 +736,8 @@ function clusterFeedConnections(cluster: Cluster, seeds: readonly { host: string
     const known = cluster.nodes("all").map((n) => ({ host: n.options.host ?? "", port: n.options.port ?? 0 }));
     const candidates = known.length > 0 ? known : seeds;
     const target = candidates[next++ % candidates.length] ?? { host: "127.0.0.1", port: 6379 };
-    const { scripts: _s, ...rest } = node;
     return new Redis({
-      ...rest,
+      ...node,
       host: target.host,
       port: target.port,
       autoResubscribe: false,
@@ -694,14 +746,16 @@ function clusterFeedConnections(cluster: Cluster, seeds: readonly { host: string
   };
 }
 
-/** Username, password, TLS and db from a redis:// or rediss:// URL, for Cluster and Sentinel modes. */
-function credentialsFrom(url: string | undefined): { username?: string; password?: string; tls?: object } {
+/** Username, password, TLS and db from a redis:// or rediss:// URL, for Cluster and Sentinel modes (its host is not used there). */
+function credentialsFrom(url: string | undefined): { username?: string; password?: string; tls?: object; db?: number } {
   if (url === undefined) return {};
   const u = new URL(url);
-  const out: { username?: string; password?: string; tls?: object } = {};
+  const out: { username?: string; password?: string; tls?: object; db?: number } = {};
   if (u.username !== "") out.username = decodeURIComponent(u.username);
   if (u.password !== "") out.password = decodeURIComponent(u.password);
   if (u.protocol === "rediss:") out.tls = {};
+  const db = /^\/(\d+)\/?$/.exec(u.pathname)?.[1];
+  if (db !== undefined) out.db = Number(db);
   return out;
 }
 

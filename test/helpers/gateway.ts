@@ -27,8 +27,12 @@ export interface TestConfig {
 
 export interface GatewayOptions {
   upstreamUrl: string;
-  /** Redis URL; embedded store in a temp dir when absent. */
+  /** Redis URL; embedded store in a temp dir when absent (and no redisMode is given). */
   redisUrl?: string;
+  /** store.redis_mode; with cluster or sentinel, `redisNodes` (host:port) are the seeds or sentinels. */
+  redisMode?: "single" | "cluster" | "sentinel";
+  redisNodes?: readonly string[];
+  sentinelName?: string;
   keyPrefix?: string;
   pepperHex?: string;
   /** Overrides merged into the shipped config (after the defaults below). */
@@ -48,6 +52,9 @@ export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; 
   cfg.server = { ...cfg.server, host: "127.0.0.1", port: 0, drain_timeout: "5s" };
   cfg.ops = { port: 0 };
   cfg.store = { redis_url: opts.redisUrl ?? "", embedded_path: path.join(dir, "data", "patgate.json"), key_prefix: opts.keyPrefix ?? "patgate:" };
+  if (opts.redisMode !== undefined) cfg.store.redis_mode = opts.redisMode;
+  if (opts.redisNodes !== undefined) cfg.store.redis_nodes = [...opts.redisNodes];
+  if (opts.sentinelName !== undefined) cfg.store.sentinel_name = opts.sentinelName;
   cfg.security = { ...cfg.security, pepper: pepperHex };
   cfg.routes_file = opts.routesFile ?? path.join(ROOT, "routes.yaml");
   cfg.upstreams = { default: { targets: [opts.upstreamUrl], connect_timeout: "2s", headers_timeout: "10s", body_timeout: "10s" } };

@@ -78,7 +78,8 @@ export async function startRedis(): Promise<RedisHandle> {
   throw new Error(`could not start redis-server: ${String(lastError)}`);
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port that was free a moment ago (another process may still take it: callers retry). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once("error", reject);
@@ -107,21 +108,29 @@ kill "$watcher" 2>/dev/null
 exit "$code"
 `;
 
-class Server {
+/** One private redis-server process (used by startRedis, and by the cluster helper with extra arguments). */
+export class Server {
   readonly port: number;
   readonly #dir: string;
+  readonly #extraArgs: readonly string[];
+  readonly #configFile: string | null;
   #wrapper: ChildProcess | null = null;
   #exited: Promise<void> = Promise.resolve();
   #redisPid = 0;
   #stopped = false;
 
-  constructor(port: number, dir: string) {
+  /** `configFile` comes first on the command line (Sentinel needs one, writable). */
+  constructor(port: number, dir: string, extraArgs: readonly string[] = [], configFile: string | null = null) {
     this.port = port;
     this.#dir = dir;
+    this.#extraArgs = extraArgs;
+    this.#configFile = configFile;
   }
 
   async start(): Promise<void> {
+    installExitHook();
     const args = [
+      ...(this.#configFile === null ? [] : [this.#configFile]),
       "--port", String(this.port),
       "--bind", "127.0.0.1",
       "--save", "",
@@ -129,6 +138,7 @@ class Server {
       "--dir", this.#dir,
       "--logfile", join(this.#dir, "redis.log"),
       "--loglevel", "warning",
+      ...this.#extraArgs,
     ];
     const child = spawn("sh", ["-c", WRAPPER, "sh", ...args], { stdio: ["pipe", "pipe", "ignore"] });
     this.#wrapper = child;

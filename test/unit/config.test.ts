@@ -73,7 +73,7 @@ describe("the shipped config/patgate.yaml", () => {
     expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000 });
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
-    expect(s.store).toEqual({ redisUrl: null, embeddedPath: path.join(ROOT, "data", "patgate.json"), keyPrefix: "patgate:" });
+    expect(s.store).toEqual({ redisMode: "single", redisUrl: null, redisNodes: [], sentinelName: null, embeddedPath: path.join(ROOT, "data", "patgate.json"), keyPrefix: "patgate:" });
     expect(s.security.pepper).toBeNull();
     expect(s.security.maxTokenLifetimeMs).toBe(365 * DAY);
     expect(s.security.stripRequestHeaders).toEqual(["authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"]);
