@@ -40,13 +40,17 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
 
   const token = bearer(req.headers.authorization);
   if (token === null) return deny(dp, ctx, "missing_token");
-  const v = await dp.verifier.verify(token);
+  // Cache hits come back synchronously: awaiting only real promises saves a microtask hop per step.
+  const pv = dp.verifier.verify(token);
+  const v = pv instanceof Promise ? await pv : pv;
   if (!v.ok) return deny(dp, ctx, DENY_401[v.reason]);
   const pat = (ctx.pat = v.pat);
 
-  const domain = await dp.rights.domain(ctx.domainId);
+  const pd = dp.rights.domain(ctx.domainId);
+  const domain = pd instanceof Promise ? await pd : pd;
   if (domain === null) return deny(dp, ctx, "domain_not_found");
-  const held = await dp.rights.rightsIn(ctx.domainId, pat.record.userId);
+  const ph = dp.rights.rightsIn(ctx.domainId, pat.record.userId);
+  const held = ph instanceof Promise ? await ph : ph;
   if (held === null) return deny(dp, ctx, "not_a_member");
   if (!held.has(route.operation)) return deny(dp, ctx, "role_denied", { message: `The token's user does not hold "${route.operation}" in domain "${ctx.domainId}".` });
   // Refuse before reading a body that no scope of this token could allow.

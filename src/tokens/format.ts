@@ -8,7 +8,7 @@
  * it, so typos and truncations are rejected before any store lookup.
  * All base62 fields are fixed width and left-padded with '0'.
  */
-import { createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes, randomUUID, timingSafeEqual, type KeyObject } from "node:crypto";
 import { crc32 } from "node:zlib";
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -186,7 +186,20 @@ export function parseToken(text: string): ParsedToken | null {
 /** The stored form of a secret: HMAC-SHA256 keyed with the pepper over `id:secret`, lowercase hex. */
 export function hashSecret(pepper: Buffer, id: string, secret: string): string {
   // Binding the id means a hash copied onto another PAT's row does not verify.
-  return createHmac("sha256", pepper).update(id + ":" + secret).digest("hex");
+  return createHmac("sha256", pepperKey(pepper)).update(id + ":" + secret).digest("hex");
+}
+
+// createHmac with a raw Buffer key builds a KeyObject on every call, which costs
+// several times the hash itself; the pepper never changes, so build it once.
+const pepperKeys = new WeakMap<Buffer, KeyObject>();
+
+function pepperKey(pepper: Buffer): KeyObject {
+  let key = pepperKeys.get(pepper);
+  if (key === undefined) {
+    key = createSecretKey(pepper);
+    pepperKeys.set(pepper, key);
+  }
+  return key;
 }
 
 /** True when `secret` hashes to `storedHashHex`, compared in constant time; malformed hashes give false. */
@@ -195,6 +208,6 @@ export function secretMatches(pepper: Buffer, id: string, secret: string, stored
   // Buffer.from stops at the first non-hex char, so any bad char shortens the result.
   const stored = Buffer.from(storedHashHex, "hex");
   if (stored.length !== 32) return false;
-  const actual = createHmac("sha256", pepper).update(id + ":" + secret).digest();
+  const actual = createHmac("sha256", pepperKey(pepper)).update(id + ":" + secret).digest();
   return timingSafeEqual(actual, stored);
 }

@@ -24,6 +24,12 @@ export interface VerifierOptions {
   readonly now?: () => number;
 }
 
+const MALFORMED: VerifyResult = { ok: false, reason: "malformed" };
+const UNKNOWN: VerifyResult = { ok: false, reason: "unknown" };
+const BAD_SECRET: VerifyResult = { ok: false, reason: "bad_secret" };
+const REVOKED: VerifyResult = { ok: false, reason: "revoked" };
+const EXPIRED: VerifyResult = { ok: false, reason: "expired" };
+
 /**
  * Verifies PATs: format and checksum with no I/O, then the record from a
  * bounded cache in front of the store. The cache is kept exact by the store's
@@ -49,25 +55,33 @@ export class Verifier {
     this.#timer.unref();
   }
 
-  /** Checks a presented token; resolves with a decision, rejects only when the store fails. */
-  async verify(token: string): Promise<VerifyResult> {
+  /**
+   * Checks a presented token: a decision, synchronously on a cache hit (no
+   * promise on the hot path), else a promise that rejects only when the store fails.
+   */
+  verify(token: string): VerifyResult | Promise<VerifyResult> {
     const parsed = parseToken(token);
-    if (parsed === null) return { ok: false, reason: "malformed" };
-    const pat = await this.lookup(parsed.id);
-    if (pat === null) return { ok: false, reason: "unknown" };
+    if (parsed === null) return MALFORMED;
+    const found = this.lookup(parsed.id);
+    if (found instanceof Promise) return found.then((pat) => this.#decide(pat, parsed.secret));
+    return this.#decide(found, parsed.secret);
+  }
+
+  #decide(pat: VerifiedPat | null, secret: string): VerifyResult {
+    if (pat === null) return UNKNOWN;
     const rec = pat.record;
     const now = this.#now();
-    const current = secretMatches(this.#opts.pepper, rec.id, parsed.secret, rec.secretHash);
+    const current = secretMatches(this.#opts.pepper, rec.id, secret, rec.secretHash);
     const previous =
       !current &&
       rec.prevSecretHash !== null &&
       rec.prevSecretExpiresAt !== null &&
       rec.prevSecretExpiresAt > now &&
-      secretMatches(this.#opts.pepper, rec.id, parsed.secret, rec.prevSecretHash);
-    if (!current && !previous) return { ok: false, reason: "bad_secret" };
+      secretMatches(this.#opts.pepper, rec.id, secret, rec.prevSecretHash);
+    if (!current && !previous) return BAD_SECRET;
     // Re-checked on every use, cached or not.
-    if (rec.revoked) return { ok: false, reason: "revoked" };
-    if (rec.expiresAt <= now) return { ok: false, reason: "expired" };
+    if (rec.revoked) return REVOKED;
+    if (rec.expiresAt <= now) return EXPIRED;
     this.#lastUsed.set(rec.id, now);
     return { ok: true, pat };
   }

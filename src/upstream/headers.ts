@@ -15,6 +15,8 @@ const HOP_BY_HOP = [
   "http2-settings",
 ];
 
+const PLAIN_CONNECTION = new Set(["keep-alive", "close"]);
+
 /** Identity headers that only the gateway may set: client copies are always dropped. */
 export const IDENTITY_PREFIX = "x-patgate-";
 
@@ -40,7 +42,11 @@ export class HeaderPolicy {
     let connectionTokens: Set<string> | null = null;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = (rawHeaders[i] as string).toLowerCase();
-      if (name === "connection") connectionTokens = tokens(rawHeaders[i + 1] as string, connectionTokens);
+      if (name === "connection") {
+        const value = rawHeaders[i + 1] as string;
+        // The common values name no other header: skip building a set for them.
+        if (!PLAIN_CONNECTION.has(value.toLowerCase())) connectionTokens = tokens(value, connectionTokens);
+      }
     }
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const raw = rawHeaders[i] as string;
