@@ -130,7 +130,7 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       metrics.inflightStreams.inc();
     },
   };
-  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), hooks };
+  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), hooks, bodyTimeoutMs: settings.server.bodyTimeoutMs };
 
   const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {
     metrics.routeReloads.labels(r.ok ? "ok" : "invalid").inc();
@@ -193,6 +193,9 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
     { keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 0, noDelay: true },
     onRequest,
   );
+  // Expect: 100-continue is answered by the pipeline once the request is authorized, not by Node up front:
+  // an unauthenticated client must not be invited to upload.
+  server.on("checkContinue", onRequest);
   server.on("clientError", (_err, socket) => {
     if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
     else socket.destroy();

@@ -18,6 +18,9 @@ export const ERRORS = {
   entity_ambiguous: { status: 400, type: "invalid_request_error", message: "The request names its entity more than once; send it exactly once." },
   entity_invalid: { status: 400, type: "invalid_request_error", message: "The entity named by the request is not a valid identifier." },
   bad_request: { status: 400, type: "invalid_request_error", message: "The request is malformed." },
+  token_in_query: { status: 400, type: "invalid_request_error", message: "The query string holds a token; send it only in the Authorization header (and revoke it: URLs end up in logs)." },
+  ambiguous_header: { status: 400, type: "invalid_request_error", message: "A header the gateway checks was sent more than once; send it once." },
+  body_timeout: { status: 408, type: "invalid_request_error", message: "The request body did not arrive in time." },
   // 401
   missing_token: { status: 401, type: "invalid_request_error", message: "Missing bearer token: send 'Authorization: Bearer <PAT>'." },
   invalid_token: { status: 401, type: "invalid_request_error", message: "The token is malformed or unknown." },

@@ -4,10 +4,12 @@ import { sendError } from "./http/respond.ts";
 import { LimitedBody, hasBody, readBody } from "./http/body.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { RouteTableHolder } from "./routing/holder.ts";
+import type { Route } from "./routing/table.ts";
 import type { Target } from "./routing/normalize.ts";
 import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId, type EntityResult } from "./routing/entity.ts";
-import type { Verifier } from "./tokens/verifier.ts";
-import type { Rights } from "./policy/rights.ts";
+import type { Verifier, VerifiedPat, VerifyResult } from "./tokens/verifier.ts";
+import { TOKEN_PATTERN } from "./tokens/format.ts";
+import type { DomainRights, Rights } from "./policy/rights.ts";
 import { formatNeed } from "./scopes/scope.ts";
 import type { Upstreams } from "./upstream/upstreams.ts";
 import type { HeaderPolicy } from "./upstream/headers.ts";
@@ -22,7 +24,11 @@ export interface DataPlane {
   readonly headers: HeaderPolicy;
   /** Access line, metrics and audit for every request, allowed or denied. */
   readonly hooks: ForwardHooks;
+  /** How long a body the gateway must read may take to arrive. */
+  readonly bodyTimeoutMs: number;
 }
+
+const BODY_FAILURE = { too_large: "body_too_large", aborted: "bad_request", timeout: "body_timeout" } as const;
 
 const DENY_401 = { malformed: "invalid_token", unknown: "invalid_token", bad_secret: "invalid_token", expired: "expired_token", revoked: "revoked_token" } as const;
 
@@ -32,6 +38,8 @@ const DENY_401 = { malformed: "invalid_token", unknown: "invalid_token", bad_sec
  */
 export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target): Promise<void> {
   const { req } = ctx;
+  // A PAT in the URL would be forwarded and logged upstream: refuse the request outright.
+  if (target.query.includes("pat_") && TOKEN_PATTERN.test(target.query)) return deny(dp, ctx, "token_in_query");
   ctx.domainId = target.segments[1] ?? "";
   const m = dp.routes.current.match(req.method ?? "", target.segments, 2);
   if (m.kind === "method_not_allowed") return deny(dp, ctx, "method_not_allowed", { allow: m.allow });
@@ -40,21 +48,12 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
 
   const token = bearer(req.headers.authorization);
   if (token === null) return deny(dp, ctx, "missing_token");
-  // Cache hits come back synchronously: awaiting only real promises saves a microtask hop per step.
-  const pv = dp.verifier.verify(token);
-  const v = pv instanceof Promise ? await pv : pv;
-  if (!v.ok) return deny(dp, ctx, DENY_401[v.reason]);
-  const pat = (ctx.pat = v.pat);
-
+  let pa = authorize(dp, ctx, token, route);
+  let granted = pa instanceof Promise ? await pa : pa;
+  if (granted === null) return;
   const pd = dp.rights.domain(ctx.domainId);
   const domain = pd instanceof Promise ? await pd : pd;
   if (domain === null) return deny(dp, ctx, "domain_not_found");
-  const ph = dp.rights.rightsIn(ctx.domainId, pat.record.userId);
-  const held = ph instanceof Promise ? await ph : ph;
-  if (held === null) return deny(dp, ctx, "not_a_member");
-  if (!held.has(route.operation)) return deny(dp, ctx, "role_denied", { message: `The token's user does not hold "${route.operation}" in domain "${ctx.domainId}".` });
-  // Refuse before reading a body that no scope of this token could allow.
-  if (!pat.scopes.mayGrant(ctx.domainId, route.operation)) return denyScope(dp, ctx, route.entityType, "*");
 
   let body: Buffer | Readable | null = null;
   const src = route.entity;
@@ -65,42 +64,109 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
     ctx.entityId = e.id;
   } else {
     if (queryHasParam(target.query, src.field)) return deny(dp, ctx, "entity_ambiguous", { param: src.field, message: `"${src.field}" must be sent once, in the body, not in the query string.` });
+    if (countHeader(req.rawHeaders, "content-type") > 1) return deny(dp, ctx, "ambiguous_header", { message: "Send exactly one Content-Type header." });
     const type = req.headers["content-type"] ?? "";
     if (src.from === "body" ? !isJson(type) : !type.toLowerCase().startsWith("multipart/form-data")) {
       return deny(dp, ctx, "unsupported_media_type", { message: `This route reads "${src.field}" from a ${src.from === "body" ? "JSON (application/json)" : "multipart/form-data"} body.` });
     }
-    const read = await readBody(req, route.bodyLimit);
-    if (!read.ok) return deny(dp, ctx, read.reason === "too_large" ? "body_too_large" : "bad_request", { message: read.reason === "too_large" ? `The body exceeds this route's limit of ${route.bodyLimit} bytes.` : "The client closed the request body." });
+    continueIfAsked(ctx);
+    const read = await readBody(req, route.bodyLimit, dp.bodyTimeoutMs);
+    if (!read.ok) return deny(dp, ctx, BODY_FAILURE[read.reason], read.reason === "too_large" ? { message: `The body exceeds this route's limit of ${route.bodyLimit} bytes.` } : {});
     body = read.body;
     const e: EntityResult = src.from === "body" ? entityFromJson(body, src.field) : await entityFromMultipart(body, type, src.field);
     if (!e.ok) return deny(dp, ctx, e.code, { message: e.message, param: src.field });
     ctx.entityId = e.id;
+    // The body may have taken a while: decide on the token and rights as they are now, not as they were.
+    pa = authorize(dp, ctx, token, route);
+    granted = pa instanceof Promise ? await pa : pa;
+    if (granted === null) return;
   }
   if (body === null && hasBody(req)) {
     const declared = req.headers["content-length"];
-    if (declared !== undefined) {
-      if (Number(declared) > route.bodyLimit) return deny(dp, ctx, "body_too_large");
-      body = req;
-    } else {
-      // Chunked: the size is only known as it streams, so count on the way through.
-      body = req.pipe(new LimitedBody(route.bodyLimit));
-    }
+    if (declared !== undefined && Number(declared) > route.bodyLimit) return deny(dp, ctx, "body_too_large");
+    continueIfAsked(ctx);
+    // Chunked: the size is only known as it streams, so count on the way through.
+    body = declared !== undefined ? req : req.pipe(new LimitedBody(route.bodyLimit));
   }
 
+  const scopes = granted.pat.scopes;
   const need = { domainId: ctx.domainId, entityType: route.entityType, entityId: ctx.entityId, operation: route.operation };
-  if (!pat.scopes.grants(need)) return denyScope(dp, ctx, route.entityType, ctx.entityId);
+  if (!scopes.grants(need)) return denyScope(dp, ctx, route.entityType, ctx.entityId, route.operation);
+  // Fields the upstream also acts on (a base model, a copy's source) are each authorized too.
+  for (const also of route.also) {
+    const e = entityFromJson(body as Buffer, also.field);
+    if (!e.ok && e.code === "entity_missing") continue;
+    if (!e.ok) return deny(dp, ctx, e.code, { message: e.message, param: also.field });
+    if (!granted.held.has(also.operation)) return deny(dp, ctx, "role_denied", { message: `The token's user does not hold "${also.operation}" in domain "${ctx.domainId}".` });
+    if (!scopes.grants({ ...need, entityId: e.id, operation: also.operation })) return denyScope(dp, ctx, route.entityType, e.id, also.operation);
+  }
 
   const upstream = dp.upstreams.pick(domain.upstream);
   if (upstream === null) return deny(dp, ctx, "upstream_unavailable");
   const extra = ["x-request-id", ctx.requestId];
-  if (upstream.upstream.credential !== null) extra.push(upstream.upstream.credential.header, upstream.upstream.credential.value);
+  const credential = upstream.upstream.credential;
+  if (credential !== null) extra.push(credential.header, credential.value);
   const path = target.rawPath.slice(target.rawSegments[0]!.length + target.rawSegments[1]!.length + 2) + target.query;
-  forward(ctx, upstream, path, dp.headers.requestHeaders(req.rawHeaders, extra), body, dp.headers, dp.hooks);
+  forward(ctx, upstream, path, dp.headers.requestHeaders(req.rawHeaders, extra, credential === null ? null : credential.header), body, dp.headers, dp.hooks);
 }
 
-function denyScope(dp: DataPlane, ctx: RequestContext, entityType: string, entityId: string): void {
-  const route = ctx.route!;
-  const scope = formatNeed({ domainId: ctx.domainId, entityType, entityId, operation: route.operation });
+/** What a request holds once its token and its user's rights are checked. */
+interface Granted {
+  readonly pat: VerifiedPat;
+  readonly held: ReadonlySet<string>;
+}
+
+/**
+ * Token, then the user's current rights in the domain, then whether any scope
+ * could allow the operation here (so a body no scope allows is never read).
+ * Null when denied (the response is sent); synchronous on cache hits.
+ */
+function authorize(dp: DataPlane, ctx: RequestContext, token: string, route: Route): Granted | null | Promise<Granted | null> {
+  const pv = dp.verifier.verify(token);
+  if (pv instanceof Promise) return pv.then((v) => rights(dp, ctx, route, v));
+  return rights(dp, ctx, route, pv);
+}
+
+function rights(dp: DataPlane, ctx: RequestContext, route: Route, v: VerifyResult): Granted | null | Promise<Granted | null> {
+  if (!v.ok) {
+    deny(dp, ctx, DENY_401[v.reason]);
+    return null;
+  }
+  const pat = (ctx.pat = v.pat);
+  const ph = dp.rights.rightsIn(ctx.domainId, pat.record.userId);
+  if (ph instanceof Promise) return ph.then((held) => checkHeld(dp, ctx, route, pat, held));
+  return checkHeld(dp, ctx, route, pat, ph);
+}
+
+function checkHeld(dp: DataPlane, ctx: RequestContext, route: Route, pat: VerifiedPat, held: DomainRights): Granted | null {
+  if (held === null) {
+    deny(dp, ctx, "not_a_member");
+    return null;
+  }
+  if (!held.has(route.operation)) {
+    deny(dp, ctx, "role_denied", { message: `The token's user does not hold "${route.operation}" in domain "${ctx.domainId}".` });
+    return null;
+  }
+  if (!pat.scopes.mayGrant(ctx.domainId, route.operation)) {
+    denyScope(dp, ctx, route.entityType, "*", route.operation);
+    return null;
+  }
+  return { pat, held };
+}
+
+/** Sends 100 Continue to a client that waits for it, once the request is authorized. */
+function continueIfAsked(ctx: RequestContext): void {
+  if (ctx.req.headers.expect !== undefined) ctx.res.writeContinue();
+}
+
+function countHeader(raw: readonly string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === name.length && (raw[i] as string).toLowerCase() === name) n++;
+  return n;
+}
+
+function denyScope(dp: DataPlane, ctx: RequestContext, entityType: string, entityId: string, operation: string): void {
+  const scope = formatNeed({ domainId: ctx.domainId, entityType, entityId, operation });
   deny(dp, ctx, "insufficient_scope", { scope, message: `The token lacks the scope "${scope}" in domain "${ctx.domainId}".` });
 }
 

@@ -58,6 +58,9 @@ export function queryInt(query: URLSearchParams, name: string, def: number, min:
   return { ok: true, value: n };
 }
 
+// Management bodies are small JSON: a sender this slow is stuck or hostile.
+const BODY_TIMEOUT_MS = 30_000;
+
 /** A read body, or why not; `close` when part of it may still be unread on the connection. */
 export type BodyResult = { readonly ok: true; readonly body: Record<string, unknown> } | (Denial & { readonly close: boolean });
 
@@ -68,9 +71,10 @@ export async function readJsonBody(req: IncomingMessage): Promise<BodyResult> {
   if (type === undefined || !JSON_TYPE.test(type)) {
     return { ...deny("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'."), close: true };
   }
-  const r = await readBody(req, BODY_LIMIT);
+  const r = await readBody(req, BODY_LIMIT, BODY_TIMEOUT_MS);
   if (!r.ok) {
     if (r.reason === "too_large") return { ...deny("body_too_large", `The request body is larger than ${BODY_LIMIT / 1024} KiB.`), close: true };
+    if (r.reason === "timeout") return { ...deny("body_timeout"), close: true };
     return { ...deny("bad_request", "The request body ended early."), close: true };
   }
   if (r.body.length === 0) return { ok: true, body: {} };

@@ -69,7 +69,7 @@ export function usesRedis(store: StoreSettings): boolean {
 /** Validated, frozen settings. Built once at start by loadSettings. */
 export interface Settings {
   readonly configFile: string;
-  readonly server: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number };
+  readonly server: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number; readonly bodyTimeoutMs: number };
   /** The operations listener: /metrics, /healthz, /readyz. */
   readonly ops: { readonly host: string; readonly port: number };
   readonly audit: { readonly redisStream: string | null; readonly streamMaxLen: number; readonly includeDecisions: boolean };
@@ -214,11 +214,12 @@ export function parseSettings(raw: unknown, file: string): Settings {
   const dir = path.dirname(path.resolve(file));
   const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth"]);
 
-  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout"]);
+  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout"]);
   const server = {
     host: c.str(srv.host, "server.host", "127.0.0.1"),
     port: c.int(srv.port, "server.port", 8080, 0, 65535),
     drainTimeoutMs: c.duration(srv.drain_timeout, "server.drain_timeout", "30s"),
+    bodyTimeoutMs: c.duration(srv.body_timeout, "server.body_timeout", "30s"),
   };
   const op = c.obj(top.ops, "ops", ["host", "port"]);
   const opsHost = c.str(op.host, "ops.host", "").trim();

@@ -1,16 +1,22 @@
 import type { IncomingMessage } from "node:http";
 import { Transform, type TransformCallback } from "node:stream";
 
-export type BodyResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly reason: "too_large" | "aborted" };
+export type BodyResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly reason: "too_large" | "aborted" | "timeout" };
 
-/** Reads the whole request body, refusing as soon as it passes `limit` bytes. */
-export function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
+/** Reads the whole request body, refusing as soon as it passes `limit` bytes or takes longer than `timeoutMs`. */
+export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<BodyResult> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) return Promise.resolve({ ok: false, reason: "too_large" });
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // A slow sender must not hold a buffer and a decision open forever.
+    const timer = setTimeout(() => {
+      req.pause();
+      done({ ok: false, reason: "timeout" });
+    }, timeoutMs);
     const done = (r: BodyResult): void => {
+      clearTimeout(timer);
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);

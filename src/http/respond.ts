@@ -26,7 +26,9 @@ export function sendError(
   if (status === 401) {
     headers["www-authenticate"] = code === "missing_token" ? 'Bearer realm="patgate"' : 'Bearer realm="patgate", error="invalid_token"';
   } else if (code === "insufficient_scope" && opts.scope !== undefined) {
-    headers["www-authenticate"] = `Bearer realm="patgate", error="insufficient_scope", scope="${opts.scope.replace(/["\\]/g, "")}"`;
+    // Header values must be Latin-1 and must not break the quoted string: model ids may be any Unicode.
+    const scope = /^[\x20-\x7e]*$/.test(opts.scope) ? opts.scope.replace(/["\\]/g, "") : encodeURIComponent(opts.scope);
+    headers["www-authenticate"] = `Bearer realm="patgate", error="insufficient_scope", scope="${scope}"`;
   }
   if (opts.allow !== undefined) headers.allow = opts.allow.join(", ");
   // A body we did not read would otherwise be drained before the connection is reused.

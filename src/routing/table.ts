@@ -28,6 +28,18 @@ export interface Route {
   readonly entity: EntitySource;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimit: number;
+  /**
+   * Other JSON body fields naming an entity of the same type that the upstream
+   * also acts on (Ollama create's base model, copy's source): each, when present,
+   * is authorized with its own operation.
+   */
+  readonly also: readonly AlsoNeeds[];
+}
+
+/** A further body field checked as its own requirement. */
+export interface AlsoNeeds {
+  readonly field: string;
+  readonly operation: string;
 }
 
 /** The outcome of matching one request against the table. */
@@ -243,7 +255,8 @@ function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], sta
 const TOP_KEYS = ["version", "defaults", "routes"] as const;
 const DEFAULTS_KEYS = ["body_limit"] as const;
 const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit"] as const;
-const ENTITY_KEYS = ["type", "from", "field", "param"] as const;
+const ENTITY_KEYS = ["type", "from", "field", "param", "also"] as const;
+const ALSO_KEYS = ["field", "operation"] as const;
 const FROM_VALUES = ["body", "form", "path", "domain"] as const;
 
 /** Problems collected with their source positions. */
@@ -309,6 +322,25 @@ function readMap(
     out.set(name, { key: k, value: deref(doc, pair.value as YamlNode | null) });
   }
   return out;
+}
+
+/** `also: [{ field, operation }, …]`: fields distinct from the entity field and from each other. */
+function readAlso(doc: Document, entry: Entry, mainField: string | null, what: string, p: Problems, out: AlsoNeeds[]): void {
+  const seq = entry.value;
+  if (!isSeq(seq) || seq.items.length === 0) {
+    p.add(seq ?? entry.key, `${what} must be a non-empty list`);
+    return;
+  }
+  for (const item of seq.items) {
+    const m = readMap(doc, deref(doc, item as YamlNode | null), ALSO_KEYS, what, p);
+    if (m === null) continue;
+    const f = str(required(m, "field", item as YamlNode, what, p), `${what}.field`, p);
+    const op = str(required(m, "operation", item as YamlNode, what, p), `${what}.operation`, p);
+    if (f === null || op === null) continue;
+    if (!FIELD_RE.test(f)) p.add(m.get("field")?.value, `${what}.field must match [A-Za-z_][A-Za-z0-9_.-]{0,63}`);
+    else if (f === mainField || out.some((a) => a.field === f)) p.add(m.get("field")?.value, `${what}: field "${f}" is named twice`);
+    else out.push({ field: f, operation: op });
+  }
 }
 
 function deref(doc: Document, node: YamlNode | null): YamlNode | null {
@@ -496,6 +528,7 @@ function readRoute(
   const entEntry = required(m, "entity", node, what, p);
   let entityType: string | null = null;
   let entity: EntitySource | null = null;
+  const also: AlsoNeeds[] = [];
   if (entEntry !== null) {
     const em = readMap(doc, entEntry.value, ENTITY_KEYS, `${what}: entity`, p);
     if (em !== null) {
@@ -524,10 +557,16 @@ function readRoute(
             p.add(fromEntry?.value, `${what}: from: ${from} needs a method with a body (${[...BODY_METHODS].join(", ")}), not ${method}`);
           }
           if (f !== null) entity = { from, field: f };
+          const alsoEntry = em.get("also");
+          if (alsoEntry !== undefined) {
+            if (from !== "body") p.add(alsoEntry.key, `${what}: entity.also applies to from: body only`);
+            else readAlso(doc, alsoEntry, f, `${what}: entity.also`, p, also);
+          }
           break;
         }
         case "path": {
           notHere(field, "field");
+          notHere(em.get("also"), "also");
           const pe = required(em, "param", entEntry.value, `${what}: entity`, p);
           const name = str(pe, `${what}: entity.param`, p);
           if (name !== null && segs !== null && !segs.some((s) => s.kind !== LIT && s.text === name)) {
@@ -537,6 +576,7 @@ function readRoute(
           break;
         }
         case "domain":
+          notHere(em.get("also"), "also");
           notHere(field, "field");
           notHere(param, "param");
           // The id is the domain id, which only names an entity of type domains.
@@ -554,11 +594,15 @@ function readRoute(
   if (operation !== null && entityType !== null && catalog.operations.has(operation) && !applies(catalog, entityType, operation)) {
     p.add(opEntry?.value, `${what}: operation "${operation}" does not apply to entity type "${entityType}"`);
   }
+  for (const a of also) {
+    if (!catalog.operations.has(a.operation)) p.add(node, `${what}: entity.also: unknown operation "${a.operation}"`);
+    else if (entityType !== null && !applies(catalog, entityType, a.operation)) p.add(node, `${what}: entity.also: operation "${a.operation}" does not apply to entity type "${entityType}"`);
+  }
 
   if (id === null || method === null || path === null || segs === null || !METHODS.has(method)) return null;
   let route: Route | null = null;
   if (p.list.length === before && operation !== null && entityType !== null && entity !== null) {
-    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit });
+    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit, also: Object.freeze(also) });
   }
   return { id, method, path, segs, node, route };
 }

@@ -33,7 +33,12 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
 // How often the subscriber connection proves it is alive: a half-open socket
 // (no FIN, e.g. a network partition) would otherwise look live forever.
-const FEED_PING_INTERVAL_MS = 1000;
+const FEED_PING_INTERVAL_MS = 200;
+// The feed counts as live only while it was heard from (a pong or a message)
+// this recently, so a silent socket stops being trusted within this bound
+// rather than after a command timeout. Pongs come after any message published
+// before them, so nothing is lost by trusting the feed again once one arrives.
+const FEED_STALE_MS = 600;
 // touchPats sends at most this many keys per script call, so one call never blocks Redis for long.
 const TOUCH_BATCH = 500;
 
@@ -539,6 +544,7 @@ class ChangeFeed {
   readonly #hooks: { event(e: ChangeEvent, at?: number): void; status(): void };
   #conn: Redis | null = null;
   #live = false;
+  #lastHeard = 0;
   #stopped = false;
   #failedOnce = false;
   #pingTimer: NodeJS.Timeout | null = null;
@@ -552,7 +558,7 @@ class ChangeFeed {
   }
 
   get live(): boolean {
-    return this.#live;
+    return this.#live && performance.now() - this.#lastHeard < FEED_STALE_MS;
   }
 
   /** True once any connection attempt has failed (used only to end connect()'s wait early). */
@@ -592,6 +598,7 @@ class ChangeFeed {
     });
     conn.on("message", (channel: string, message: string) => {
       if (channel !== this.#channel) return;
+      this.#lastHeard = performance.now();
       const event = parseEvent(message);
       if (event !== null) this.#hooks.event(event, committedAt(message));
     });
@@ -609,17 +616,23 @@ class ChangeFeed {
     this.#replacements = 0;
     // Reset goes out before `live` flips, so a cache never trusts entries from before the gap.
     this.#hooks.event({ kind: "reset" });
+    this.#lastHeard = performance.now();
     this.#setLive(true);
   }
 
   #healthCheck(): void {
     const conn = this.#conn;
     if (conn === null || !this.#live) return;
-    conn.ping().catch(() => {
-      if (conn !== this.#conn || this.#stopped) return;
-      this.#setLive(false);
-      conn.disconnect(true);
-    });
+    conn.ping().then(
+      () => {
+        if (conn === this.#conn) this.#lastHeard = performance.now();
+      },
+      () => {
+        if (conn !== this.#conn || this.#stopped) return;
+        this.#setLive(false);
+        conn.disconnect(true);
+      },
+    );
   }
 
   #setLive(live: boolean): void {

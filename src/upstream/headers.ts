@@ -16,6 +16,7 @@ const HOP_BY_HOP = [
 ];
 
 const PLAIN_CONNECTION = new Set(["keep-alive", "close"]);
+const END_TO_END = new Set(["content-type", "content-length", "content-encoding"]);
 
 /** Identity headers that only the gateway may set: client copies are always dropped. */
 export const IDENTITY_PREFIX = "x-patgate-";
@@ -36,8 +37,10 @@ export class HeaderPolicy {
   /**
    * The forwarded request headers as undici's flat [name, value, …] array:
    * client headers minus dropped ones, then `extra` (request id, upstream credential) last.
+   * `injected` (lower-case) is the upstream credential's header: a client copy of it is
+   * dropped, or the client would choose the credential for upstreams that read the first value.
    */
-  requestHeaders(rawHeaders: readonly string[], extra: readonly string[]): string[] {
+  requestHeaders(rawHeaders: readonly string[], extra: readonly string[], injected: string | null = null): string[] {
     const out: string[] = [];
     let connectionTokens: Set<string> | null = null;
     for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -52,7 +55,9 @@ export class HeaderPolicy {
       const raw = rawHeaders[i] as string;
       const name = raw.toLowerCase();
       if (this.#dropRequest.has(name) || name.startsWith(IDENTITY_PREFIX)) continue;
-      if (connectionTokens !== null && connectionTokens.has(name)) continue;
+      if (name === injected) continue;
+      // Connection may name hop-by-hop extras, never the framing and type the gateway itself relied on.
+      if (connectionTokens !== null && connectionTokens.has(name) && !END_TO_END.has(name)) continue;
       out.push(raw, rawHeaders[i + 1] as string);
     }
     for (const v of extra) out.push(v);

@@ -177,10 +177,6 @@ describe.skipIf(process.env["REDIS_URL"])("redis store while Redis is down", () 
 
   it("a hung Redis makes calls time out with StoreUnavailableError instead of hanging", async () => {
     const s = await RedisStore.connect({ url: own.url, keyPrefix: `${own.keyPrefix}hung:` });
-    let resets = 0;
-    s.subscribe((e) => {
-      if (e.kind === "reset") resets++;
-    });
     own.pause();
     try {
       const started = Date.now();
@@ -198,7 +194,9 @@ describe.skipIf(process.env["REDIS_URL"])("redis store while Redis is down", () 
     }
     try {
       await waitUntil(async () => s.eventsLive() && (await s.ping().then(() => true, () => false)), 10_000, "the store to recover");
-      expect(resets).toBeGreaterThan(0);
+      // Either the heartbeat timed out and the feed reconnected (with a reset), or
+      // the queued pong arrived first: pongs follow every message published
+      // before them, so trusting the same connection again loses nothing.
       expect(await s.getPat("x")).toBeNull();
     } finally {
       await s.close();

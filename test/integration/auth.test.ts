@@ -61,9 +61,10 @@ describe("token states on the data plane", () => {
       await expect401(await chat("not-a-token"), "invalid_token");
       await expect401(await chat(flipped), "invalid_token");
       await expect401(await chat("pat_" + "x".repeat(200)), "invalid_token");
-      // The token in the query string is never read.
+      // A token in the query string is refused outright (it would be forwarded and logged upstream).
       const q = await fetch(`${gw.url}/proxy/d1/v1/models?api_key=${token}`);
-      await expect401(q, "missing_token");
+      expect(q.status).toBe(400);
+      expect(((await q.json()) as { error: { code: string } }).error.code).toBe("token_in_query");
       expect(calls).toBe(0);
     } finally {
       gw.store.getPat = original;
@@ -138,10 +139,13 @@ describe("token states on the data plane", () => {
     expect((await chat(token, "d2", "llama3")).status).toBe(403);
   });
 
-  it("404 for an unknown domain and for a path with no route; nothing is forwarded", async () => {
+  it("an unknown domain answers like one the user is not in (403), a path with no route 404; nothing is forwarded", async () => {
     const { token } = await gw.issue({ scopes: [{ entityType: "domains", entityId: "*", operation: "llm_chat_completions" }] });
     upstream.clear();
-    expect((await chat(token, "nope")).status).toBe(404);
+    // The same answer for "no such domain" and "not yours": a token cannot probe which domains exist.
+    const unknown = await chat(token, "nope");
+    expect(unknown.status).toBe(403);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe("not_a_member");
     const r = await fetch(`${gw.url}/proxy/d1/v1/secret-admin`, { headers: { authorization: `Bearer ${token}` } });
     expect(r.status).toBe(404);
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe("no_route");

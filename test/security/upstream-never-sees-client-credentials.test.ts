@@ -65,7 +65,11 @@ describe("what the upstream receives", () => {
   it("does not forward a PAT put in the query string, and does not accept it", async () => {
     upstream.clear();
     const res = await fetch(`${gw.url}/proxy/d1/v1/models?key=${token}`);
-    expect(res.status).toBe(401);
+    expect(res.status).toBe(400);
+    // Not even alongside a valid Authorization header.
+    const both = await fetch(`${gw.url}/proxy/d1/v1/models?key=${token}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(both.status).toBe(400);
+    expect(((await both.json()) as { error: { code: string } }).error.code).toBe("token_in_query");
     expect(upstream.requests).toHaveLength(0);
   });
 

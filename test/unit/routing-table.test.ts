@@ -59,7 +59,7 @@ describe("the shipped routes.yaml", () => {
     ["POST", "/api/pull", "llm_create", "models", body("model")],
     ["POST", "/api/push", "llm_update", "models", body("model")],
     ["POST", "/api/create", "llm_create", "models", body("model")],
-    ["POST", "/api/copy", "llm_create", "models", body("source")],
+    ["POST", "/api/copy", "llm_create", "models", body("destination")],
     ["DELETE", "/api/delete", "llm_delete", "models", body("model")],
     ["POST", "/tokenize", "llm_utility", "models", body("model")],
     ["POST", "/detokenize", "llm_utility", "models", body("model")],
@@ -129,6 +129,7 @@ describe("RouteTable.match", () => {
     entityType: entity.from === "domain" ? "domains" : "models",
     entity,
     bodyLimit: 1024,
+    also: [],
   });
   const t = new RouteTable([
     r("root", "GET", "/"),
@@ -191,13 +192,28 @@ describe("parseRouteTable: validation with file:line:col", () => {
     expect(problems(`version: 2\nroutes:\n${CHAT}`)).toEqual(["routes.yaml:1:10: unsupported version (this gateway reads version: 1)"]);
   });
 
+  it("entity.also: shipped create and copy check their second model; bad also entries are refused", () => {
+    const t = loadRouteTable(ROUTES_FILE, testCatalog);
+    const byId = new Map(t.routes.map((r) => [r.id, r]));
+    expect(byId.get("ollama.create")?.also).toEqual([{ field: "from", operation: "llm_read" }]);
+    expect(byId.get("ollama.copy")?.also).toEqual([{ field: "source", operation: "llm_read" }]);
+    const yaml = (also: string): string =>
+      `version: 1\nroutes:\n  - id: c\n    method: POST\n    path: /c\n    operation: llm_create\n    entity: { type: models, from: body, field: model, also: ${also} }\n`;
+    const bad = (also: string): string[] => problems(yaml(also));
+    expect(bad("[{ field: model, operation: llm_read }]").join("\n")).toMatch(/named twice/);
+    expect(bad("[{ field: base, operation: llm_nope }]").join("\n")).toMatch(/unknown operation "llm_nope"/);
+    expect(bad("[{ field: base, operation: read }]").join("\n")).toMatch(/does not apply to entity type "models"/);
+    expect(bad("[]").join("\n")).toMatch(/non-empty list/);
+    expect(parseRouteTable(yaml("[{ field: base, operation: llm_read }]"), "routes.yaml", testCatalog).routes[0]?.also).toEqual([{ field: "base", operation: "llm_read" }]);
+  });
+
   it("rejects unknown keys at every level, with a suggestion", () => {
     expect(problems(`version: 1\nroute:\n${CHAT}`)[0]).toMatch(/^routes\.yaml:2:1: routes file: unknown key "route" \(did you mean "routes"\?\)/);
     expect(problems(table(CHAT.replace("    method:", "    metod: POST\n    method:")))[0]).toMatch(
       /^routes\.yaml:4:5: routes\[0\]: unknown key "metod" \(did you mean "method"\?\)/,
     );
     expect(problems(table(CHAT.replace("field: model", "feild: model")))).toContain(
-      'routes.yaml:7:41: route "chat": entity: unknown key "feild" (did you mean "field"?) (known: type, from, field, param)',
+      'routes.yaml:7:41: route "chat": entity: unknown key "feild" (did you mean "field"?) (known: type, from, field, param, also)',
     );
     expect(problems(`version: 1\ndefaults: { bodylimit: 1mb }\nroutes:\n${CHAT}`)[0]).toMatch(
       /^routes\.yaml:2:13: defaults: unknown key "bodylimit" \(did you mean "body_limit"\?\)/,

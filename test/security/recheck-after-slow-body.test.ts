@@ -1,0 +1,76 @@
+// Finding (review): the token was checked before a slow body arrived, so a
+// revoke (or a membership removal) during the upload still let it through.
+// The decision is now re-taken once the body is read; slow bodies time out.
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
+import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+
+/** Sends the head and the first bytes, runs `between`, sends the rest; resolves with the status line. */
+function slowPost(port: number, token: string, body: string, between: () => Promise<void>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, "127.0.0.1", () => {
+      sock.write(
+        `POST /proxy/d1/v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${token}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n` +
+          body.slice(0, 5),
+      );
+      between().then(() => sock.write(body.slice(5)), reject);
+    });
+    let data = "";
+    sock.on("data", (d) => (data += d.toString()));
+    sock.on("end", () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1] ?? 0)));
+    sock.on("error", reject);
+  });
+}
+
+describe("decisions are re-taken after a slow body", () => {
+  let upstream: FakeUpstream;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream();
+    gw = await startGateway({ upstreamUrl: upstream.url, patch: (cfg) => (cfg.server.body_timeout = "1s") });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await upstream?.close();
+  });
+
+  const body = '{"model":"llama3","messages":[]}';
+  const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+  it("a token revoked while its body is uploading is refused, not forwarded", async () => {
+    const { token, record } = await gw.issue({ userId: "u1", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    upstream.clear();
+    const status = await slowPost(gw.port, token, body, async () => {
+      await pause(100);
+      expect(await gw.store.replacePat({ ...record, revoked: true, revokedAt: Date.now() }, record.version)).toBe("ok");
+    });
+    expect(status).toBe(401);
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it("a user removed from the domain while the body uploads is refused", async () => {
+    const { token } = await gw.issue({ userId: "u2", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    upstream.clear();
+    const status = await slowPost(gw.port, token, body, async () => {
+      await pause(100);
+      await gw.store.deleteMembership("d1", "u2");
+    });
+    expect(status).toBe(403);
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it("the same slow upload with nothing changed goes through", async () => {
+    const { token } = await gw.issue({ userId: "u3", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    expect(await slowPost(gw.port, token, body, () => pause(100))).toBe(200);
+  });
+
+  it("a body slower than server.body_timeout gets 408", async () => {
+    const { token } = await gw.issue({ userId: "u4", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    upstream.clear();
+    expect(await slowPost(gw.port, token, body, () => pause(1500))).toBe(408);
+    expect(upstream.requests).toHaveLength(0);
+  });
+});
