@@ -1,0 +1,96 @@
+/**
+ * The gateway as a bench child: built with `buildApp` from a generated config
+ * (full auth, the production logger writing every access line to `--log`,
+ * /dev/null by default), plus what only the benchmark needs:
+ *
+ * - every Store method call is counted (S4: zero store calls for malformed tokens);
+ * - RSS, heap and event-loop delay are reported on request (S6 soak).
+ *
+ * Both are read over the IPC channel, so the data plane's event loop serves
+ * nothing extra while traffic runs.
+ */
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import pino from "pino";
+import { buildApp } from "../src/app.ts";
+import { loadSettings } from "../src/config/config.ts";
+import type { Store } from "../src/store/types.ts";
+import { createLogger } from "../src/telemetry/logger.ts";
+import { announceReady, serveIpc } from "./lib/proc.ts";
+
+const { values } = parseArgs({
+  options: {
+    config: { type: "string" },
+    log: { type: "string", default: "/dev/null" },
+  },
+});
+if (values.config === undefined) throw new Error("--config is required");
+
+const settings = loadSettings(values.config);
+// The same destination options as the shipped logger, only pointed elsewhere than stdout.
+const logger = createLogger(settings.logging.level, pino.destination({ dest: values.log, sync: false, minLength: 4096 }));
+const app = await buildApp(settings, { logger });
+const storeCalls = countCalls(app.store);
+const ELD_RESOLUTION_MS = 10;
+const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
+// The histogram holds whole timer intervals (an idle loop reads ~10 ms): report the delay beyond the interval.
+const delayMs = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
+eld.enable();
+const port = await app.listen(0, "127.0.0.1");
+
+serveIpc((msg) => {
+  switch (msg["cmd"]) {
+    case "stats": {
+      const mem = process.memoryUsage();
+      return {
+        rssBytes: mem.rss,
+        heapUsedBytes: mem.heapUsed,
+        heapTotalBytes: mem.heapTotal,
+        externalBytes: mem.external,
+        eldMs: { mean: delayMs(eld.mean), p50: delayMs(eld.percentile(50)), p99: delayMs(eld.percentile(99)), max: delayMs(eld.max) },
+        storeCalls: Object.fromEntries(storeCalls),
+        verifierCacheSize: app.verifier.cacheSize,
+      };
+    }
+    case "reset":
+      eld.reset();
+      storeCalls.clear();
+      return true;
+    default:
+      throw new Error(`unknown command ${String(msg["cmd"])}`);
+  }
+});
+announceReady(port);
+
+process.on("SIGTERM", () => {
+  // A clean exit, so --cpu-prof can write its profile.
+  app.close(1000).then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+});
+
+/**
+ * Counts calls to every method of the store, per method name. The wrapper is
+ * an own property of the same object the verifier and rights already hold,
+ * so their calls go through it.
+ */
+function countCalls(store: Store): Map<string, number> {
+  const counts = new Map<string, number>();
+  const target = store as unknown as Record<string, unknown>;
+  for (let proto: object | null = Object.getPrototypeOf(store) as object | null; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const fn = target[name];
+      if (name === "constructor" || typeof fn !== "function" || Object.hasOwn(target, name)) continue;
+      const method = fn as (...args: unknown[]) => unknown;
+      Object.defineProperty(store, name, {
+        configurable: true,
+        value: (...args: unknown[]): unknown => {
+          counts.set(name, (counts.get(name) ?? 0) + 1);
+          return method.apply(store, args);
+        },
+      });
+    }
+  }
+  return counts;
+}

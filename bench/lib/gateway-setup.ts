@@ -1,0 +1,110 @@
+/**
+ * The gateway's bench config and data: a config derived from the shipped
+ * config/patgate.yaml (as the tests derive theirs), and an embedded store
+ * file holding the bench domain, its members and their PATs.
+ *
+ * The store file is written directly, in the embedded store's snapshot
+ * format, rather than through `Store.insertPat`: the embedded store rewrites
+ * and fsyncs its whole file on every change, so 10,000 inserts would take
+ * minutes. The gateway validates the file when it opens it, so a format
+ * change fails loudly at start, never silently.
+ */
+import { mkdtemp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+import { parse, stringify } from "yaml";
+import { newPat } from "../../src/tokens/issue.ts";
+import { generateToken } from "../../src/tokens/format.ts";
+import type { Domain, Membership, PatRecord } from "../../src/store/types.ts";
+
+export const ROOT = path.resolve(import.meta.dirname, "..", "..");
+export const DOMAIN = "bench";
+export const MODEL = "bench-model";
+const USER = "bench-user";
+
+export interface GatewayFixture {
+  readonly dir: string;
+  readonly configFile: string;
+  /** A valid token for S1–S3, S5, S6 and S4's cached run. */
+  readonly token: string;
+  /** Valid tokens, each of its own user, for S4's cache-miss run. */
+  readonly missTokens: readonly string[];
+  /** Well-formed tokens (valid checksum) whose ids are in no store. */
+  readonly unknownTokens: readonly string[];
+  /** Tokens with a wrong checksum: rejected before any lookup. */
+  readonly malformedTokens: readonly string[];
+}
+
+export interface FixtureOptions {
+  readonly upstreamUrl: string;
+  /** `cache.max_entries` (null: the shipped value); S4 keeps it well below `distinct` so its miss run really misses. */
+  readonly cacheMaxEntries: number | null;
+  /** How many miss / unknown / malformed tokens to make (0 for a gateway that only needs the one token). */
+  readonly distinct: number;
+  /** `upstreams.default.connections`; null keeps the shipped value. */
+  readonly connections: number | null;
+}
+
+type Tree = Record<string, unknown>;
+
+/** Writes config + store file into a fresh temp dir; returns the tokens the load generator sends. */
+export async function makeGatewayFixture(opts: FixtureOptions): Promise<GatewayFixture & { connections: number; cacheMaxEntries: number }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "patgate-bench-"));
+  const pepperHex = randomBytes(32).toString("hex");
+  const pepper = Buffer.from(pepperHex, "hex");
+  const cfg = parse(await readFile(path.join(ROOT, "config", "patgate.yaml"), "utf8")) as Tree;
+  const dataFile = path.join(dir, "data", "patgate.json");
+
+  cfg["server"] = { ...(cfg["server"] as Tree), host: "127.0.0.1", port: 0 };
+  cfg["store"] = { redis_url: "", embedded_path: dataFile, key_prefix: "patgate:" };
+  cfg["security"] = { ...(cfg["security"] as Tree), pepper: pepperHex };
+  cfg["routes_file"] = path.join(ROOT, "routes.yaml");
+  if (opts.cacheMaxEntries !== null) cfg["cache"] = { ...(cfg["cache"] as Tree), max_entries: opts.cacheMaxEntries };
+  const cacheMaxEntries = (cfg["cache"] as Tree)["max_entries"];
+  const upstreams = cfg["upstreams"] as Record<string, Tree>;
+  const shipped = upstreams["default"] ?? {};
+  const connections = opts.connections ?? (typeof shipped["connections"] === "number" ? shipped["connections"] : 128);
+  cfg["upstreams"] = { default: { ...shipped, targets: [opts.upstreamUrl], connections } };
+  cfg["default_upstream"] = "default";
+  cfg["logging"] = { level: "info" };
+  // A configured admin key, so the first start neither creates nor prints one.
+  if (typeof cfg["auth"] === "object" && cfg["auth"] !== null) {
+    cfg["auth"] = { ...(cfg["auth"] as Tree), admin_keys: `pgadm_bench_${randomBytes(24).toString("hex")}`, admin_keys_file: "", oidc: { issuer: "" } };
+  }
+  const configFile = path.join(dir, "patgate.yaml");
+  await writeFile(configFile, stringify(cfg));
+
+  const now = Date.now();
+  const scopes = ["llm_chat_completions", "llm_completions", "llm_embeddings"].map((operation) => ({ domainId: DOMAIN, entityType: "models", entityId: MODEL, operation }));
+  const pats: PatRecord[] = [];
+  const memberships: Membership[] = [{ domainId: DOMAIN, userId: USER, roles: ["developer"] }];
+  const issue = (userId: string, name: string): string => {
+    const { record, token } = newPat(pepper, { userId, name, scopes, lifetimeMs: 7 * 86_400_000, now });
+    pats.push(record);
+    return token;
+  };
+  const token = issue(USER, "bench");
+  const missTokens: string[] = [];
+  for (let i = 0; i < opts.distinct; i++) {
+    const userId = `bench-user-${i}`;
+    memberships.push({ domainId: DOMAIN, userId, roles: ["developer"] });
+    missTokens.push(issue(userId, "bench"));
+  }
+  const unknownTokens: string[] = [];
+  const malformedTokens: string[] = [];
+  for (let i = 0; i < opts.distinct; i++) {
+    const t = generateToken().token;
+    unknownTokens.push(t);
+    // Last checksum character changed: a typo the checksum catches with no I/O.
+    malformedTokens.push(t.slice(0, -1) + (t.endsWith("A") ? "B" : "A"));
+  }
+  const domains: Domain[] = [{ id: DOMAIN, name: DOMAIN, upstream: null, createdAt: now }];
+  await mkdir(path.dirname(dataFile), { recursive: true, mode: 0o700 });
+  await writeFile(
+    dataFile,
+    JSON.stringify({ format: "patgate-embedded-store", version: 1, pats, domains, memberships, roles: [], adminKeys: [] }),
+    { mode: 0o600 },
+  );
+  return { dir, configFile, token, missTokens, unknownTokens, malformedTokens, connections, cacheMaxEntries: typeof cacheMaxEntries === "number" ? cacheMaxEntries : 100_000 };
+}
