@@ -1,6 +1,8 @@
 interface Entry<V> {
   value: V;
   expiresAt: number;
+  /** Used since it was last passed over by eviction (CLOCK's second chance). */
+  used: boolean;
 }
 
 interface Inflight<V> {
@@ -10,7 +12,7 @@ interface Inflight<V> {
 }
 
 /**
- * A bounded LRU cache with per-entry expiry, one load per key at a time, and
+ * A bounded cache (CLOCK eviction, an LRU approximation with no work on hits) with per-entry expiry, one load per key at a time, and
  * fencing: a load that started before an invalidation of its key never writes
  * its (possibly stale) result back. Keys are ids, never secrets.
  */
@@ -37,9 +39,8 @@ export class FencedCache<V> {
       this.#entries.delete(key);
       return undefined;
     }
-    // Refresh recency: Map iteration order is insertion order, so the first key is the least recent.
-    this.#entries.delete(key);
-    this.#entries.set(key, e);
+    // A flag instead of re-inserting on every hit: eviction gives used entries a second chance.
+    e.used = true;
     return e.value;
   }
 
@@ -87,10 +88,17 @@ export class FencedCache<V> {
   #set(key: string, value: V, ttlMs: number): void {
     if (ttlMs <= 0) return;
     this.#entries.delete(key);
-    this.#entries.set(key, { value, expiresAt: this.#now() + ttlMs });
-    if (this.#entries.size > this.#max) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done !== true) this.#entries.delete(oldest.value);
+    this.#entries.set(key, { value, expiresAt: this.#now() + ttlMs, used: false });
+    if (this.#entries.size > this.#max) this.#evictOne();
+  }
+
+  /** Drops the oldest entry not used since it was last passed over; used ones move to the back. */
+  #evictOne(): void {
+    for (const [k, e] of this.#entries) {
+      this.#entries.delete(k);
+      if (!e.used) return;
+      e.used = false;
+      this.#entries.set(k, e);
     }
   }
 }
