@@ -21,6 +21,8 @@ function last(re: RegExp, text: string): number | null {
 
 /** Reads usage from the last bytes of a response (OpenAI JSON/SSE, Responses API, Ollama). */
 export function usageFromTail(tail: string): Usage | null {
+  // Most bodies carry no usage at all: two native substring scans rule them out before any regex runs.
+  if (!tail.includes("_tokens") && !tail.includes("eval_count")) return null;
   const input = last(INPUT, tail);
   const output = last(OUTPUT, tail);
   if (input === null && output === null) return null;
