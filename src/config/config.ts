@@ -450,7 +450,7 @@ function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings>
       connectTimeoutMs: c.duration(u.connect_timeout, `${at}.connect_timeout`, "5s"),
       headersTimeoutMs: c.duration(u.headers_timeout, `${at}.headers_timeout`, "5m"),
       bodyTimeoutMs: c.duration(u.body_timeout, `${at}.body_timeout`, "5m"),
-      connections: c.int(u.connections, `${at}.connections`, 128, 1, 100_000),
+      connections: c.int(u.connections, `${at}.connections`, 1024, 1, 100_000),
       tlsVerify: c.bool(u.tls_verify, `${at}.tls_verify`, true),
       credential,
     });

@@ -180,3 +180,17 @@ export async function spawnGateway(configFile: string): Promise<{ url: string; c
       }),
   };
 }
+
+/** Runs `node src/main.ts <config>` to its exit (killed after 15 s): for start-up refusals. */
+export function runMain(configFile: string): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(ROOT, "src", "main.ts"), configFile], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}

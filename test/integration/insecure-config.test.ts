@@ -1,22 +1,7 @@
 // Insecure settings refuse start, each with a message that names the key and
 // what to do; the gateway never starts open or half-protected.
-import { spawn } from "node:child_process";
-import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT, writeConfig, type TestConfig } from "../helpers/gateway.ts";
-
-function runMain(configFile: string): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "src", "main.ts"), configFile], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+import { runMain, writeConfig, type TestConfig } from "../helpers/gateway.ts";
 
 const cases: Array<[string, (cfg: TestConfig) => void, RegExp]> = [
   [

@@ -1,24 +1,10 @@
 // The route table is validated at start (refuse to start, naming file, line and
 // problem) and hot-reloaded, keeping the last good table when the new one is invalid.
-import { spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
-import { ROOT, startGateway, writeConfig, type TestGateway } from "../helpers/gateway.ts";
-
-function runMain(configFile: string): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, "src", "main.ts"), configFile], { stdio: ["ignore", "ignore", "pipe"] });
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+import { ROOT, runMain, startGateway, writeConfig, type TestGateway } from "../helpers/gateway.ts";
 
 describe("route table validation and reload", () => {
   let upstream: FakeUpstream;

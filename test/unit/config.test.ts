@@ -92,7 +92,7 @@ describe("the shipped config/patgate.yaml", () => {
       connectTimeoutMs: 5000,
       headersTimeoutMs: 5 * 60_000,
       bodyTimeoutMs: 5 * 60_000,
-      connections: 128,
+      connections: 1024,
       tlsVerify: true,
       credential: null,
     });
