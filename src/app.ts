@@ -5,7 +5,8 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { ConfigError, usesRedis, type Settings, type StoreSettings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
-import { deny, proxy, type DataPlane } from "./pipeline.ts";
+import { deny, proxy, stillAllowed, type DataPlane } from "./pipeline.ts";
+import { LiveStreams } from "./policy/streams.ts";
 import { RouteTableHolder } from "./routing/holder.ts";
 import { splitTarget } from "./routing/normalize.ts";
 import { Verifier } from "./tokens/verifier.ts";
@@ -85,14 +86,33 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
   });
   let inflight = 0;
   const metrics = new Metrics({ cacheStats: () => verifier.stats, cacheEntries: () => verifier.cacheSize, inflightRequests: () => inflight });
+  const streams = new LiveStreams();
+  // Set once the data plane exists: running streams are re-decided against the changed grant.
+  let recheckStreams: (which: (ctx: RequestContext) => boolean) => void = () => undefined;
   const unsubscribe = store.subscribe((ev: ChangeEvent, committedAt?: number) => {
     if (committedAt !== undefined) metrics.propagationLag.observe(Math.max(0, Date.now() - committedAt) / 1000);
     switch (ev.kind) {
-      case "pat": verifier.invalidate(ev.id); break;
-      case "member": rights.onMemberChanged(ev.domainId, ev.userId); break;
-      case "domain": rights.onDomainChanged(ev.id); break;
-      case "role": rights.onRoleChanged(); break;
-      case "reset": verifier.clear(); rights.clear(); break;
+      case "pat":
+        verifier.invalidate(ev.id);
+        recheckStreams((c) => c.pat?.record.id === ev.id);
+        break;
+      case "member":
+        rights.onMemberChanged(ev.domainId, ev.userId);
+        recheckStreams((c) => c.domainId === ev.domainId && c.pat?.record.userId === ev.userId);
+        break;
+      case "domain":
+        rights.onDomainChanged(ev.id);
+        recheckStreams((c) => c.domainId === ev.id);
+        break;
+      case "role":
+        rights.onRoleChanged();
+        recheckStreams(() => true);
+        break;
+      case "reset":
+        verifier.clear();
+        rights.clear();
+        recheckStreams(() => true);
+        break;
     }
   });
   let auditRedis: Redis | Cluster | null = null;
@@ -117,7 +137,10 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       const now = performance.now();
       logAccess(log, ctx, now);
       observeRequest(metrics, ctx, now);
-      if (ctx.streaming) metrics.inflightStreams.dec();
+      if (ctx.streaming) {
+        metrics.inflightStreams.dec();
+        streams.remove(ctx);
+      }
       if (decisions !== null) {
         decisions.decision([
           "req_id", ctx.requestId, "decision", ctx.upstreamStartedAt > 0 ? "allow" : "deny", "reason", ctx.outcome,
@@ -126,11 +149,13 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
         ]);
       }
     },
-    streamStarted() {
+    streamStarted(ctx) {
       metrics.inflightStreams.inc();
+      streams.add(ctx);
     },
   };
   const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), hooks, bodyTimeoutMs: settings.server.bodyTimeoutMs };
+  recheckStreams = (which) => streams.recheck(which, (ctx) => stillAllowed(dp, ctx));
 
   const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {
     metrics.routeReloads.labels(r.ok ? "ok" : "invalid").inc();

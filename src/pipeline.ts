@@ -48,6 +48,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
 
   const token = bearer(req.headers.authorization);
   if (token === null) return deny(dp, ctx, "missing_token");
+  ctx.token = token;
   let pa = authorize(dp, ctx, token, route);
   let granted = pa instanceof Promise ? await pa : pa;
   if (granted === null) return;
@@ -108,6 +109,21 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   if (credential !== null) extra.push(credential.header, credential.value);
   const path = target.rawPath.slice(target.rawSegments[0]!.length + target.rawSegments[1]!.length + 2) + target.query;
   forward(ctx, upstream, path, dp.headers.requestHeaders(req.rawHeaders, extra, credential === null ? null : credential.header), body, dp.headers, dp.hooks);
+}
+
+/**
+ * Whether a request that is already being served (a running stream) would still
+ * be allowed now: token, the user's rights and the main scope, decided afresh.
+ * Sends nothing; rejects only when the store fails.
+ */
+export async function stillAllowed(dp: DataPlane, ctx: RequestContext): Promise<boolean> {
+  const route = ctx.route;
+  if (route === null || ctx.token === "") return false;
+  const v = await dp.verifier.verify(ctx.token);
+  if (!v.ok) return false;
+  const held = await dp.rights.rightsIn(ctx.domainId, v.pat.record.userId);
+  if (held === null || !held.has(route.operation)) return false;
+  return v.pat.scopes.grants({ domainId: ctx.domainId, entityType: route.entityType, entityId: ctx.entityId, operation: route.operation });
 }
 
 /** What a request holds once its token and its user's rights are checked. */

@@ -19,7 +19,11 @@ export class RequestContext {
   route: Route | null;
   pat: VerifiedPat | null;
   entityId: string;
+  /** The presented token, kept for the request's life so a running stream can be re-decided after a change. */
+  token: string;
   outcome: Outcome;
+  /** Set when the gateway cuts a running response because the grant behind it changed. */
+  cutReason: string | null;
   upstreamStartedAt: number;
   upstreamHeadersAt: number;
   upstreamFirstByteAt: number;
@@ -38,7 +42,9 @@ export class RequestContext {
     this.route = null;
     this.pat = null;
     this.entityId = "";
+    this.token = "";
     this.outcome = "pending";
+    this.cutReason = null;
     this.upstreamStartedAt = 0;
     this.upstreamHeadersAt = 0;
     this.upstreamFirstByteAt = 0;

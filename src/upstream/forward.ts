@@ -99,7 +99,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   #finish(outcome: string): void {
     if (this.#finished) return;
     this.#finished = true;
-    this.#ctx.outcome = outcome;
+    this.#ctx.outcome = this.#ctx.cutReason ?? outcome;
     this.#ctx.res.off("close", this.#onClientClose);
     this.#ctx.res.off("drain", this.#onDrain);
     this.#hooks.finish(this.#ctx);

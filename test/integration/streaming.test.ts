@@ -87,6 +87,47 @@ describe("streaming", () => {
     await stream.finished;
   });
 
+  it("a stream whose PAT is revoked mid-stream is cut at once, and the upstream request aborted", async () => {
+    const issued = await gw.issue({ userId: "streamer", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    upstream.configure({ sseMode: "manual", sseChunks: 50 });
+    const res = await fetch(`${gw.url}/proxy/d1/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${issued.token}`, "content-type": "application/json" },
+      body: '{"model":"llama3","stream":true,"messages":[]}',
+    });
+    const stream = await upstream.nextStream();
+    await stream.release(1);
+    const reader = res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
+    await reader.read();
+    const t0 = performance.now();
+    expect(await gw.store.replacePat({ ...issued.record, revoked: true, revokedAt: Date.now() }, issued.record.version)).toBe("ok");
+    // The client's stream ends abruptly (an error, not a clean end) and the upstream hears the abort.
+    await expect((async () => {
+      for (;;) if ((await reader.read()).done) return "ended cleanly";
+    })()).rejects.toThrow();
+    expect(performance.now() - t0).toBeLessThan(1000);
+    await stream.waitForAbort(2_000);
+    const line = gw.logs.records().findLast((r) => r["pat_id"] === issued.record.id);
+    expect(line?.["reason"]).toBe("revoked_mid_stream");
+  });
+
+  it("a scope change that still allows the stream leaves it running", async () => {
+    const issued = await gw.issue({ userId: "streamer2", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    upstream.configure({ sseMode: "manual", sseChunks: 3 });
+    const res = await fetch(`${gw.url}/proxy/d1/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${issued.token}`, "content-type": "application/json" },
+      body: '{"model":"llama3","stream":true,"messages":[]}',
+    });
+    const stream = await upstream.nextStream();
+    await stream.release(1);
+    const extra = { domainId: "d1", entityType: "models", entityId: "mistral", operation: "llm_chat_completions" };
+    expect(await gw.store.replacePat({ ...issued.record, scopes: [...issued.record.scopes, extra] }, issued.record.version)).toBe("ok");
+    await new Promise((r) => setTimeout(r, 100));
+    await stream.releaseAll();
+    expect(await res.text()).toContain("data: [DONE]");
+  });
+
   it("Ollama NDJSON streams through unbuffered too", async () => {
     upstream.configure({ sseMode: "manual", sseChunks: 3 });
     const res = await post("/api/generate", '{"model":"llama3","prompt":"hi"}');
