@@ -8,11 +8,11 @@ import { Cluster } from "ioredis";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
 import { spawnGateway, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { startRedisCluster, type RedisClusterHandle } from "../helpers/redis-cluster.ts";
+import { propagationCases } from "../helpers/propagation.ts";
 
-const BOUND_MS = 100;
-const CHAT = { entityType: "models", entityId: "llama3", operation: "llm_chat_completions" };
 
-describe("cross-process propagation over Redis Cluster", () => {
+// Retried like cross-process.test.ts: one scheduling stall on a shared machine must not fail the run.
+describe("cross-process propagation over Redis Cluster", { retry: 2 }, () => {
   let cluster: RedisClusterHandle;
   let upstream: FakeUpstream;
   let a: TestGateway;
@@ -40,73 +40,13 @@ describe("cross-process propagation over Redis Cluster", () => {
     await cluster?.stop();
   });
 
-  const chatOnB = (token: string): Promise<number> =>
-    fetch(`${b.url}/proxy/d1/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: '{"model":"llama3","messages":[]}',
-    }).then(async (r) => {
-      await r.arrayBuffer();
-      return r.status;
-    });
-
-  /** Polls B until it answers `status`; returns the ms from `since` to the first such answer. */
-  async function until(token: string, status: number, since: number): Promise<number> {
-    for (;;) {
-      const s = await chatOnB(token);
-      const t = performance.now() - since;
-      if (s === status) return t;
-      if (t > 5_000) throw new Error(`still ${s} after 5 s`);
-    }
-  }
-
-  async function warm(): Promise<Awaited<ReturnType<TestGateway["issue"]>>> {
-    const issued = await a.issue({ userId: `u${Math.random()}`, scopes: [CHAT] });
-    // Twice: B has the PAT and membership cached before the change.
-    expect(await chatOnB(issued.token)).toBe(200);
-    expect(await chatOnB(issued.token)).toBe(200);
-    return issued;
-  }
+  propagationCases(() => ({ a, bUrl: b.url }));
 
   it("both gateways run on the cluster store and report ready", async () => {
     expect(a.store.kind).toBe("redis");
     expect(await a.app.ready()).toMatchObject({ ok: true });
     const r = await fetch(`${b.url}/readyz`);
     expect(r.status).toBe(200);
-  });
-
-  it("a revoke through process A is refused by process B within 100 ms", async () => {
-    const { token, record } = await warm();
-    const t0 = performance.now();
-    expect(await a.store.replacePat({ ...record, revoked: true, revokedAt: Date.now() }, record.version)).toBe("ok");
-    const lag = await until(token, 401, t0);
-    expect(lag).toBeLessThan(BOUND_MS);
-  });
-
-  it("a delete is refused within 100 ms", async () => {
-    const { token, record } = await warm();
-    const t0 = performance.now();
-    expect(await a.store.deletePat(record.id)).toBe(true);
-    expect(await until(token, 401, t0)).toBeLessThan(BOUND_MS);
-  });
-
-  it("a scope removal is refused within 100 ms", async () => {
-    const { token, record } = await warm();
-    const t0 = performance.now();
-    expect(await a.store.replacePat({ ...record, scopes: [{ domainId: "d1", entityType: "models", entityId: "other", operation: "llm_chat_completions" }] }, record.version)).toBe("ok");
-    expect(await until(token, 403, t0)).toBeLessThan(BOUND_MS);
-  });
-
-  it("a membership removal is refused within 100 ms", async () => {
-    const { token, record } = await warm();
-    const t0 = performance.now();
-    expect(await a.store.deleteMembership("d1", record.userId)).toBe(true);
-    expect(await until(token, 403, t0)).toBeLessThan(BOUND_MS);
-  });
-
-  it("a token created after B cached its id as unknown works at once", async () => {
-    const issued = await a.issue({ userId: "late", scopes: [CHAT] });
-    expect(await chatOnB(issued.token)).toBe(200);
   });
 
   it("the audit stream is written through a cluster client", async () => {
