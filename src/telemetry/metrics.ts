@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RequestContext } from "../http/context.ts";
+import { HotSeries } from "./series.ts";
 
 // Latency buckets in seconds: a gateway's own overhead is sub-millisecond, an LLM answer takes seconds.
 const LATENCY = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -21,32 +22,28 @@ export interface MetricSources {
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly requests = new Counter({
+  readonly requests = new HotSeries(this.registry, {
     name: "patgate_requests_total",
     help: "Data-plane requests by route id, outcome code and status class.",
-    labelNames: ["route", "outcome", "status_class"] as const,
-    registers: [this.registry],
+    labelNames: ["route", "outcome", "status_class"],
   });
-  readonly requestDuration = new Histogram({
+  readonly requestDuration = new HotSeries(this.registry, {
     name: "patgate_request_duration_seconds",
     help: "Time from request start to the end of the response, by route id and status class.",
-    labelNames: ["route", "status_class"] as const,
+    labelNames: ["route", "status_class"],
     buckets: LATENCY,
-    registers: [this.registry],
   });
-  readonly upstreamDuration = new Histogram({
+  readonly upstreamDuration = new HotSeries(this.registry, {
     name: "patgate_upstream_response_headers_seconds",
     help: "Time from forwarding a request to receiving the upstream's response headers.",
-    labelNames: ["upstream"] as const,
+    labelNames: ["upstream"],
     buckets: LATENCY,
-    registers: [this.registry],
   });
-  readonly upstreamTtfb = new Histogram({
+  readonly upstreamTtfb = new HotSeries(this.registry, {
     name: "patgate_upstream_time_to_first_byte_seconds",
     help: "Time from forwarding a request to the first response body byte from the upstream.",
-    labelNames: ["upstream"] as const,
+    labelNames: ["upstream"],
     buckets: LATENCY,
-    registers: [this.registry],
   });
   readonly tokenCache: Counter<"result">;
   readonly tokenCacheEntries: Gauge;
@@ -67,12 +64,11 @@ export class Metrics {
     help: "Streamed (SSE / NDJSON) responses being relayed now.",
     registers: [this.registry],
   });
-  readonly tokenUsage = new Histogram({
+  readonly tokenUsage = new HotSeries(this.registry, {
     name: "gen_ai_client_token_usage",
     help: "LLM tokens per request as reported by the upstream (OpenTelemetry gen_ai.client.token.usage).",
-    labelNames: ["gen_ai_token_type", "route"] as const,
+    labelNames: ["gen_ai_token_type", "route"],
     buckets: TOKENS,
-    registers: [this.registry],
   });
   readonly routeReloads = new Counter({
     name: "patgate_route_table_reloads_total",
@@ -124,12 +120,13 @@ export function statusClass(status: number): string {
 export function observeRequest(m: Metrics, ctx: RequestContext, now: number): void {
   const route = ctx.route === null ? "none" : ctx.route.id;
   const cls = statusClass(ctx.res.statusCode);
-  m.requests.labels(route, ctx.outcome, cls).inc();
-  m.requestDuration.labels(route, cls).observe((now - ctx.startedAt) / 1000);
-  if (ctx.upstreamHeadersAt > 0) m.upstreamDuration.labels(ctx.upstreamId).observe((ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1000);
-  if (ctx.upstreamFirstByteAt > 0) m.upstreamTtfb.labels(ctx.upstreamId).observe((ctx.upstreamFirstByteAt - ctx.upstreamStartedAt) / 1000);
+  const rc = route + "\u0000" + cls;
+  m.requests.observe(rc + "\u0000" + ctx.outcome, [route, ctx.outcome, cls], 1);
+  m.requestDuration.observe(rc, [route, cls], (now - ctx.startedAt) / 1000);
+  if (ctx.upstreamHeadersAt > 0) m.upstreamDuration.observe(ctx.upstreamId, [ctx.upstreamId], (ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1000);
+  if (ctx.upstreamFirstByteAt > 0) m.upstreamTtfb.observe(ctx.upstreamId, [ctx.upstreamId], (ctx.upstreamFirstByteAt - ctx.upstreamStartedAt) / 1000);
   if (ctx.usage !== null) {
-    m.tokenUsage.labels("input", route).observe(ctx.usage.inputTokens);
-    m.tokenUsage.labels("output", route).observe(ctx.usage.outputTokens);
+    m.tokenUsage.observe("input\u0000" + route, ["input", route], ctx.usage.inputTokens);
+    m.tokenUsage.observe("output\u0000" + route, ["output", route], ctx.usage.outputTokens);
   }
 }
