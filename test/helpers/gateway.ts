@@ -148,7 +148,9 @@ export async function ensureMember(store: Store, domainId: string, userId: strin
 }
 
 /** A gateway in a child process (`node src/main.ts <config>`), for cross-process tests. */
-export async function spawnGateway(configFile: string): Promise<{ url: string; child: ChildProcess; stop: () => Promise<number | null> }> {
+export async function spawnGateway(
+  configFile: string,
+): Promise<{ url: string; child: ChildProcess; stdout: () => string; stderr: () => string; stop: () => Promise<number | null> }> {
   const child = spawn(process.execPath, [path.join(ROOT, "src", "main.ts"), configFile], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
@@ -172,6 +174,8 @@ export async function spawnGateway(configFile: string): Promise<{ url: string; c
   return {
     url: `http://127.0.0.1:${port}`,
     child,
+    stdout: () => out,
+    stderr: () => err,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve(child.exitCode);

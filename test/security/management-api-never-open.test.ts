@@ -3,55 +3,13 @@
 // management API to anyone: its first start creates an admin key, prints it
 // once (to stderr, never to the log), stores only its hash, and every request
 // without that key is 401. A restart prints nothing new.
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ENDPOINTS } from "../../src/admin/api.ts";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
-import { ROOT, writeConfig } from "../helpers/gateway.ts";
-
-interface Run {
-  url: string;
-  stdout: () => string;
-  stderr: () => string;
-  stop: () => Promise<number | null>;
-}
-
-/** `node src/main.ts <config>`, capturing both streams. */
-async function run(configFile: string): Promise<Run> {
-  const child = spawn(process.execPath, [path.join(ROOT, "src", "main.ts"), configFile], { stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start: ${err}`)), 15_000);
-    child.stdout.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /"port":(\d+)[^\n]*"msg":"patgate listening"/.exec(out);
-      if (m !== null) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code}: ${err}`));
-    });
-  });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stdout: () => out,
-    stderr: () => err,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode);
-        child.once("exit", (code) => resolve(code));
-        child.kill("SIGTERM");
-      }),
-  };
-}
+import { spawnGateway, writeConfig } from "../helpers/gateway.ts";
 
 describe("the management API with no auth configured", () => {
   let upstream: FakeUpstream;
@@ -67,7 +25,7 @@ describe("the management API with no auth configured", () => {
   });
 
   it("refuses everyone but the holder of the key the first start printed once", async () => {
-    const first = await run(cfg.file);
+    const first = await spawnGateway(cfg.file);
     const printed = (): string[] => [...first.stderr().matchAll(/pgadm_[A-Za-z0-9_-]{43}/g)].map((m) => m[0]);
     // stderr and stdout are separate pipes: the key may arrive just after the "listening" line.
     for (let i = 0; i < 100 && printed().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
@@ -94,7 +52,7 @@ describe("the management API with no auth configured", () => {
     expect(data).not.toContain(key);
     expect(data).toContain(createHash("sha256").update(key).digest("hex"));
 
-    const second = await run(cfg.file);
+    const second = await spawnGateway(cfg.file);
     try {
       expect(second.stderr()).not.toMatch(/pgadm_/);
       const again = await fetch(`${second.url}/roles`, { headers: { authorization: `Bearer ${key}` } });
