@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 #
-# patgate container image. Node 24 runs the TypeScript sources directly (type
-# stripping), so there is no build step: the image holds production
-# dependencies, src/, config/ and routes.yaml, nothing else.
+# patgate container image. The TypeScript sources are compiled to plain
+# JavaScript in a build stage (Node could strip the types itself, but that
+# costs about 30 MB of memory per process for the type stripper); the image
+# holds production dependencies, that build (dist/src/), config/ and
+# routes.yaml, nothing else.
 #
 #   docker build -t patgate .
 #   docker run --read-only --tmpfs /tmp -v patgate-data:/data -p 8080:8080 patgate
@@ -20,6 +22,16 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency needs an install script, and none gets to run one.
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- build: the TypeScript sources compiled to JavaScript ----------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
 
 # ---- runtime ------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
@@ -39,8 +51,8 @@ WORKDIR /app
 # Code and config stay owned by root: the process (UID 1000) can read but not
 # change them, and the root filesystem can be mounted read-only.
 COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist/src ./dist/src
 COPY package.json ./
-COPY src ./src
 COPY config ./config
 COPY routes.yaml ./
 
@@ -66,5 +78,9 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 
 # SIGTERM starts the graceful drain (readiness down, in-flight requests and
 # streams finish up to the drain deadline); node is PID 1 and handles it itself.
+# --max-semi-space-size=8 (MB): V8 would grow its young generation to 3 x 16 MB
+# under load; a request's garbage dies young either way, and the smaller
+# nursery keeps a busy gateway's memory in its 150 MB budget (bench/README.md,
+# S6). `npm run bench` starts the gateway with exactly these node flags.
 STOPSIGNAL SIGTERM
-CMD ["node", "src/main.ts"]
+CMD ["node", "--max-semi-space-size=8", "dist/src/main.js"]

@@ -16,6 +16,7 @@ import { GATEWAY_PREFIX, TARGET_NAMES, chatBody, chatRequest, type Bench, type B
 import type { LatencyResult } from "./lib/jobs.ts";
 import { findNginx, startNginx, type Nginx } from "./lib/nginx.ts";
 import { NodeChild, pinProcess, taskset } from "./lib/proc.ts";
+import { buildGatewayHarness, chartMemoryLimit, imageNodeFlags, memoryCgroup, removeCgroup } from "./lib/production.ts";
 import { checksTable, renderMarkdown, renderText } from "./lib/report.ts";
 import type { Check, ScenarioResult, Table } from "./lib/report-types.ts";
 import { authPaths, latencyC1, soak, sseScenario, throughput } from "./scenarios.ts";
@@ -162,8 +163,9 @@ interface Running {
   httpProxy?: NodeChild;
   nginx?: Nginx;
   fixtureDirs: string[];
+  cgroups: string[];
 }
-const running: Running = { fixtureDirs: [] };
+const running: Running = { fixtureDirs: [], cgroups: [] };
 
 async function stopAll(): Promise<void> {
   const stops: Array<Promise<void>> = [];
@@ -172,6 +174,7 @@ async function stopAll(): Promise<void> {
   await Promise.allSettled(stops);
   if (running.upstream !== undefined) await running.upstream.stop();
   for (const dir of running.fixtureDirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  for (const cg of running.cgroups.splice(0)) removeCgroup(cg);
 }
 
 let interrupted = false;
@@ -256,6 +259,16 @@ async function main(): Promise<void> {
   running.fixtureDirs.push(fx.dir);
   const connections = String(fx.connections);
 
+  // The gateway runs as the image runs it: compiled, with the Dockerfile CMD's node flags.
+  const gatewayFlags = imageNodeFlags();
+  const gatewayScript = wanted.includes("gateway") || scenarios.has("S4") ? buildGatewayHarness() : "";
+  // ...and inside the memory limit the Helm chart gives its pod, so V8 sizes its heap as it would there.
+  const memLimit = chartMemoryLimit();
+  const cgroup = memoryCgroup(memLimit, "gateway");
+  const s4Cgroup = cgroup === null ? null : memoryCgroup(memLimit, "gateway-s4");
+  for (const cg of [cgroup, s4Cgroup]) if (cg !== null) running.cgroups.push(cg.where);
+  else notes.push(`no memory cgroup could be made (needs root and a memory controller): the gateway ran without the chart's ${memLimit / 2 ** 20} MiB limit, so V8 sized its heap from the machine's memory.`);
+  const gatewayWrap = cgroup === null ? {} : { wrap: cgroup.wrap };
   const profDir = path.join(RESULTS, "profiles");
   if (a["cpu-prof"]) await mkdir(profDir, { recursive: true });
   const profStart = Date.now();
@@ -274,10 +287,11 @@ async function main(): Promise<void> {
     targets.push({ name: "nginx", port: running.nginx.port, prefix: "", pid: running.nginx.pid });
   }
   if (wanted.includes("gateway")) {
-    running.gateway = await NodeChild.start("gateway", path.join(BENCH, "gateway-main.ts"), {
+    running.gateway = await NodeChild.start("gateway", gatewayScript, {
+      ...gatewayWrap,
       cpus: layout.proxy,
       args: ["--config", fx.configFile, "--log", a["gateway-log"]],
-      execArgv: a["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", profDir] : [],
+      execArgv: [...gatewayFlags, ...(a["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", profDir] : [])],
     });
     targets.push({ name: "gateway", port: running.gateway.port, prefix: GATEWAY_PREFIX, pid: running.gateway.pid });
   }
@@ -286,7 +300,7 @@ async function main(): Promise<void> {
   if (scenarios.has("S4")) {
     const afx = await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: S4_CACHE_MAX_ENTRIES, distinct: opts.distinct, connections: upstreamConnections });
     running.fixtureDirs.push(afx.dir);
-    running.authGateway = await NodeChild.start("gateway-s4", path.join(BENCH, "gateway-main.ts"), { cpus: layout.proxy, args: ["--config", afx.configFile, "--log", a["gateway-log"]] });
+    running.authGateway = await NodeChild.start("gateway-s4", gatewayScript, { ...(s4Cgroup === null ? {} : { wrap: s4Cgroup.wrap }), cpus: layout.proxy, execArgv: gatewayFlags, args: ["--config", afx.configFile, "--log", a["gateway-log"]] });
     auth = { child: running.authGateway, target: { name: "gateway", port: running.authGateway.port, prefix: GATEWAY_PREFIX, pid: running.authGateway.pid }, cacheMaxEntries: afx.cacheMaxEntries, token: afx.token };
     await running.loadgen.request({ cmd: "tokens", name: "cached", list: [afx.token] });
     await running.loadgen.request({ cmd: "tokens", name: "miss", list: afx.missTokens });
@@ -330,7 +344,7 @@ async function main(): Promise<void> {
     }
     // A fresh gateway: what S3's 1,000 streams or S5's 64 KB bodies left in the heap is not the soak's doing.
     await running.gateway.stop();
-    running.gateway = await NodeChild.start("gateway", path.join(BENCH, "gateway-main.ts"), { cpus: layout.proxy, args: ["--config", fx.configFile, "--log", a["gateway-log"]] });
+    running.gateway = await NodeChild.start("gateway", gatewayScript, { ...gatewayWrap, cpus: layout.proxy, execArgv: gatewayFlags, args: ["--config", fx.configFile, "--log", a["gateway-log"]] });
     const target: Target = { name: "gateway", port: running.gateway.port, prefix: GATEWAY_PREFIX, pid: running.gateway.pid };
     results.push(await soak(b, rate / 2, { child: running.gateway, target }));
   }
@@ -355,6 +369,7 @@ async function main(): Promise<void> {
       s4: auth === null ? null : { store: "embedded", pats: opts.distinct + 1, cacheMaxEntries: auth.cacheMaxEntries },
       upstreamConnections: fx.connections,
       log: a["gateway-log"],
+      run: `node ${[...gatewayFlags, "dist/bench/gateway-main.js"].join(" ")} (the build of src/, as the image runs it)${cgroup === null ? "" : `, in a ${memLimit / 2 ** 20} MiB memory cgroup (the chart's limit)`}`,
       metrics: "whatever buildApp wires (counted as part of the gateway)",
     },
     options: { ...opts, scenarios: [...opts.scenarios] },
@@ -394,7 +409,7 @@ type Meta = {
   versions: Record<string, string | null>;
   machine: MachineInfo & { loadavgAtEnd: number[] };
   layout: { pinned: boolean; loadgen: string | null; proxy: string | null; upstream: string | null };
-  gateway: { cacheMaxEntries: number; s4: { pats: number; cacheMaxEntries: number } | null; upstreamConnections: number; log: string };
+  gateway: { cacheMaxEntries: number; s4: { pats: number; cacheMaxEntries: number } | null; upstreamConnections: number; log: string; run?: string };
   notes: string[];
 };
 
@@ -405,7 +420,7 @@ function headerLines(m: Meta): string[] {
   return [
     `Run ${m.date} (${m.mode}, ${m.wallSec} s) on ${m.machine.cpuModel}, ${m.machine.nproc} CPUs, ${m.machine.memTotal}; ${m.machine.kernel}; load average at start ${JSON.stringify(m.machine.loadavgAtStart)}.`,
     `Node ${m.versions["node"] ?? "?"}, undici ${m.versions["undici"] ?? "?"}, autocannon ${m.versions["autocannon"] ?? "?"}, http-proxy-3 ${m.versions["http-proxy-3"] ?? "?"}, ${m.versions["nginx"] ?? "no nginx"}; commit ${m.commit.slice(0, 12)}${m.workingTreeDirty ? " + uncommitted changes" : ""}.`,
-    `Pinning: ${l.pinned ? `load generator on CPU ${l.loadgen ?? "any"}, proxy under test on CPU ${l.proxy ?? "any"}, fake upstream on CPU ${l.upstream ?? "any"}` : "none"}. Gateway: shipped config/patgate.yaml with embedded store (1 PAT${s4}), cache.max_entries ${m.gateway.cacheMaxEntries}, ${m.gateway.upstreamConnections} upstream connections, access log (pino, async) to ${m.gateway.log}.`,
+    `Pinning: ${l.pinned ? `load generator on CPU ${l.loadgen ?? "any"}, proxy under test on CPU ${l.proxy ?? "any"}, fake upstream on CPU ${l.upstream ?? "any"}` : "none"}. Gateway: shipped config/patgate.yaml with embedded store (1 PAT${s4}), cache.max_entries ${m.gateway.cacheMaxEntries}, ${m.gateway.upstreamConnections} upstream connections, access log (pino destination, async) to ${m.gateway.log}${m.gateway.run === undefined ? "" : `; started as \`${m.gateway.run}\``}.`,
     ...m.notes.map((n) => `Note: ${n}`),
   ];
 }

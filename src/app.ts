@@ -20,7 +20,7 @@ import { createLogger } from "./telemetry/logger.ts";
 import { createAdminApi } from "./admin/api.ts";
 import type { Cluster, Redis } from "ioredis";
 import { Metrics, observeRequest } from "./telemetry/metrics.ts";
-import { logAccess } from "./telemetry/access.ts";
+import { AccessLog } from "./telemetry/access.ts";
 import { AuditStream } from "./telemetry/audit.ts";
 import type { ForwardHooks } from "./upstream/forward.ts";
 
@@ -132,10 +132,11 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
   });
   const upstreams = new Upstreams(settings.upstreams, settings.defaultUpstream);
   const decisions = settings.audit.includeDecisions ? auditStream : null;
+  const access = new AccessLog(log);
   const hooks: ForwardHooks = {
     finish(ctx) {
       const now = performance.now();
-      logAccess(log, ctx, now);
+      access.write(ctx, now);
       observeRequest(metrics, ctx, now);
       if (ctx.streaming) {
         metrics.inflightStreams.dec();
@@ -296,6 +297,7 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
       await upstreams.close();
       await store.close();
       auditRedis?.disconnect();
+      access.flush();
       log.flush();
     },
   };

@@ -42,8 +42,14 @@ export async function serve(configFile: string): Promise<void> {
   });
 }
 
+/** The project directory, whether this runs from src/ (type stripping) or from the build in dist/src/. */
+function packageRoot(dir: string): string {
+  const up = path.dirname(dir);
+  return path.basename(up) === "dist" ? path.dirname(up) : up;
+}
+
 const invokedDirectly = process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(import.meta.filename);
 if (invokedDirectly) {
-  const file = process.argv[2] ?? process.env.PATGATE_CONFIG ?? path.join(import.meta.dirname, "..", "config", "patgate.yaml");
+  const file = process.argv[2] ?? process.env.PATGATE_CONFIG ?? path.join(packageRoot(import.meta.dirname), "config", "patgate.yaml");
   await serve(file);
 }

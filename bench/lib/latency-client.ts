@@ -22,7 +22,7 @@ export function requestBytes(r: RequestSpec): Buffer {
 }
 
 /** Where one response ends in `buf`, or -1 when it is not complete yet; `status` out through the callback. */
-function responseEnd(buf: Buffer, onStatus: (s: number) => void): number {
+export function responseEnd(buf: Buffer, onStatus: (s: number) => void): number {
   const headEnd = buf.indexOf(CRLF2);
   if (headEnd === -1) return -1;
   const head = buf.toString("latin1", 0, headEnd);

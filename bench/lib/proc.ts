@@ -51,6 +51,8 @@ export interface NodeChildOptions {
   readonly cpus: string | null;
   readonly args?: readonly string[];
   readonly execArgv?: readonly string[];
+  /** A command the node process runs under (e.g. valgrind and its options); the pid is then the wrapper's, which valgrind keeps. */
+  readonly wrap?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
   readonly startTimeoutMs?: number;
 }
@@ -85,7 +87,9 @@ export class NodeChild {
 
   /** Spawns `node <script>` and waits for its ready message. */
   static async start(name: string, script: string, opts: NodeChildOptions): Promise<NodeChild> {
-    const [cmd, args] = pinned(opts.cpus, process.execPath, [...(opts.execArgv ?? []), script, ...(opts.args ?? [])]);
+    const nodeArgs = [...(opts.execArgv ?? []), script, ...(opts.args ?? [])];
+    const wrap = opts.wrap ?? [];
+    const [cmd, args] = wrap.length === 0 ? pinned(opts.cpus, process.execPath, nodeArgs) : pinned(opts.cpus, wrap[0] as string, [...wrap.slice(1), process.execPath, ...nodeArgs]);
     const proc = spawn(cmd, args, { stdio: ["ignore", "inherit", "pipe", "ipc"], env: opts.env ?? process.env });
     const child = new NodeChild(name, proc, opts.cpus);
     const ready = await new Promise<ReadyMessage>((resolve, reject) => {

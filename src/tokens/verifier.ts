@@ -1,3 +1,4 @@
+import { hash, randomBytes } from "node:crypto";
 import type { PatRecord, Store } from "../store/types.ts";
 import { CompiledScopes } from "../scopes/scope.ts";
 import { FencedCache } from "../util/fenced-cache.ts";
@@ -24,6 +25,26 @@ export interface VerifierOptions {
   readonly now?: () => number;
 }
 
+/**
+ * A cached PAT, plus a keyed digest of the last presented secret that matched
+ * its current hash. A repeat of that secret is then recognised by one SHA-256
+ * of (process key, secret) and a constant-time comparison, instead of the full
+ * HMAC against the stored hash (several times the cost, with its key schedule
+ * and object set-up). The digest's key is random per process and never leaves
+ * it, so the digest is no more usable than the stored keyed hash; the
+ * plaintext secret is never kept.
+ */
+class CachedPat implements VerifiedPat {
+  readonly record: PatRecord;
+  readonly scopes: CompiledScopes;
+  matched: string | null = null;
+
+  constructor(record: PatRecord) {
+    this.record = record;
+    this.scopes = new CompiledScopes(record.scopes);
+  }
+}
+
 const MALFORMED: VerifyResult = { ok: false, reason: "malformed" };
 const UNKNOWN: VerifyResult = { ok: false, reason: "unknown" };
 const BAD_SECRET: VerifyResult = { ok: false, reason: "bad_secret" };
@@ -39,7 +60,9 @@ export class Verifier {
   readonly #store: Store;
   readonly #opts: VerifierOptions;
   readonly #now: () => number;
-  readonly #cache: FencedCache<VerifiedPat | null>;
+  readonly #cache: FencedCache<CachedPat | null>;
+  /** The key of the matched-secret digests (see CachedPat). */
+  readonly #digestKey = randomBytes(32).toString("base64");
   readonly #lastUsed = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
   #flushing: Promise<void> | null = null;
@@ -67,11 +90,17 @@ export class Verifier {
     return this.#decide(found, parsed.secret);
   }
 
-  #decide(pat: VerifiedPat | null, secret: string): VerifyResult {
+  #decide(pat: CachedPat | null, secret: string): VerifyResult {
     if (pat === null) return UNKNOWN;
     const rec = pat.record;
     const now = this.#now();
-    const current = secretMatches(this.#opts.pepper, rec.id, secret, rec.secretHash);
+    const digest = hash("sha256", this.#digestKey + secret, "base64");
+    let current = pat.matched !== null && sameDigest(pat.matched, digest);
+    if (!current) {
+      current = secretMatches(this.#opts.pepper, rec.id, secret, rec.secretHash);
+      // Only the current secret: one still in its rotation grace period is checked in full, with its deadline.
+      if (current) pat.matched = digest;
+    }
     const previous =
       !current &&
       rec.prevSecretHash !== null &&
@@ -87,7 +116,7 @@ export class Verifier {
   }
 
   /** The PAT by id through the cache (null when unknown). */
-  lookup(id: string): Promise<VerifiedPat | null> | VerifiedPat | null {
+  lookup(id: string): Promise<CachedPat | null> | CachedPat | null {
     const live = this.#store.eventsLive();
     if (live) {
       const hit = this.#cache.peek(id);
@@ -138,8 +167,16 @@ export class Verifier {
     await this.flushUsage();
   }
 
-  async #fetch(id: string): Promise<VerifiedPat | null> {
+  async #fetch(id: string): Promise<CachedPat | null> {
     const record = await this.#store.getPat(id);
-    return record === null ? null : { record, scopes: new CompiledScopes(record.scopes) };
+    return record === null ? null : new CachedPat(record);
   }
+}
+
+/** Equality of two digests in time that depends only on their length. */
+function sameDigest(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }

@@ -110,12 +110,25 @@ describe("Dockerfile", () => {
     }
   });
 
-  it("copies only production code: package.json, src/, config/ and routes.yaml", () => {
+  it("copies only package.json, config/ and routes.yaml from the context (the code comes from the build stage)", () => {
     const sources = final.body
       .filter((i) => (i.cmd === "COPY" || i.cmd === "ADD") && !i.args.startsWith("--from="))
       .flatMap((i) => i.args.split(/\s+/).filter((a) => !a.startsWith("--")).slice(0, -1));
-    expect(sources.sort()).toEqual(["config", "package.json", "routes.yaml", "src"]);
+    expect(sources.sort()).toEqual(["config", "package.json", "routes.yaml"]);
     expect(final.body.some((i) => i.cmd === "ADD")).toBe(false);
+  });
+
+  it("compiles src/ in a build stage with the project's build script and copies only its output", () => {
+    const build = parsed.stages.find((s) => s.body.some((i) => i.cmd === "RUN" && /\bnpm run build\b/.test(i.args)));
+    expect(build, "a stage that runs npm run build").toBeDefined();
+    expect(build).not.toBe(final);
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    expect(pkg.scripts["build"]).toBe("tsc -p tsconfig.build.json");
+    const tsconfig = JSON.parse(readFileSync(path.join(ROOT, "tsconfig.build.json"), "utf8")) as { compilerOptions: { outDir: string }; include: string[] };
+    expect(tsconfig.compilerOptions.outDir).toBe("dist");
+    expect(tsconfig.include).toEqual(["src"]);
+    const copied = final.body.filter((i) => i.cmd === "COPY" && i.args.startsWith(`--from=${build?.name ?? "?"} `));
+    expect(copied.map((i) => i.args.split(/\s+/).slice(1).join(" "))).toEqual(["/app/dist/src ./dist/src"]);
   });
 
   it("works in /app as a numeric non-root user", () => {
@@ -154,9 +167,9 @@ describe("Dockerfile", () => {
     expect(hc?.args).not.toMatch(/\b(curl|wget)\b/);
   });
 
-  it("stops with SIGTERM and runs src/main.ts with node", () => {
+  it("stops with SIGTERM and runs the build of src/main.ts with node and its memory flag", () => {
     expect(last("STOPSIGNAL")?.args).toBe("SIGTERM");
-    expect(jsonArgs(last("CMD"))).toEqual(["node", "src/main.ts"]);
+    expect(jsonArgs(last("CMD"))).toEqual(["node", "--max-semi-space-size=8", "dist/src/main.js"]);
     expect(existsSync(path.join(ROOT, "src", "main.ts"))).toBe(true);
     expect(last("ENTRYPOINT")).toBeUndefined();
   });
@@ -201,14 +214,14 @@ describe(".dockerignore", () => {
     .filter((l) => l !== "" && !l.startsWith("#"));
 
   it("lets in every file the Dockerfile copies", () => {
-    for (const f of ["package.json", "package-lock.json", "src/main.ts", "src/app.ts", "config/patgate.yaml", "routes.yaml"]) {
+    for (const f of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "src/main.ts", "src/app.ts", "config/patgate.yaml", "routes.yaml"]) {
       expect(excluded(patterns, f), f).toBe(false);
     }
   });
 
   it("keeps secrets, local state, VCS data and dev files out of the build context", () => {
     for (const f of [".env", "src/.env", "data/patgate.json", "data/pepper", ".git/HEAD", "node_modules/yaml/package.json",
-      "test/unit/tokens.test.ts", "helm/patgate/values.yaml", "bench/run.ts", "coverage/index.html", "npm-debug.log", "Dockerfile"]) {
+      "test/unit/tokens.test.ts", "helm/patgate/values.yaml", "bench/run.ts", "coverage/index.html", "npm-debug.log", "Dockerfile", "dist/src/main.js"]) {
       expect(excluded(patterns, f), f).toBe(true);
     }
   });

@@ -1,0 +1,254 @@
+/**
+ * `npm run bench:instructions [-- options]`: CPU instructions per request of
+ * each proxy, counted by valgrind's callgrind. Unlike req/s on a shared
+ * machine, an instruction count does not move when a neighbour takes the CPU,
+ * so two runs of the same code agree to within a fraction of a percent and a
+ * change of a few percent shows.
+ *
+ * Each proxy runs under `valgrind --tool=callgrind --instr-atstart=no`: it is
+ * warmed up uninstrumented (V8 tiers its hot code up), then counting is
+ * switched on and zeroed with `callgrind_control`, a fixed number of requests
+ * is sent by a raw-socket client in this process, and the counters are dumped.
+ *
+ * What it does not count: the kernel's side of system calls (socket reads and
+ * writes, epoll), which is about the same per request for every proxy here
+ * (one request read, one forwarded, one response read, one written back).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
+import { makeGatewayFixture } from "./lib/gateway-setup.ts";
+import { requestBytes, responseEnd } from "./lib/latency-client.ts";
+import { NodeChild } from "./lib/proc.ts";
+import { buildGatewayHarness, imageNodeFlags } from "./lib/production.ts";
+
+const BENCH = import.meta.dirname;
+const NAMES = ["skeleton", "http-proxy-3", "gateway"] as const;
+type Name = (typeof NAMES)[number];
+const SCENARIOS: Record<string, { bytes: number; what: string }> = {
+  S1: { bytes: 1024, what: "POST /v1/chat/completions, 1 KB body, ~1 KB response" },
+  S5: { bytes: 65_536, what: "POST /v1/chat/completions, 64 KB body, ~1 KB response" },
+};
+
+const USAGE = `usage: npm run bench:instructions -- [options]
+  --targets a,b        which proxies (default: ${NAMES.join(",")})
+  --scenarios S1,S5    which request shapes (default: S1,S5)
+  --requests <n>       counted requests per proxy and scenario (default 3000)
+  --warmup <n>         uncounted requests first (default 6000)
+  --concurrency <n>    connections sending at once (default 1: each request then takes the same path
+                       through the event loop, and two runs agree to within about half a percent)
+  --rounds <n>         repeat everything, to show the counts repeat (default 1)
+  --out <file>         JSON output (default bench/results/instructions.json)
+  --keep               keep callgrind's dumps (for callgrind_annotate) and print where they are
+  --node-flags=<f>     extra node flags for the measured proxies (e.g. --node-flags=--perf-basic-prof names JIT code)`;
+
+const { values: a } = parseArgs({
+  options: {
+    targets: { type: "string", default: NAMES.join(",") },
+    scenarios: { type: "string", default: "S1,S5" },
+    requests: { type: "string", default: "3000" },
+    warmup: { type: "string", default: "6000" },
+    concurrency: { type: "string", default: "1" },
+    rounds: { type: "string", default: "1" },
+    out: { type: "string", default: path.join(BENCH, "results", "instructions.json") },
+    keep: { type: "boolean", default: false },
+    "node-flags": { type: "string", default: "" },
+    help: { type: "boolean", default: false },
+  },
+  strict: true,
+});
+if (a.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+function whole(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`--${name} must be a whole number >= 1\n${USAGE}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+const targets = a.targets.split(",").map((s) => s.trim()) as Name[];
+for (const t of targets) if (!NAMES.includes(t)) throw new Error(`unknown target ${t}`);
+const scenarios = a.scenarios.split(",").map((s) => s.trim().toUpperCase());
+for (const s of scenarios) if (SCENARIOS[s] === undefined) throw new Error(`unknown scenario ${s} (S1 or S5)`);
+const requests = whole("requests", a.requests);
+const warmup = whole("warmup", a.warmup);
+const concurrency = whole("concurrency", a.concurrency);
+const rounds = whole("rounds", a.rounds);
+
+function which(bin: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${bin}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+if (!which("valgrind") || !which("callgrind_control")) {
+  process.stderr.write("valgrind is not installed (apt-get install valgrind)\n");
+  process.exit(2);
+}
+
+/** Sends `total` copies of `bytes` over `concurrency` keep-alive connections; resolves with the status counts. */
+function drive(port: number, bytes: Buffer, total: number): Promise<Record<string, number>> {
+  const statuses: Record<string, number> = {};
+  let sent = 0;
+  let done = 0;
+  return new Promise((resolve, reject) => {
+    const open = (): void => {
+      const socket = net.connect({ host: "127.0.0.1", port, noDelay: true });
+      let buf: Buffer = Buffer.alloc(0);
+      let status = 0;
+      const next = (): void => {
+        if (sent >= total) {
+          socket.end();
+          return;
+        }
+        sent++;
+        buf = Buffer.alloc(0);
+        socket.write(bytes);
+      };
+      socket.on("connect", next);
+      socket.on("data", (chunk: Buffer) => {
+        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+        if (responseEnd(buf, (s) => (status = s)) === -1) return;
+        statuses[status] = (statuses[status] ?? 0) + 1;
+        if (++done === total) resolve(statuses);
+        next();
+      });
+      socket.on("error", reject);
+    };
+    for (let i = 0; i < Math.min(concurrency, total); i++) open();
+  });
+}
+
+function control(args: string[]): void {
+  execFileSync("callgrind_control", args, { stdio: "ignore" });
+}
+
+interface Count {
+  target: Name;
+  scenario: string;
+  round: number;
+  requests: number;
+  instructions: number;
+  perRequest: number;
+  statuses: Record<string, number>;
+}
+
+async function measure(name: Name, script: string, args: string[], prefix: string, token: string, outDir: string, round: number, flags: string[] = []): Promise<Count[]> {
+  const child = await NodeChild.start(name, script, {
+    cpus: null,
+    args,
+    execArgv: [...flags, ...a["node-flags"].split(" ").filter((f) => f !== "")],
+    wrap: ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${path.join(outDir, `${name}.%p.out`)}`],
+    startTimeoutMs: 300_000,
+  });
+  const counts: Count[] = [];
+  try {
+    const t: Target = { name: name === "gateway" ? "gateway" : name, port: child.port, prefix, pid: child.pid };
+    for (const s of scenarios) {
+      const bytes = requestBytes(chatRequest(t, chatBody(SCENARIOS[s]!.bytes), token));
+      const first = await drive(child.port, bytes, 1);
+      if (first["200"] !== 1) throw new Error(`${name} answered ${JSON.stringify(first)} instead of 200: nothing measured`);
+      await drive(child.port, bytes, warmup);
+      control(["--instr=on", String(child.pid)]);
+      control(["--zero", String(child.pid)]);
+      const statuses = await drive(child.port, bytes, requests);
+      control(["--dump", String(child.pid)]);
+      control(["--instr=off", String(child.pid)]);
+      const instructions = await lastDumpTotal(outDir, name, child.pid);
+      counts.push({ target: name, scenario: s, round, requests, instructions, perRequest: Math.round(instructions / requests), statuses });
+      process.stdout.write(`  ${name} ${s} round ${round}: ${Math.round(instructions / requests).toLocaleString("en")} instructions/request (${JSON.stringify(statuses)})\n`);
+    }
+  } finally {
+    await child.stop(10_000);
+  }
+  return counts;
+}
+
+/** The total of the newest dump callgrind wrote for `pid` (files `<name>.<pid>.out.<n>`). */
+async function lastDumpTotal(dir: string, name: string, pid: number): Promise<number> {
+  const base = `${name}.${pid}.out.`;
+  const dumps = (await readdir(dir)).filter((f) => f.startsWith(base)).sort((x, y) => Number(x.slice(base.length)) - Number(y.slice(base.length)));
+  const last = dumps.at(-1);
+  if (last === undefined) throw new Error(`callgrind wrote no dump for ${name}`);
+  const text = await readFile(path.join(dir, last), "utf8");
+  const m = /^(?:summary|totals):\s*(\d+)/m.exec(text);
+  if (m === null) throw new Error(`no total in ${last}`);
+  return Number(m[1]);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((p, q) => p - q);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? (s[mid] as number) : Math.round(((s[mid - 1] as number) + (s[mid] as number)) / 2);
+}
+
+async function main(): Promise<void> {
+  const outDir = await mkdtemp(path.join(os.tmpdir(), "patgate-callgrind-"));
+  const upstream = await NodeChild.start("upstream", path.join(BENCH, "servers", "upstream-main.ts"), { cpus: null, args: ["--response-bytes", "1024"] });
+  const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
+  const fx = await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null });
+  const connections = String(fx.connections);
+  // The gateway as the image runs it: compiled, with the Dockerfile CMD's node flags.
+  const gatewayScript = targets.includes("gateway") ? buildGatewayHarness() : "";
+  const gatewayFlags = imageNodeFlags();
+  const counts: Count[] = [];
+  process.stdout.write(`callgrind: ${requests} counted requests after ${warmup} warm-up, ${concurrency} connections, ${rounds} round(s)\n`);
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const name of targets) {
+        if (name === "gateway") counts.push(...(await measure(name, gatewayScript, ["--config", fx.configFile], GATEWAY_PREFIX, fx.token, outDir, round, gatewayFlags)));
+        else {
+          const script = path.join(BENCH, "servers", name === "skeleton" ? "skeleton-main.ts" : "http-proxy-main.ts");
+          counts.push(...(await measure(name, script, ["--upstream", upstreamUrl, "--connections", connections], "", fx.token, outDir, round)));
+        }
+      }
+    }
+  } finally {
+    await upstream.stop();
+    if (a.keep) process.stdout.write(`callgrind dumps kept in ${outDir}\n`);
+    else await rm(outDir, { recursive: true, force: true });
+    await rm(fx.dir, { recursive: true, force: true });
+  }
+
+  const rows: string[] = ["| scenario | target | instructions/request | skeleton's / this | rounds |", "| --- | --- | ---: | ---: | --- |"];
+  const summary: Array<{ scenario: string; target: Name; perRequest: number; skeletonRatio: number | null }> = [];
+  for (const s of scenarios) {
+    const per = (t: Name): number | null => {
+      const xs = counts.filter((c) => c.scenario === s && c.target === t).map((c) => c.perRequest);
+      return xs.length === 0 ? null : median(xs);
+    };
+    const skel = per("skeleton");
+    for (const t of targets) {
+      const v = per(t);
+      if (v === null) continue;
+      const ratio = skel === null ? null : Math.round((skel / v) * 1000) / 1000;
+      summary.push({ scenario: s, target: t, perRequest: v, skeletonRatio: ratio });
+      const all = counts.filter((c) => c.scenario === s && c.target === t).map((c) => c.perRequest.toLocaleString("en"));
+      rows.push(`| ${s} | ${t} | ${v.toLocaleString("en")} | ${ratio ?? "-"} | ${all.join(", ")} |`);
+    }
+  }
+  const node = process.version;
+  const commit = (() => {
+    try {
+      return execFileSync("git", ["rev-parse", "--short=12", "HEAD"], { encoding: "utf8" }).trim();
+    } catch {
+      return "";
+    }
+  })();
+  const header = `callgrind instructions per request (user space, all threads), median of ${rounds} round(s); ${requests} counted requests after ${warmup} warm-up, ${concurrency} connections; Node ${node}, commit ${commit}.`;
+  process.stdout.write(`\n${header}\n\n${rows.join("\n")}\n`);
+  await mkdir(path.dirname(a.out), { recursive: true });
+  await writeFile(a.out, `${JSON.stringify({ at: new Date().toISOString(), node, commit, requests, warmup, concurrency, rounds, scenarios: Object.fromEntries(scenarios.map((s) => [s, SCENARIOS[s]!.what])), summary, counts }, null, 2)}\n`);
+  process.stdout.write(`\nraw counts: ${a.out}\n`);
+}
+
+await main();

@@ -1,0 +1,190 @@
+// The access line is serialised by hand (src/telemetry/access.ts): it must be
+// exactly the JSON object pino would have written for the same fields, for any
+// strings a request can bring (domain, entity and user ids come from clients).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { RequestContext } from "../../src/http/context.ts";
+import type { Route } from "../../src/routing/table.ts";
+import { AccessLog } from "../../src/telemetry/access.ts";
+import { createLogger } from "../../src/telemetry/logger.ts";
+import type { VerifiedPat } from "../../src/tokens/verifier.ts";
+
+function capture(level = "info"): { lines: string[]; access: AccessLog; log: ReturnType<typeof createLogger> } {
+  const lines: string[] = [];
+  const log = createLogger(level, { write: (s: string) => void lines.push(s) });
+  return { lines, access: new AccessLog(log), log };
+}
+
+interface Shape {
+  method: string;
+  route: { id: string; operation: string; entityType: string } | null;
+  domainId: string;
+  entityId: string;
+  pat: { id: string; userId: string } | null;
+  outcome: string;
+  status: number;
+  upstream: string;
+  upstreamMs: number | null;
+  ttfbMs: number | null;
+  streaming: boolean;
+  responseBytes: number;
+  usage: { inputTokens: number; outputTokens: number } | null;
+  totalMs: number;
+}
+
+function context(s: Shape): { ctx: RequestContext; now: number } {
+  const req = { method: s.method } as IncomingMessage;
+  const res = { statusCode: s.status } as ServerResponse;
+  const ctx = new RequestContext(req, res, "req-1", 1000);
+  ctx.route = s.route as Route | null;
+  ctx.domainId = s.domainId;
+  ctx.entityId = s.entityId;
+  ctx.pat = s.pat === null ? null : ({ record: { id: s.pat.id, userId: s.pat.userId } } as unknown as VerifiedPat);
+  ctx.outcome = s.outcome;
+  ctx.upstreamId = s.upstream;
+  if (s.upstreamMs !== null) {
+    ctx.upstreamStartedAt = 1001;
+    ctx.upstreamHeadersAt = 1001 + s.upstreamMs;
+    if (s.ttfbMs !== null) ctx.upstreamFirstByteAt = 1001 + s.ttfbMs;
+  }
+  ctx.streaming = s.streaming;
+  ctx.responseBytes = s.responseBytes;
+  ctx.usage = s.usage;
+  return { ctx, now: 1000 + s.totalMs };
+}
+
+/** The fields as pino would get them from the code this class replaced. */
+function expected(ctx: RequestContext, now: number): Record<string, unknown> {
+  const round = (ms: number): number => Math.round(ms * 100) / 100;
+  const route = ctx.route;
+  const pat = ctx.pat;
+  return {
+    req_id: ctx.requestId,
+    method: ctx.req.method,
+    route: route === null ? null : route.id,
+    domain: ctx.domainId === "" ? null : ctx.domainId,
+    pat_id: pat === null ? null : pat.record.id,
+    user: pat === null ? null : pat.record.userId,
+    operation: route === null ? null : route.operation,
+    entity: route === null || ctx.entityId === "" ? null : `${route.entityType}:${ctx.entityId}`,
+    decision: ctx.outcome === "ok" || ctx.upstreamStartedAt > 0 ? "allow" : "deny",
+    reason: ctx.outcome,
+    status: ctx.res.statusCode,
+    bytes_out: ctx.responseBytes,
+    upstream: ctx.upstreamId === "" ? null : ctx.upstreamId,
+    upstream_ms: ctx.upstreamStartedAt > 0 && ctx.upstreamHeadersAt > 0 ? round(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) : null,
+    ttfb_ms: ctx.upstreamFirstByteAt > 0 ? round(ctx.upstreamFirstByteAt - ctx.upstreamStartedAt) : null,
+    stream: ctx.streaming,
+    usage: ctx.usage === null ? null : { input_tokens: ctx.usage.inputTokens, output_tokens: ctx.usage.outputTokens },
+    total_ms: round(now - ctx.startedAt),
+  };
+}
+
+const ALLOWED: Shape = {
+  method: "POST",
+  route: { id: "openai.chat", operation: "llm_chat_completions", entityType: "models" },
+  domainId: "d1",
+  entityId: "llama3",
+  pat: { id: "0b0e7f0e-1a2b-4c3d-8e4f-001122334455", userId: "alice" },
+  outcome: "ok",
+  status: 200,
+  upstream: "default",
+  upstreamMs: 1.234,
+  ttfbMs: 1.5,
+  streaming: false,
+  responseBytes: 1100,
+  usage: { inputTokens: 12, outputTokens: 34 },
+  totalMs: 2.345,
+};
+
+describe("access line", () => {
+  it("is the line pino writes for the same fields, byte for byte apart from the time", () => {
+    const { lines, access, log } = capture();
+    const { ctx, now } = context(ALLOWED);
+    access.write(ctx, now);
+    access.flush();
+    log.info(expected(ctx, now), "access");
+    expect(lines).toHaveLength(2);
+    const strip = (line: string): string => line.replace(/"time":\d+/, '"time":0');
+    expect(strip(lines[0]!)).toBe(strip(lines[1]!));
+    expect(lines[0]!.endsWith("}\n")).toBe(true);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, service: "patgate", msg: "access", pat_id: ALLOWED.pat!.id, total_ms: 2.35, upstream_ms: 1.23 });
+  });
+
+  it("writes nulls for a request denied before a route or token was known", () => {
+    const { lines, access } = capture();
+    const { ctx, now } = context({ ...ALLOWED, route: null, pat: null, domainId: "", entityId: "", outcome: "no_route", status: 404, upstream: "", upstreamMs: null, ttfbMs: null, usage: null, responseBytes: 0 });
+    access.write(ctx, now);
+    access.flush();
+    const rec = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(rec).toMatchObject({ route: null, domain: null, pat_id: null, user: null, operation: null, entity: null, decision: "deny", reason: "no_route", status: 404, upstream: null, upstream_ms: null, ttfb_ms: null, usage: null });
+  });
+
+  it("writes nothing when the level is above info", () => {
+    const { lines, access } = capture("warn");
+    const { ctx, now } = context(ALLOWED);
+    access.write(ctx, now);
+    access.flush();
+    expect(lines).toEqual([]);
+  });
+
+  it("hands the lines of one event-loop turn to the destination as one write at the end of the turn", async () => {
+    const { lines, access } = capture();
+    for (let i = 0; i < 3; i++) {
+      const { ctx, now } = context({ ...ALLOWED, entityId: `m${i}` });
+      access.write(ctx, now);
+    }
+    expect(lines).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.split("\n").filter((l) => l !== "").map((l) => (JSON.parse(l) as { entity: string }).entity)).toEqual(["models:m0", "models:m1", "models:m2"]);
+  });
+
+  it("writes at once, without waiting for the turn to end, once 16 KB are pending", () => {
+    const { lines, access } = capture();
+    const { ctx, now } = context({ ...ALLOWED, entityId: "x".repeat(200) });
+    let written = 0;
+    while (lines.length === 0) {
+      access.write(ctx, now);
+      written++;
+    }
+    const got = lines.join("").split("\n").filter((l) => l !== "");
+    expect(got).toHaveLength(written);
+    expect(lines[0]!.length).toBeGreaterThanOrEqual(16_384);
+  });
+
+  it("round-trips any client-supplied strings and numbers exactly as pino would", () => {
+    const text = fc.string({ unit: "binary", maxLength: 40 });
+    const ms = fc.option(fc.double({ min: 0, max: 1e7, noNaN: true }), { nil: null });
+    const shape = fc.record({
+      method: fc.constantFrom("GET", "POST", "DELETE"),
+      route: fc.option(fc.record({ id: text, operation: text, entityType: text }), { nil: null }),
+      domainId: text,
+      entityId: text,
+      pat: fc.option(fc.record({ id: text, userId: text }), { nil: null }),
+      outcome: text,
+      status: fc.integer({ min: 100, max: 599 }),
+      upstream: text,
+      upstreamMs: ms,
+      ttfbMs: ms,
+      streaming: fc.boolean(),
+      responseBytes: fc.nat(),
+      usage: fc.option(fc.record({ inputTokens: fc.nat(), outputTokens: fc.nat() }), { nil: null }),
+      totalMs: fc.double({ min: 0, max: 1e7, noNaN: true }),
+    });
+    fc.assert(
+      fc.property(shape, (s) => {
+        const { lines, access, log } = capture();
+        const { ctx, now } = context(s);
+        access.write(ctx, now);
+        access.flush();
+        log.info(expected(ctx, now), "access");
+        const [ours, theirs] = lines.map((l) => l.replace(/"time":\d+/, '"time":0'));
+        expect(ours).toBe(theirs);
+        expect(ours!.split("\n")).toHaveLength(2);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
