@@ -15,7 +15,7 @@ import pino from "pino";
 import { buildApp } from "../src/app.ts";
 import { loadSettings } from "../src/config/config.ts";
 import type { Store } from "../src/store/types.ts";
-import { createLogger } from "../src/telemetry/logger.ts";
+import { createLogger, DESTINATION } from "../src/telemetry/logger.ts";
 import { announceReady, serveIpc } from "./lib/proc.ts";
 
 const { values } = parseArgs({
@@ -28,7 +28,7 @@ if (values.config === undefined) throw new Error("--config is required");
 
 const settings = loadSettings(values.config);
 // The same destination options as the shipped logger, only pointed elsewhere than stdout.
-const logger = createLogger(settings.logging.level, pino.destination({ dest: values.log, sync: false, minLength: 4096 }));
+const logger = createLogger(settings.logging.level, pino.destination({ ...DESTINATION, dest: values.log }));
 const app = await buildApp(settings, { logger });
 const storeCalls = countCalls(app.store);
 const ELD_RESOLUTION_MS = 10;

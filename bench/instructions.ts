@@ -38,7 +38,7 @@ const USAGE = `usage: npm run bench:instructions -- [options]
   --targets a,b        which proxies (default: ${NAMES.join(",")})
   --scenarios S1,S5    which request shapes (default: S1,S5)
   --requests <n>       counted requests per proxy and scenario (default 3000)
-  --warmup <n>         uncounted requests first (default 6000)
+  --warmup <n>         uncounted requests first (default 20000: V8 has tiered the hot code up by then)
   --concurrency <n>    connections sending at once (default 1: each request then takes the same path
                        through the event loop, and two runs agree to within about half a percent)
   --rounds <n>         repeat everything, to show the counts repeat (default 1)
@@ -51,7 +51,7 @@ const { values: a } = parseArgs({
     targets: { type: "string", default: NAMES.join(",") },
     scenarios: { type: "string", default: "S1,S5" },
     requests: { type: "string", default: "3000" },
-    warmup: { type: "string", default: "6000" },
+    warmup: { type: "string", default: "20000" },
     concurrency: { type: "string", default: "1" },
     rounds: { type: "string", default: "1" },
     out: { type: "string", default: path.join(BENCH, "results", "instructions.json") },

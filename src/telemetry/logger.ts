@@ -1,6 +1,13 @@
 import pino, { type Logger } from "pino";
 
 /**
+ * How log lines reach stdout: buffered (one write per 4 KiB, off the event loop's
+ * thread), and flushed at least every second so that at low traffic a line is
+ * not held back until 4 KiB have gathered. Shutdown flushes what is left.
+ */
+export const DESTINATION = { dest: 1, sync: false, minLength: 4096, periodicFlush: 1000 } as const;
+
+/**
  * The one pino instance. Serializers are allow-lists (nothing from a request
  * is logged unless named here); `redact` is the second line of defence.
  */
@@ -30,7 +37,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         err: pino.stdSerializers.err,
       },
     },
-    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    destination ?? pino.destination(DESTINATION),
   );
 }
 
