@@ -111,22 +111,23 @@ export class Metrics {
   }
 }
 
+const STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
 /** "2xx" for 204 and so on: a bounded label. */
 export function statusClass(status: number): string {
-  return status >= 100 && status < 600 ? `${Math.floor(status / 100)}xx` : "other";
+  return status >= 100 && status < 600 ? (STATUS_CLASSES[Math.floor(status / 100) - 1] as string) : "other";
 }
 
 /** Records one finished data-plane request. Label values come from bounded sets only. */
 export function observeRequest(m: Metrics, ctx: RequestContext, now: number): void {
   const route = ctx.route === null ? "none" : ctx.route.id;
   const cls = statusClass(ctx.res.statusCode);
-  const rc = route + "\u0000" + cls;
-  m.requests.observe(rc + "\u0000" + ctx.outcome, [route, ctx.outcome, cls], 1);
-  m.requestDuration.observe(rc, [route, cls], (now - ctx.startedAt) / 1000);
-  if (ctx.upstreamHeadersAt > 0) m.upstreamDuration.observe(ctx.upstreamId, [ctx.upstreamId], (ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1000);
-  if (ctx.upstreamFirstByteAt > 0) m.upstreamTtfb.observe(ctx.upstreamId, [ctx.upstreamId], (ctx.upstreamFirstByteAt - ctx.upstreamStartedAt) / 1000);
+  m.requests.observe(1, route, ctx.outcome, cls);
+  m.requestDuration.observe((now - ctx.startedAt) / 1000, route, cls);
+  if (ctx.upstreamHeadersAt > 0) m.upstreamDuration.observe((ctx.upstreamHeadersAt - ctx.upstreamStartedAt) / 1000, ctx.upstreamId);
+  if (ctx.upstreamFirstByteAt > 0) m.upstreamTtfb.observe((ctx.upstreamFirstByteAt - ctx.upstreamStartedAt) / 1000, ctx.upstreamId);
   if (ctx.usage !== null) {
-    m.tokenUsage.observe("input\u0000" + route, ["input", route], ctx.usage.inputTokens);
-    m.tokenUsage.observe("output\u0000" + route, ["output", route], ctx.usage.outputTokens);
+    m.tokenUsage.observe(ctx.usage.inputTokens, "input", route);
+    m.tokenUsage.observe(ctx.usage.outputTokens, "output", route);
   }
 }

@@ -14,9 +14,13 @@ interface MetricValue {
   readonly value: number;
 }
 
+type Level = Map<string, Level | Series>;
+
 /**
- * A histogram or counter for the per-request path: one Map lookup by a caller-built
- * key and a few array writes per observation, turned into prom-client's exposition
+ * A histogram or counter for the per-request path, with up to three labels: the
+ * label values themselves are the keys of nested Maps (strings a request already
+ * holds, so no key is built and nothing is allocated once a series exists) and
+ * an observation is a few array writes, turned into prom-client's exposition
  * only at scrape time. prom-client's own observe validates and hashes a label
  * object on every call, which costs more than the request's other bookkeeping.
  */
@@ -27,42 +31,66 @@ export class HotSeries {
   readonly aggregator = "sum" as const;
   readonly #labelNames: readonly string[];
   readonly #bounds: readonly number[];
-  readonly #series = new Map<string, Series>();
+  readonly #root: Level = new Map();
+  readonly #all: Series[] = [];
 
   constructor(registry: Registry, opts: { name: string; help: string; labelNames: readonly string[]; buckets?: readonly number[] }) {
     this.name = opts.name;
     this.help = opts.help;
     this.type = opts.buckets === undefined ? "counter" : "histogram";
+    if (opts.labelNames.length < 1 || opts.labelNames.length > 3) throw new RangeError(`${opts.name}: 1 to 3 label names`);
     this.#labelNames = opts.labelNames;
     this.#bounds = opts.buckets ?? [];
     // prom-client's registry formats any object with name, help, type and get().
     registry.registerMetric(this as unknown as Parameters<Registry["registerMetric"]>[0]);
   }
 
-  /** Records `value` (a histogram observation, or a counter increment) for the label values; `key` identifies them. */
-  observe(key: string, labelValues: readonly string[], value: number): void {
-    let s = this.#series.get(key);
-    if (s === undefined) {
-      const labels: Record<string, string> = {};
-      this.#labelNames.forEach((n, i) => (labels[n] = labelValues[i] ?? ""));
-      s = { labels, counts: new Float64Array(this.#bounds.length), sum: 0, count: 0 };
-      this.#series.set(key, s);
+  /**
+   * Records `value` (a histogram observation, or a counter increment) for the
+   * label values, given in the order of the label names (as many as there are).
+   */
+  observe(value: number, a: string, b = "", c = ""): void {
+    const n = this.#labelNames.length;
+    let level = this.#root;
+    let s: Series | undefined;
+    for (let i = 0; i < n; i++) {
+      const v = i === 0 ? a : i === 1 ? b : c;
+      const next = level.get(v);
+      if (i === n - 1) {
+        if (next === undefined) {
+          s = this.#newSeries([a, b, c]);
+          level.set(v, s);
+        } else s = next as Series;
+      } else if (next === undefined) {
+        const created: Level = new Map();
+        level.set(v, created);
+        level = created;
+      } else level = next as Level;
     }
+    if (s === undefined) return;
     s.sum += value;
     s.count++;
-    const b = this.#bounds;
-    for (let i = 0; i < b.length; i++) {
-      if (value <= (b[i] as number)) {
+    const bounds = this.#bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= (bounds[i] as number)) {
         s.counts[i]!++;
         break;
       }
     }
   }
 
+  #newSeries(values: readonly string[]): Series {
+    const labels: Record<string, string> = {};
+    this.#labelNames.forEach((name, i) => (labels[name] = values[i] ?? ""));
+    const s: Series = { labels, counts: new Float64Array(this.#bounds.length), sum: 0, count: 0 };
+    this.#all.push(s);
+    return s;
+  }
+
   /** The scrape-time view, in prom-client's metric shape. */
   get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] } {
     const values: MetricValue[] = [];
-    for (const s of this.#series.values()) {
+    for (const s of this.#all) {
       if (this.type === "counter") {
         values.push({ labels: s.labels, value: s.sum });
         continue;
@@ -80,6 +108,7 @@ export class HotSeries {
   }
 
   reset(): void {
-    this.#series.clear();
+    this.#root.clear();
+    this.#all.length = 0;
   }
 }
