@@ -186,7 +186,8 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     inflight++;
-    res.once("close", onResponseClose);
+    // "close" comes once per response: a plain listener spares once()'s wrapper on every request.
+    res.on("close", onResponseClose);
     // While draining, tell keep-alive clients to reconnect elsewhere.
     if (draining) res.shouldKeepAlive = false;
     const given = req.headers["x-request-id"];

@@ -38,7 +38,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#ctx = ctx;
     this.#policy = policy;
     this.#hooks = hooks;
-    ctx.res.once("close", this.#onClientClose);
+    ctx.res.on("close", this.#onClientClose);
     ctx.res.on("drain", this.#onDrain);
   }
 
