@@ -119,7 +119,12 @@ const FLUSH_AT = 16_384;
 
 /** A JSON string literal (quotes, backslashes, control characters and lone surrogates escaped). */
 function str(s: string): string {
-  return JSON.stringify(s);
+  // Ids and codes are printable ASCII with nothing to escape: quoting them is all JSON.stringify would do.
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(s);
+  }
+  return '"' + s + '"';
 }
 
 /** A JSON number; null for what JSON cannot hold (as JSON.stringify does). */

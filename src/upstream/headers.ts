@@ -68,7 +68,8 @@ export class HeaderPolicy {
   responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
     const out: OutgoingHttpHeaders = {};
     const connection = headers.connection;
-    const listed = typeof connection === "string" ? tokens(connection, null) : null;
+    // As on the way in, the common values name no other header: no set for them.
+    const listed = typeof connection === "string" && !PLAIN_CONNECTION.has(connection.toLowerCase()) ? tokens(connection, null) : null;
     for (const name in headers) {
       if (this.#dropResponse.has(name)) continue;
       if (listed !== null && listed.has(name)) continue;
