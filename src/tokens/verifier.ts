@@ -94,12 +94,12 @@ export class Verifier {
     if (pat === null) return UNKNOWN;
     const rec = pat.record;
     const now = this.#now();
-    const digest = hash("sha256", this.#digestKey + secret, "base64");
-    let current = pat.matched !== null && sameDigest(pat.matched, digest);
+    // A PAT just fetched has no digest yet: its first check is the full HMAC, and only a match is digested.
+    let current = pat.matched !== null && sameDigest(pat.matched, this.#digest(secret));
     if (!current) {
       current = secretMatches(this.#opts.pepper, rec.id, secret, rec.secretHash);
       // Only the current secret: one still in its rotation grace period is checked in full, with its deadline.
-      if (current) pat.matched = digest;
+      if (current) pat.matched = this.#digest(secret);
     }
     const previous =
       !current &&
@@ -113,6 +113,10 @@ export class Verifier {
     if (rec.expiresAt <= now) return EXPIRED;
     this.#lastUsed.set(rec.id, now);
     return { ok: true, pat };
+  }
+
+  #digest(secret: string): string {
+    return hash("sha256", this.#digestKey + secret, "base64");
   }
 
   /** The PAT by id through the cache (null when unknown). */

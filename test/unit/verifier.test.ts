@@ -125,6 +125,15 @@ describe("Verifier: decisions", () => {
     expect(await reason(forged)).toBe("bad_secret");
   });
 
+  it("once a secret has been accepted and remembered, a wrong one for the same PAT is still refused", async () => {
+    wireEvents();
+    const { record, token } = await issue();
+    expect(await reason(token)).toBe("ok");
+    expect(await reason(token)).toBe("ok"); // recognised by its remembered digest
+    expect(await reason(generateToken(record.id).token)).toBe("bad_secret");
+    expect(await reason(token)).toBe("ok");
+  });
+
   it("a revoked token is refused as revoked", async () => {
     wireEvents();
     const { record, token } = await issue();
