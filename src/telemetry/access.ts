@@ -128,8 +128,8 @@ function str(s: string): string {
 }
 
 /** A JSON number; null for what JSON cannot hold (as JSON.stringify does). */
-function num(n: number | null): string {
-  return n !== null && Number.isFinite(n) ? String(n) : "null";
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : "null";
 }
 
 function round(ms: number): number {

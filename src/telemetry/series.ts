@@ -14,7 +14,8 @@ interface MetricValue {
   readonly value: number;
 }
 
-type Level = Map<string, Level | Series>;
+/** Label values, first to third: a label a series does not have is the empty string. */
+type Levels = Map<string, Map<string, Map<string, Series>>>;
 
 /**
  * A histogram or counter for the per-request path, with up to three labels: the
@@ -31,7 +32,7 @@ export class HotSeries {
   readonly aggregator = "sum" as const;
   readonly #labelNames: readonly string[];
   readonly #bounds: readonly number[];
-  readonly #root: Level = new Map();
+  readonly #root: Levels = new Map();
   readonly #all: Series[] = [];
 
   constructor(registry: Registry, opts: { name: string; help: string; labelNames: readonly string[]; buckets?: readonly number[] }) {
@@ -50,24 +51,12 @@ export class HotSeries {
    * label values, given in the order of the label names (as many as there are).
    */
   observe(value: number, a: string, b = "", c = ""): void {
-    const n = this.#labelNames.length;
-    let level = this.#root;
-    let s: Series | undefined;
-    for (let i = 0; i < n; i++) {
-      const v = i === 0 ? a : i === 1 ? b : c;
-      const next = level.get(v);
-      if (i === n - 1) {
-        if (next === undefined) {
-          s = this.#newSeries([a, b, c]);
-          level.set(v, s);
-        } else s = next as Series;
-      } else if (next === undefined) {
-        const created: Level = new Map();
-        level.set(v, created);
-        level = created;
-      } else level = next as Level;
-    }
-    if (s === undefined) return;
+    let byB = this.#root.get(a);
+    if (byB === undefined) this.#root.set(a, (byB = new Map<string, Map<string, Series>>()));
+    let byC = byB.get(b);
+    if (byC === undefined) byB.set(b, (byC = new Map<string, Series>()));
+    let s = byC.get(c);
+    if (s === undefined) byC.set(c, (s = this.#newSeries([a, b, c])));
     s.sum += value;
     s.count++;
     const bounds = this.#bounds;

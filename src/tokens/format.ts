@@ -9,7 +9,6 @@
  * All base62 fields are fixed width and left-padded with '0'.
  */
 import { createHmac, createSecretKey, randomBytes, randomUUID, timingSafeEqual, type KeyObject } from "node:crypto";
-import { crc32 } from "node:zlib";
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const PREFIX = "pat_";
@@ -71,7 +70,7 @@ function crc32Ascii(text: string, end: number): number {
 }
 
 function checksumText(body: string): string {
-  let c = crc32(body);
+  let c = crc32Ascii(body, body.length);
   let out = "";
   for (let i = 0; i < CHECKSUM_LEN; i++) {
     out = ALPHABET.charAt(c % 62) + out;

@@ -150,8 +150,10 @@ export async function ensureMember(store: Store, domainId: string, userId: strin
 /** A gateway in a child process (`node src/main.ts <config>`), for cross-process tests. */
 export async function spawnGateway(
   configFile: string,
+  /** What node runs before the config argument: flags and the entry script (default: src/main.ts). */
+  nodeArgs: readonly string[] = [path.join(ROOT, "src", "main.ts")],
 ): Promise<{ url: string; child: ChildProcess; stdout: () => string; stderr: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [path.join(ROOT, "src", "main.ts"), configFile], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...nodeArgs, configFile], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
