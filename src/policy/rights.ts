@@ -6,6 +6,26 @@ export type DomainRights = ReadonlySet<string> | null;
 
 const ALL = "*";
 const SEP = "\u0000";
+const NONE: ReadonlySet<string> = new Set();
+/** Unions already built, per roles snapshot: members with the same roles share one set. */
+const unions = new WeakMap<ReadonlyMap<string, ReadonlySet<string>>, Map<string, ReadonlySet<string>>>();
+const MAX_UNIONS = 1024;
+
+/** The operations a member with `names` holds: one role's own set, or a (shared) union. */
+function operationsOf(roles: ReadonlyMap<string, ReadonlySet<string>>, names: readonly string[]): ReadonlySet<string> {
+  if (names.length === 1) return roles.get(names[0] as string) ?? NONE;
+  let memo = unions.get(roles);
+  if (memo === undefined) unions.set(roles, (memo = new Map<string, ReadonlySet<string>>()));
+  const key = names.join(SEP);
+  let ops = memo.get(key);
+  if (ops === undefined) {
+    const all = new Set<string>();
+    for (const r of names) for (const op of roles.get(r) ?? NONE) all.add(op);
+    ops = all;
+    if (memo.size < MAX_UNIONS) memo.set(key, ops);
+  }
+  return ops;
+}
 
 export interface RightsOptions {
   readonly maxEntries: number;
@@ -88,11 +108,10 @@ export class Rights {
   }
 
   async #loadRights(domainId: string, userId: string, live: boolean): Promise<DomainRights> {
-    const [m, roles] = await Promise.all([this.#store.getMembership(domainId, userId), this.roles(live)]);
-    if (m === null) return null;
-    const ops = new Set<string>();
-    for (const r of m.roles) for (const op of roles.get(r) ?? []) ops.add(op);
-    return ops;
+    // The roles are nearly always cached: then only the membership is awaited.
+    const cached = live ? this.#roles.peek("roles") : undefined;
+    const [m, roles] = cached === undefined ? await Promise.all([this.#store.getMembership(domainId, userId), this.roles(live)]) : [await this.#store.getMembership(domainId, userId), cached];
+    return m === null ? null : operationsOf(roles, m.roles);
   }
 
   async #loadRoles(): Promise<ReadonlyMap<string, ReadonlySet<string>>> {
