@@ -36,6 +36,7 @@ const USAGE = `usage: npm run bench -- [options]
   --connections <n>          autocannon connections for S1/S4/S5/S6 (default 50)
   --upstream-connections <n> pool size of every proxy to the upstream (default: the shipped config's)
   --upstream-cpu <cpus>      taskset CPU list for the fake upstream (default 0: shares the load generator's core)
+  --sse-levels 128,256,...    S3's capacity levels, streams opened at once (default 128,256,512,1024; quick 256)
   --no-pin                   do not pin processes with taskset
   --nice <n>                 run every bench process at this nice value (e.g. -10, needs root): on a
                              shared machine the measured processes then win the CPU over neighbours
@@ -66,6 +67,7 @@ const { values: a } = (() => {
         connections: { type: "string" },
         "upstream-connections": { type: "string" },
         "upstream-cpu": { type: "string" },
+        "sse-levels": { type: "string" },
         "no-pin": { type: "boolean", default: false },
         "no-wait-quiet": { type: "boolean", default: false },
         nice: { type: "string" },
@@ -109,8 +111,9 @@ const opts: BenchOptions = {
   warmupSec: quick ? 1 : 2,
   latencySec: quick ? 2 : 4,
   sseSec: quick ? 2 : 5,
+  sseWarmupSec: quick ? 1 : 15,
   sseConcurrency: quick ? 16 : 32,
-  sseLevels: quick ? [256] : [128, 256, 512, 1024],
+  sseLevels: a["sse-levels"] === undefined ? (quick ? [256] : [128, 256, 512, 1024]) : a["sse-levels"].split(",").filter((v) => v !== "").map((v) => intArg("sse-levels", v, 0)),
   stallMs: 50,
   ttfbStallMs: 1000,
   soakSec: intArg("soak", a.soak, quick ? 15 : 120),

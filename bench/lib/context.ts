@@ -26,6 +26,8 @@ export interface BenchOptions {
   /** Seconds per c=1 latency run (S2) and per SSE loop run (S3). */
   readonly latencySec: number;
   readonly sseSec: number;
+  /** S3's unmeasured warm-up per target, long enough for V8 to finish tiering up the streaming path. */
+  readonly sseWarmupSec: number;
   readonly sseConcurrency: number;
   readonly sseLevels: readonly number[];
   readonly stallMs: number;

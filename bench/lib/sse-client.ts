@@ -8,6 +8,8 @@ import { percentiles, Samples } from "./stats.ts";
 
 const LF = 0x0a;
 
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 interface StreamOutcome {
   readonly ok: boolean;
   readonly stalled: boolean;
@@ -95,8 +97,16 @@ export async function runSse(job: SseJob): Promise<SseResult> {
     for (let i = 0; i < job.concurrency; i++) all.push(one());
     for (const o of await Promise.all(all)) record(o);
   } else {
-    const until = started + job.durationSec * 1000;
-    const worker = async (): Promise<void> => {
+    // Every stream lasts the same time, so workers started together would stay
+    // in step for the whole run, each new stream arriving in a burst of
+    // `concurrency` at once, and TTFB would measure how fast a burst drains
+    // (the "once" levels measure that). Spreading the first starts over one
+    // stream's length keeps arrivals evenly spaced: the steady state of
+    // `concurrency` streams in flight.
+    const cycleMs = job.expectFrames * job.paceMs;
+    const until = started + job.durationSec * 1000 + cycleMs;
+    const worker = async (_: unknown, i: number): Promise<void> => {
+      await sleep((i * cycleMs) / job.concurrency);
       while (performance.now() < until) record(await one());
     };
     await Promise.all(Array.from({ length: job.concurrency }, worker));
