@@ -1,4 +1,5 @@
 import { Cluster, Redis } from "ioredis";
+import { refastPrototype } from "../util/fast-prototype.ts";
 import type { RedisOptions } from "ioredis";
 import { StoreUnavailableError } from "./types.ts";
 import type {
@@ -12,6 +13,9 @@ import type {
   Role,
   Store,
 } from "./types.ts";
+
+// ioredis subclasses String as it loads, which leaves String.prototype slow (see fast-prototype.ts).
+refastPrototype(String.prototype);
 
 /** How to reach Redis: exactly one of `url`, `cluster`, `sentinel` (a `url` may add credentials to the other two). */
 export interface RedisStoreOptions {
