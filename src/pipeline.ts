@@ -49,6 +49,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   const token = bearer(req.headers.authorization);
   if (token === null) return deny(dp, ctx, "missing_token");
   ctx.token = token;
+  const mark = changeMark(dp);
   let pa = authorize(dp, ctx, token, route);
   let granted = pa instanceof Promise ? await pa : pa;
   if (granted === null) return;
@@ -77,10 +78,13 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
     const e: EntityResult = src.from === "body" ? entityFromJson(body, src.field) : await entityFromMultipart(body, type, src.field);
     if (!e.ok) return deny(dp, ctx, e.code, { message: e.message, param: src.field });
     ctx.entityId = e.id;
-    // The body may have taken a while: decide on the token and rights as they are now, not as they were.
-    pa = authorize(dp, ctx, token, route);
-    granted = pa instanceof Promise ? await pa : pa;
-    if (granted === null) return;
+    // The body may have taken a while: decide on the token and rights as they are now, not as they were,
+    // unless nothing they rest on can have changed meanwhile.
+    if (mark === -1 || changeMark(dp) !== mark || Date.now() >= granted.until) {
+      pa = authorize(dp, ctx, token, route);
+      granted = pa instanceof Promise ? await pa : pa;
+      if (granted === null) return;
+    }
   }
   if (body === null && hasBody(req)) {
     const declared = req.headers["content-length"];
@@ -130,6 +134,18 @@ export async function stillAllowed(dp: DataPlane, ctx: RequestContext): Promise<
 interface Granted {
   readonly pat: VerifiedPat;
   readonly held: ReadonlySet<string>;
+  /** When the token's own validity ends (VerifyResult.until). */
+  readonly until: number;
+}
+
+/**
+ * How many store changes (PATs, memberships, domains, roles) the caches have
+ * applied, or -1 while they may be missing changes (the store's events are not
+ * flowing). A decision taken at one mark still stands at the same mark, until
+ * its `until`: the caches are exact, and nothing else goes into it.
+ */
+function changeMark(dp: DataPlane): number {
+  return dp.verifier.exact ? dp.verifier.changes + dp.rights.changes : -1;
 }
 
 /**
@@ -149,12 +165,13 @@ function rights(dp: DataPlane, ctx: RequestContext, route: Route, v: VerifyResul
     return null;
   }
   const pat = (ctx.pat = v.pat);
+  const until = v.until;
   const ph = dp.rights.rightsIn(ctx.domainId, pat.record.userId);
-  if (ph instanceof Promise) return ph.then((held) => checkHeld(dp, ctx, route, pat, held));
-  return checkHeld(dp, ctx, route, pat, ph);
+  if (ph instanceof Promise) return ph.then((held) => checkHeld(dp, ctx, route, pat, until, held));
+  return checkHeld(dp, ctx, route, pat, until, ph);
 }
 
-function checkHeld(dp: DataPlane, ctx: RequestContext, route: Route, pat: VerifiedPat, held: DomainRights): Granted | null {
+function checkHeld(dp: DataPlane, ctx: RequestContext, route: Route, pat: VerifiedPat, until: number, held: DomainRights): Granted | null {
   if (held === null) {
     deny(dp, ctx, "not_a_member");
     return null;
@@ -167,7 +184,7 @@ function checkHeld(dp: DataPlane, ctx: RequestContext, route: Route, pat: Verifi
     denyScope(dp, ctx, route.entityType, "*", route.operation);
     return null;
   }
-  return { pat, held };
+  return { pat, held, until };
 }
 
 /** Sends 100 Continue to a client that waits for it, once the request is authorized. */

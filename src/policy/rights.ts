@@ -47,6 +47,7 @@ export class Rights {
   readonly #members: FencedCache<DomainRights>;
   readonly #domains: FencedCache<Domain | null>;
   readonly #roles: FencedCache<ReadonlyMap<string, ReadonlySet<string>>>;
+  #changes = 0;
 
   constructor(store: Store, opts: RightsOptions) {
     this.#store = store;
@@ -79,19 +80,28 @@ export class Rights {
 
   /** Applies a change event from the store. */
   onMemberChanged(domainId: string, userId: string): void {
+    this.#changes++;
     this.#members.invalidate(domainId + SEP + userId);
   }
   onDomainChanged(id: string): void {
+    this.#changes++;
     this.#domains.invalidate(id);
   }
   onRoleChanged(): void {
+    this.#changes++;
     this.#roles.clear();
     this.#members.clear();
   }
   clear(): void {
+    this.#changes++;
     this.#roles.clear();
     this.#members.clear();
     this.#domains.clear();
+  }
+
+  /** Counts the changes applied (membership, domain, role, reset): a decision taken at the same count, with events flowing, still stands. */
+  get changes(): number {
+    return this.#changes;
   }
 
   /** Role name → operations, config roles overlaid with stored ones. */

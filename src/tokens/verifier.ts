@@ -13,7 +13,14 @@ export interface VerifiedPat {
 export type DenyReason = "malformed" | "unknown" | "bad_secret" | "expired" | "revoked";
 
 /** A denial is data; only store failures throw (StoreUnavailableError). */
-export type VerifyResult = { readonly ok: true; readonly pat: VerifiedPat } | { readonly ok: false; readonly reason: DenyReason };
+export type VerifyResult =
+  | {
+      readonly ok: true;
+      readonly pat: VerifiedPat;
+      /** Until when (epoch ms) this decision holds if nothing about the PAT changes: its expiry, or the end of a rotation grace period it passed by. */
+      readonly until: number;
+    }
+  | { readonly ok: false; readonly reason: DenyReason };
 
 export interface VerifierOptions {
   readonly pepper: Buffer;
@@ -66,6 +73,7 @@ export class Verifier {
   readonly #lastUsed = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
   #flushing: Promise<void> | null = null;
+  #changes = 0;
   /** Lookup outcomes since start, read by the metrics exporter. */
   readonly stats = { hits: 0, misses: 0, bypass: 0 };
 
@@ -112,7 +120,7 @@ export class Verifier {
     if (rec.revoked) return REVOKED;
     if (rec.expiresAt <= now) return EXPIRED;
     this.#lastUsed.set(rec.id, now);
-    return { ok: true, pat };
+    return { ok: true, pat, until: current ? rec.expiresAt : Math.min(rec.expiresAt, rec.prevSecretExpiresAt as number) };
   }
 
   #digest(secret: string): string {
@@ -137,12 +145,24 @@ export class Verifier {
 
   /** Drops a PAT from the cache (on its change event). */
   invalidate(id: string): void {
+    this.#changes++;
     this.#cache.invalidate(id);
   }
 
   /** Drops every cached PAT (events may have been missed). */
   clear(): void {
+    this.#changes++;
     this.#cache.clear();
+  }
+
+  /** Whether the cache is exact now: the store's change events are flowing (else every lookup reads the store). */
+  get exact(): boolean {
+    return this.#store.eventsLive();
+  }
+
+  /** Counts the PAT changes applied (invalidations and clears). */
+  get changes(): number {
+    return this.#changes;
   }
 
   get cacheSize(): number {

@@ -4,6 +4,7 @@
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
+import { rotatedPat } from "../../src/tokens/issue.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 
 /** Sends the head and the first bytes, runs `between`, sends the rest; resolves with the status line. */
@@ -65,6 +66,35 @@ describe("decisions are re-taken after a slow body", () => {
   it("the same slow upload with nothing changed goes through", async () => {
     const { token } = await gw.issue({ userId: "u3", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
     expect(await slowPost(gw.port, token, body, () => pause(100))).toBe(200);
+  });
+
+  // With nothing changed in the store, the decision after the body is not taken
+  // again (one verification per request), so time is the one thing left to check.
+  it("a token that expires while its body uploads is refused", async () => {
+    const { token } = await gw.issue({ userId: "u5", lifetimeMs: 300, scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    upstream.clear();
+    expect(await slowPost(gw.port, token, body, () => pause(500))).toBe(401);
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  it("an old secret whose rotation grace period ends while its body uploads is refused", async () => {
+    const { token, record } = await gw.issue({ userId: "u6", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    const next = rotatedPat(gw.pepper, record, 3_600_000, 300);
+    expect(await gw.store.replacePat(next.record, record.version)).toBe("ok");
+    upstream.clear();
+    expect(await slowPost(gw.port, token, body, () => pause(500))).toBe(401);
+    expect(upstream.requests).toHaveLength(0);
+    expect(await slowPost(gw.port, next.token, body, () => pause(50))).toBe(200);
+  });
+
+  it("a body that arrives at once, with nothing changed, is decided once", async () => {
+    const { token } = await gw.issue({ userId: "u7", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
+    const lookups = (): number => gw.app.verifier.stats.hits + gw.app.verifier.stats.misses + gw.app.verifier.stats.bypass;
+    const before = lookups();
+    const res = await fetch(`${gw.url}/proxy/d1/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    expect(lookups() - before).toBe(1);
   });
 
   it("a body slower than server.body_timeout gets 408", async () => {
