@@ -54,7 +54,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   let granted = pa instanceof Promise ? await pa : pa;
   if (granted === null) return;
   const pd = dp.rights.domain(ctx.domainId);
-  const domain = pd instanceof Promise ? await pd : pd;
+  let domain = pd instanceof Promise ? await pd : pd;
   if (domain === null) return deny(dp, ctx, "domain_not_found");
 
   let body: Buffer | Readable | null = null;
@@ -84,6 +84,10 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
       pa = authorize(dp, ctx, token, route);
       granted = pa instanceof Promise ? await pa : pa;
       if (granted === null) return;
+      // The domain's upstream may have changed too.
+      const again = dp.rights.domain(ctx.domainId);
+      domain = again instanceof Promise ? await again : again;
+      if (domain === null) return deny(dp, ctx, "domain_not_found");
     }
   }
   if (body === null && hasBody(req)) {
@@ -142,7 +146,10 @@ interface Granted {
  * How many store changes (PATs, memberships, domains, roles) the caches have
  * applied, or -1 while they may be missing changes (the store's events are not
  * flowing). A decision taken at one mark still stands at the same mark, until
- * its `until`: the caches are exact, and nothing else goes into it.
+ * its `until`: while events flow the caches are exact, and nothing else goes
+ * into it. (Cache entries reaching cache.max_age_ms, the backstop against
+ * lost events, are not looked at within one request: a decision is reused
+ * for at most server.body_timeout.)
  */
 function changeMark(dp: DataPlane): number {
   return dp.verifier.exact ? dp.verifier.changes + dp.rights.changes : -1;
