@@ -10,6 +10,7 @@ import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId, t
 import type { Verifier, VerifiedPat, VerifyResult } from "./tokens/verifier.ts";
 import { TOKEN_PATTERN } from "./tokens/format.ts";
 import type { DomainRights, Rights } from "./policy/rights.ts";
+import type { Domain } from "./store/types.ts";
 import { formatNeed } from "./scopes/scope.ts";
 import type { Upstreams } from "./upstream/upstreams.ts";
 import type { HeaderPolicy } from "./upstream/headers.ts";
@@ -53,9 +54,6 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   let pa = authorize(dp, ctx, token, route);
   let granted = pa instanceof Promise ? await pa : pa;
   if (granted === null) return;
-  const pd = dp.rights.domain(ctx.domainId);
-  let domain = pd instanceof Promise ? await pd : pd;
-  if (domain === null) return deny(dp, ctx, "domain_not_found");
 
   let body: Buffer | Readable | null = null;
   const src = route.entity;
@@ -84,10 +82,6 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
       pa = authorize(dp, ctx, token, route);
       granted = pa instanceof Promise ? await pa : pa;
       if (granted === null) return;
-      // The domain's upstream may have changed too.
-      const again = dp.rights.domain(ctx.domainId);
-      domain = again instanceof Promise ? await again : again;
-      if (domain === null) return deny(dp, ctx, "domain_not_found");
     }
   }
   if (body === null && hasBody(req)) {
@@ -110,7 +104,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
     if (!scopes.grants({ ...need, entityId: e.id, operation: also.operation })) return denyScope(dp, ctx, route.entityType, e.id, also.operation);
   }
 
-  const upstream = dp.upstreams.pick(domain.upstream);
+  const upstream = dp.upstreams.pick(granted.domain.upstream);
   if (upstream === null) return deny(dp, ctx, "upstream_unavailable");
   const extra = ["x-request-id", ctx.requestId];
   const credential = upstream.upstream.credential;
@@ -140,6 +134,8 @@ interface Granted {
   readonly held: ReadonlySet<string>;
   /** When the token's own validity ends (VerifyResult.until). */
   readonly until: number;
+  /** The domain as it was when this was decided (its upstream). */
+  readonly domain: Domain;
 }
 
 /**
@@ -157,8 +153,9 @@ function changeMark(dp: DataPlane): number {
 
 /**
  * Token, then the user's current rights in the domain, then whether any scope
- * could allow the operation here (so a body no scope allows is never read).
- * Null when denied (the response is sent); synchronous on cache hits.
+ * could allow the operation here (so a body no scope allows is never read),
+ * then the domain record itself. Null when denied (the response is sent);
+ * synchronous on cache hits.
  */
 function authorize(dp: DataPlane, ctx: RequestContext, token: string, route: Route): Granted | null | Promise<Granted | null> {
   const pv = dp.verifier.verify(token);
@@ -178,7 +175,7 @@ function rights(dp: DataPlane, ctx: RequestContext, route: Route, v: VerifyResul
   return checkHeld(dp, ctx, route, pat, until, ph);
 }
 
-function checkHeld(dp: DataPlane, ctx: RequestContext, route: Route, pat: VerifiedPat, until: number, held: DomainRights): Granted | null {
+function checkHeld(dp: DataPlane, ctx: RequestContext, route: Route, pat: VerifiedPat, until: number, held: DomainRights): Granted | null | Promise<Granted | null> {
   if (held === null) {
     deny(dp, ctx, "not_a_member");
     return null;
@@ -191,7 +188,17 @@ function checkHeld(dp: DataPlane, ctx: RequestContext, route: Route, pat: Verifi
     denyScope(dp, ctx, route.entityType, "*", route.operation);
     return null;
   }
-  return { pat, held, until };
+  const pd = dp.rights.domain(ctx.domainId);
+  if (pd instanceof Promise) return pd.then((domain) => grant(dp, ctx, pat, held, until, domain));
+  return grant(dp, ctx, pat, held, until, pd);
+}
+
+function grant(dp: DataPlane, ctx: RequestContext, pat: VerifiedPat, held: ReadonlySet<string>, until: number, domain: Domain | null): Granted | null {
+  if (domain === null) {
+    deny(dp, ctx, "domain_not_found");
+    return null;
+  }
+  return { pat, held, until, domain };
 }
 
 /** Sends 100 Continue to a client that waits for it, once the request is authorized. */
