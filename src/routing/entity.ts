@@ -9,6 +9,8 @@
  * them would read as the field makes the request ambiguous.
  */
 import { isUtf8 } from "node:buffer";
+import { foldEquals } from "./fold.ts";
+import { scanJson } from "./json-scan.ts";
 import type { ErrorCode } from "../errors.ts";
 
 /** The catalogue codes an entity lookup can fail with. */
@@ -50,6 +52,7 @@ export function validateEntityId(value: unknown, what: string): EntityResult {
 /**
  * Read `field` from a JSON object body. The field must be a top-level key
  * exactly once (no duplicate, escaped or differently-cased twin) and a valid id.
+ * The body is validated as JSON.parse would, without being parsed (json-scan.ts).
  */
 export function entityFromJson(body: Buffer, field: string): EntityResult {
   if (body.length === 0) return fail("bad_json", "The request body is empty; expected a JSON object.");
@@ -59,161 +62,20 @@ export function entityFromJson(body: Buffer, field: string): EntityResult {
   if (body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf) {
     return fail("bad_json", "The request body starts with a byte order mark; send JSON without one.");
   }
-  // isUtf8 + toString is several times faster than a fatal TextDecoder on
-  // large bodies, with the same result.
   if (!isUtf8(body)) return fail("bad_json", "The request body is not valid UTF-8.");
-  const text = body.toString("utf8");
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return fail("bad_json", "The request body is not valid JSON.");
+  const seen = scanJson(body, field);
+  if (seen === "invalid") return fail("bad_json", "The request body is not valid JSON.");
+  if (seen === "not_object") return fail("bad_json", "The request body must be a JSON object.");
+  if (seen.matches > 1) {
+    return fail("entity_ambiguous", `The field "${field}" appears ${seen.matches} times (keys are compared case-insensitively and after unescaping); send it exactly once.`);
   }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    return fail("bad_json", "The request body must be a JSON object.");
+  if (seen.exact === 0) {
+    const hint = seen.matches === 1 ? ` (a differently spelled key such as "${seen.other}" is not accepted)` : "";
+    return fail("entity_missing", `The request body has no "${field}" field${hint}.`);
   }
-
-  if (!duplicateImpossible(body, field)) {
-    const seen = scanTopLevelKeys(text, field);
-    if (seen.matches > 1) {
-      return fail("entity_ambiguous", `The field "${field}" appears ${seen.matches} times (keys are compared case-insensitively and after unescaping); send it exactly once.`);
-    }
-    if (seen.matches === 1 && seen.exact === 0) {
-      return fail("entity_missing", `The request body has no "${field}" field (a differently spelled key such as "${seen.other}" is not accepted).`);
-    }
-  }
-  if (!Object.hasOwn(parsed, field)) return fail("entity_missing", `The request body has no "${field}" field.`);
-  return validateEntityId((parsed as Record<string, unknown>)[field], `The field "${field}"`);
-}
-
-/**
- * Cheap proof that no second key can spell `field`: without `\u` escapes or
- * the two non-ASCII letters Go folds to ASCII (K, ſ), any such key appears in
- * the bytes as `"field"` in some letter case, and that appears at most once.
- */
-function duplicateImpossible(body: Buffer, field: string): boolean {
-  for (let i = 0; i < field.length; i++) {
-    const c = field.charCodeAt(i);
-    // Only [A-Za-z0-9_.-] cannot be spelled with a short escape such as \/.
-    if (!(isAsciiAlnum(c) || c === 0x5f || c === 0x2e || c === 0x2d)) return false;
-  }
-  if (field.length === 0) return false;
-  if (body.indexOf("\\u") !== -1) return false;
-  if (body.indexOf(KELVIN) !== -1 || body.indexOf(LONG_S) !== -1) return false;
-
-  let count = 0;
-  const f0 = field.charCodeAt(0);
-  const firsts = isAsciiLetter(f0) ? [f0 | 0x20, f0 & ~0x20] : [f0];
-  for (const first of firsts) {
-    const needle = '"' + String.fromCharCode(first);
-    for (let pos = body.indexOf(needle); pos !== -1; pos = body.indexOf(needle, pos + 2)) {
-      if (quotedFieldAt(body, pos + 1, field) && ++count > 1) return false;
-    }
-  }
-  return true;
-}
-
-const KELVIN = Buffer.from("\u212a", "utf8");
-const LONG_S = Buffer.from("\u017f", "utf8");
-
-function quotedFieldAt(body: Buffer, at: number, field: string): boolean {
-  for (let k = 0; k < field.length; k++) {
-    const b = body[at + k];
-    if (b === undefined || foldCode(b) !== foldCode(field.charCodeAt(k))) return false;
-  }
-  return body[at + field.length] === 0x22;
-}
-
-interface KeyScan {
-  /** top-level keys equal to the field under case folding */
-  matches: number;
-  /** of those, spelled exactly as the field */
-  exact: number;
-  /** a matching key that is not exact, for the error message */
-  other: string;
-}
-
-/**
- * Walk a JSON text that JSON.parse has already accepted and count the
- * top-level keys that equal `field` after unescaping and case folding.
- * Only depth and string boundaries are tracked: nested keys and string
- * contents are skipped.
- */
-function scanTopLevelKeys(text: string, field: string): KeyScan {
-  const out: KeyScan = { matches: 0, exact: 0, other: "" };
-  let depth = 0;
-  let expectKey = false;
-  const len = text.length;
-  for (let i = 0; i < len; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      let j = i + 1;
-      // The text is valid JSON, so a closing quote exists; a quote preceded by
-      // an odd run of backslashes is escaped.
-      for (;;) {
-        j = text.indexOf('"', j);
-        if (j === -1) return out;
-        let bs = 0;
-        while (text.charCodeAt(j - 1 - bs) === 0x5c) bs++;
-        if ((bs & 1) === 0) break;
-        j++;
-      }
-      if (depth === 1 && expectKey) {
-        expectKey = false;
-        const raw = text.slice(i + 1, j);
-        const key = raw.includes("\\") ? unescapeJsonString(text.slice(i, j + 1)) : raw;
-        if (key !== null && foldEquals(key, field)) {
-          out.matches++;
-          if (key === field) out.exact++;
-          else out.other = key;
-        }
-      }
-      i = j;
-    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
-      depth++;
-      if (depth === 1) expectKey = c === 0x7b;
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      depth--;
-    } else if (c === 0x2c /* , */ && depth === 1) {
-      expectKey = true;
-    }
-  }
-  return out;
-}
-
-function unescapeJsonString(literal: string): string | null {
-  try {
-    const v: unknown = JSON.parse(literal);
-    return typeof v === "string" ? v : null;
-  } catch {
-    return null;
-  }
-}
-
-// Simple case folding as Go's encoding/json applies it to ASCII names: ASCII
-// letters fold together, and so do K (U+212A KELVIN SIGN) with k and ſ (U+017F
-// LONG S) with s.
-function foldCode(c: number): number {
-  if (c >= 0x41 && c <= 0x5a) return c | 0x20;
-  if (c === 0x212a) return 0x6b;
-  if (c === 0x17f) return 0x73;
-  return c;
-}
-
-function foldEquals(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    if (foldCode(a.charCodeAt(i)) !== foldCode(b.charCodeAt(i))) return false;
-  }
-  return true;
-}
-
-function isAsciiLetter(c: number): boolean {
-  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
-}
-
-function isAsciiAlnum(c: number): boolean {
-  return isAsciiLetter(c) || (c >= 0x30 && c <= 0x39);
+  // Only the value's literal is decoded: its escapes, exactly as JSON.parse reads them.
+  const value: unknown = seen.valueIsString ? JSON.parse(body.toString("utf8", seen.valueStart, seen.valueEnd)) : null;
+  return validateEntityId(value, `The field "${field}"`);
 }
 
 // -------------------------------------------------------------- multipart

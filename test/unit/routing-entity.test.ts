@@ -149,8 +149,7 @@ describe("entityFromJson: robustness", () => {
     );
   });
 
-  it("fast path and precise scan agree", () => {
-    // A "\u" anywhere forces the precise scan; the answer must not change.
+  it("an escape elsewhere in the body does not change the answer", () => {
     fc.assert(
       fc.property(fc.dictionary(fc.constantFrom("model", "Model", "x", "messages", "mode"), fc.jsonValue(), { maxKeys: 4 }), (obj) => {
         const text = JSON.stringify(obj);
@@ -173,14 +172,12 @@ describe("entityFromJson: robustness", () => {
     );
   });
 
-  it("handles a large body quickly on the fast path", () => {
+  it("handles a large body without escapes", () => {
     const big = Buffer.from(JSON.stringify({ model: "m", messages: [{ role: "user", content: "x".repeat(8 * 1024 * 1024) }] }));
-    const t0 = performance.now();
     expect(code(entityFromJson(big, "model"))).toBe("ok:m");
-    expect(performance.now() - t0).toBeLessThan(2000);
   });
 
-  it("handles a large body on the slow path", () => {
+  it("handles a large body full of escapes and non-ASCII text", () => {
     const big = Buffer.from(JSON.stringify({ model: "m", messages: [{ content: "\u00e9 \\u \"model\" ".repeat(200_000) }], x: { model: "n" } }));
     expect(code(entityFromJson(big, "model"))).toBe("ok:m");
   });
