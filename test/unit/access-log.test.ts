@@ -155,8 +155,9 @@ describe("access line", () => {
   });
 
   it("round-trips any client-supplied strings and numbers exactly as pino would", () => {
-    const text = fc.string({ unit: "binary", maxLength: 40 });
-    const ms = fc.option(fc.double({ min: 0, max: 1e7, noNaN: true }), { nil: null });
+    const text = fc.oneof(fc.string({ unit: "binary", maxLength: 40 }), fc.string({ maxLength: 40 }), fc.constantFrom("", "é", '"', "\\", "\u007f", "\u2028"));
+    // Times as they come (sub-millisecond doubles), and the edges of rounding to hundredths.
+    const ms = fc.option(fc.oneof(fc.double({ min: 0, max: 1e7, noNaN: true }), fc.tuple(fc.integer({ min: 0, max: 100_000 }), fc.constantFrom(0, 0.004, 0.005, 0.0049999, -0.005)).map(([h, d]) => Math.max(0, h / 100 + d)), fc.constantFrom(0, 0.005, 0.015, 1.005, 99.995, 1e16, 2 ** 53)), { nil: null });
     const shape = fc.record({
       method: fc.constantFrom("GET", "POST", "DELETE"),
       route: fc.option(fc.record({ id: text, operation: text, entityType: text }), { nil: null }),
@@ -169,9 +170,9 @@ describe("access line", () => {
       upstreamMs: ms,
       ttfbMs: ms,
       streaming: fc.boolean(),
-      responseBytes: fc.nat(),
-      usage: fc.option(fc.record({ inputTokens: fc.nat(), outputTokens: fc.nat() }), { nil: null }),
-      totalMs: fc.double({ min: 0, max: 1e7, noNaN: true }),
+      responseBytes: fc.oneof(fc.nat(), fc.constantFrom(0, 9, 10, 99, 100, Number.MAX_SAFE_INTEGER, 2 ** 53, 1e21)),
+      usage: fc.option(fc.record({ inputTokens: fc.oneof(fc.nat(), fc.constantFrom(1e300, -1)), outputTokens: fc.nat() }), { nil: null }),
+      totalMs: fc.oneof(fc.double({ min: 0, max: 1e7, noNaN: true }), fc.constantFrom(0, 0.005, 1.005, 1e20)),
     });
     fc.assert(
       fc.property(shape, (s) => {
@@ -184,7 +185,7 @@ describe("access line", () => {
         expect(ours).toBe(theirs);
         expect(ours!.split("\n")).toHaveLength(2);
       }),
-      { numRuns: 300 },
+      { numRuns: 3000 },
     );
   });
 });
