@@ -100,15 +100,15 @@ export class AccessLog {
       ',"upstream":' +
       (ctx.upstreamId === "" ? "null" : str(ctx.upstreamId)) +
       ',"upstream_ms":' +
-      (ctx.upstreamStartedAt > 0 && ctx.upstreamHeadersAt > 0 ? num(round(ctx.upstreamHeadersAt - ctx.upstreamStartedAt)) : "null") +
+      (ctx.upstreamStartedAt > 0 && ctx.upstreamHeadersAt > 0 ? ms(ctx.upstreamHeadersAt - ctx.upstreamStartedAt) : "null") +
       ',"ttfb_ms":' +
-      (ctx.upstreamFirstByteAt > 0 ? num(round(ctx.upstreamFirstByteAt - ctx.upstreamStartedAt)) : "null") +
+      (ctx.upstreamFirstByteAt > 0 ? ms(ctx.upstreamFirstByteAt - ctx.upstreamStartedAt) : "null") +
       ',"stream":' +
       (ctx.streaming ? "true" : "false") +
       ',"usage":' +
       (usage === null ? "null" : `{"input_tokens":${num(usage.inputTokens)},"output_tokens":${num(usage.outputTokens)}}`) +
       ',"total_ms":' +
-      num(round(now - ctx.startedAt)) +
+      ms(now - ctx.startedAt) +
       ',"msg":"access"}\n'
     );
   }
@@ -132,6 +132,17 @@ function num(n: number): string {
   return Number.isFinite(n) ? String(n) : "null";
 }
 
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
+/**
+ * Milliseconds rounded to hundredths, as `num(Math.round(ms * 100) / 100)`
+ * writes them, from the integer count of hundredths: small integers have
+ * cached decimal forms, while a fraction goes through the shortest-double
+ * printer on every line.
+ */
+function ms(value: number): string {
+  const hundredths = Math.round(value * 100);
+  if (!Number.isSafeInteger(hundredths) || hundredths < 0) return num(hundredths / 100);
+  const whole = Math.floor(hundredths / 100);
+  const frac = hundredths - whole * 100;
+  if (frac === 0) return String(whole);
+  return frac % 10 === 0 ? `${whole}.${frac / 10}` : `${whole}.${frac < 10 ? "0" : ""}${frac}`;
 }
