@@ -1,0 +1,158 @@
+/**
+ * `npm run bench:ab -- --base <git ref> [options]`: the gateway's CPU per
+ * request in two builds, the working tree's and `--base`'s, measured
+ * alternately in one run.
+ *
+ * On a shared VM a proxy's CPU per request drifts by tens of percent within
+ * minutes, far more than most changes move it: runs of the two builds minutes
+ * apart cannot be compared. Here both gateways run side by side on the proxy
+ * core, each round measures both back to back (the order alternates every
+ * round), and the medians over the rounds are compared, with the count of
+ * rounds in which the working tree used less CPU.
+ *
+ * Output: a table on stdout and bench/results/ab.json.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm, symlink, writeFile, mkdir } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import type { CannonResult } from "./lib/jobs.ts";
+import { NodeChild, procStat, taskset } from "./lib/proc.ts";
+import { makeGatewayFixture, ROOT } from "./lib/gateway-setup.ts";
+import { buildGatewayHarness, imageNodeFlags } from "./lib/production.ts";
+import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
+import { median } from "./lib/stats.ts";
+
+const USAGE = `usage: npm run bench:ab -- --base <git ref> [options]
+  --base <ref>          the build to compare the working tree with (a commit, tag or branch)
+  --body <bytes>        request body size: 1024 is S1's shape, 65536 S5's (default 1024)
+  --rounds <n>          rounds; each measures both builds (default 10)
+  --duration <s>        seconds per measurement (default 5)
+  --connections <n>     autocannon connections (default 50)
+  --out <file>          JSON output (default bench/results/ab.json)`;
+
+const { values: a } = parseArgs({
+  options: {
+    base: { type: "string" },
+    body: { type: "string", default: "1024" },
+    rounds: { type: "string", default: "10" },
+    duration: { type: "string", default: "5" },
+    connections: { type: "string", default: "50" },
+    out: { type: "string", default: path.join(ROOT, "bench", "results", "ab.json") },
+    help: { type: "boolean", default: false },
+  },
+});
+if (a.help || a.base === undefined) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(a.help ? 0 : 2);
+}
+const bodyBytes = positive(a.body, "--body");
+const rounds = positive(a.rounds, "--rounds");
+const durationSec = positive(a.duration, "--duration");
+const connections = positive(a.connections, "--connections");
+
+function positive(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) {
+    process.stderr.write(`${name} must be a positive integer, got "${v}"\n${USAGE}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+function git(args: string[], cwd = ROOT): string {
+  return execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
+}
+
+/** Checks out `ref` beside the project (sharing its node_modules) and builds its gateway harness there. */
+async function buildBase(ref: string, dir: string): Promise<string> {
+  git(["worktree", "add", "--detach", "--force", dir, ref]);
+  await symlink(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(dir, "bench", "tsconfig.gateway.json")], { cwd: dir, stdio: "inherit" });
+  return path.join(dir, "dist", "bench", "gateway-main.js");
+}
+
+interface Run {
+  readonly round: number;
+  readonly build: "base" | "tree";
+  readonly rps: number;
+  readonly cpuUsPerRequest: number;
+  readonly non2xx: number;
+}
+
+async function main(): Promise<void> {
+  const pin = taskset() !== null;
+  const baseCommit = git(["rev-parse", a.base as string]);
+  const treeCommit = git(["rev-parse", "HEAD"]);
+  const dirty = git(["status", "--porcelain", "--untracked-files=no"]) !== "";
+  const work = await mkdtemp(path.join(os.tmpdir(), "patgate-ab-"));
+  const baseDir = path.join(work, "base");
+  const children: NodeChild[] = [];
+  const dirs: string[] = [];
+  try {
+    const baseScript = await buildBase(a.base as string, baseDir);
+    const treeScript = buildGatewayHarness();
+    const upstream = await NodeChild.start("upstream", path.join(ROOT, "bench", "servers", "upstream-main.ts"), { cpus: pin ? "0" : null, args: ["--response-bytes", "1024"] });
+    children.push(upstream);
+    const loadgen = await NodeChild.start("loadgen", path.join(ROOT, "bench", "load-main.ts"), { cpus: pin ? "0" : null });
+    children.push(loadgen);
+    // Each gateway has its own store file (an embedded store is locked to one process) and so its own token.
+    const fixture = (): ReturnType<typeof makeGatewayFixture> => makeGatewayFixture({ upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheMaxEntries: null, distinct: 0, connections: 1024 });
+    const fixtures = { base: await fixture(), tree: await fixture() };
+    dirs.push(fixtures.base.dir, fixtures.tree.dir);
+    const start = (build: "base" | "tree", script: string): Promise<NodeChild> =>
+      NodeChild.start(`gateway-${build}`, script, { cpus: pin ? "1" : null, execArgv: imageNodeFlags(), args: ["--config", fixtures[build].configFile, "--log", "/dev/null"] });
+    const gateways = { base: await start("base", baseScript), tree: await start("tree", treeScript) };
+    children.push(gateways.base, gateways.tree);
+    const body = chatBody(bodyBytes);
+    const measure = async (build: "base" | "tree", seconds: number): Promise<{ result: CannonResult; cpuUs: number }> => {
+      const gw = gateways[build];
+      const t: Target = { name: "gateway", port: gw.port, prefix: GATEWAY_PREFIX, pid: gw.pid };
+      const before = procStat(gw.pid);
+      const result = await loadgen.request<CannonResult>({ cmd: "cannon", job: { request: chatRequest(t, body, fixtures[build].token), connections, durationSec: seconds } });
+      const after = procStat(gw.pid);
+      const cpuUs = before === null || after === null ? Number.NaN : (after.cpuSec - before.cpuSec) * 1e6;
+      return { result, cpuUs };
+    };
+    process.stdout.write(`ab: base ${a.base} (${baseCommit.slice(0, 12)}) against the working tree (${treeCommit.slice(0, 12)}${dirty ? " + uncommitted changes" : ""}); ${bodyBytes} B body, c=${connections}, ${rounds} rounds x ${durationSec}s${pin ? ", gateways pinned to CPU 1, upstream and load generator to CPU 0" : ", not pinned (no taskset)"}\n`);
+    for (const build of ["base", "tree"] as const) await measure(build, 3);
+    const runs: Run[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 === 1 ? (["base", "tree"] as const) : (["tree", "base"] as const);
+      for (const build of order) {
+        const { result, cpuUs } = await measure(build, durationSec);
+        const non2xx = result.total - (result.statuses["200"] ?? 0);
+        const run: Run = { round, build, rps: Math.round(result.rps), cpuUsPerRequest: Math.round((cpuUs / Math.max(1, result.total)) * 10) / 10, non2xx };
+        runs.push(run);
+        process.stdout.write(`  round ${round} ${build.padEnd(4)} ${String(run.rps).padStart(6)} req/s  ${run.cpuUsPerRequest} us/req${non2xx > 0 ? `  ${non2xx} non-200` : ""}\n`);
+      }
+    }
+    const per = (build: "base" | "tree"): number[] => runs.filter((r) => r.build === build).map((r) => r.cpuUsPerRequest);
+    const baseMedian = median(per("base"));
+    const treeMedian = median(per("tree"));
+    const treeLess = runs.filter((r) => r.build === "tree").filter((r) => r.cpuUsPerRequest < (runs.find((b) => b.build === "base" && b.round === r.round)?.cpuUsPerRequest ?? Infinity)).length;
+    const summary = {
+      baseMedianUs: baseMedian,
+      treeMedianUs: treeMedian,
+      treeOverBase: Math.round((treeMedian / baseMedian) * 1000) / 1000,
+      roundsTreeUsedLess: treeLess,
+      rounds,
+    };
+    process.stdout.write(`\nCPU per request, median of ${rounds}: base ${baseMedian} us, tree ${treeMedian} us (tree/base ${summary.treeOverBase}); the tree used less in ${treeLess} of ${rounds} rounds.\n`);
+    const out = { at: new Date().toISOString(), node: process.version, base: { ref: a.base, commit: baseCommit }, tree: { commit: treeCommit, dirty }, bodyBytes, connections, durationSec, pinned: pin, runs, summary };
+    await mkdir(path.dirname(a.out), { recursive: true });
+    await writeFile(a.out, `${JSON.stringify(out, null, 2)}\n`);
+    process.stdout.write(`raw runs: ${a.out}\n`);
+  } finally {
+    await Promise.all(children.map((c) => c.stop().catch(() => undefined)));
+    try {
+      git(["worktree", "remove", "--force", baseDir]);
+    } catch {
+      // never created (bad ref): nothing to remove
+    }
+    for (const dir of [...dirs, work]) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
