@@ -90,6 +90,12 @@ const hardString = fc.oneof(
   fc.string({ maxLength: 40 }),
   fc.array(hardChar, { maxLength: 20 }).map((a) => a.join("")),
   fc.tuple(fc.integer({ min: 0, max: 200 }), fc.array(hardChar, { maxLength: 6 })).map(([n, a]) => "x".repeat(n) + a.join("") + "y".repeat(n >> 1)),
+  // Past the scanner's byte-by-byte window (256 bytes), with escapes anywhere in them.
+  fc.tuple(fc.integer({ min: 250, max: 700 }), fc.array(fc.tuple(fc.nat({ max: 700 }), hardChar), { maxLength: 6 })).map(([n, marks]) => {
+    let t = "z".repeat(n);
+    for (const [at, c] of marks) t = t.slice(0, at % (t.length + 1)) + c + t.slice(at % (t.length + 1));
+    return t;
+  }),
 );
 const key = fc.oneof(fc.constantFrom("model", "Model", "MODEL", "mode", "models", "\u212aey", "messages"), hardString);
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
@@ -156,6 +162,10 @@ describe("scanJson agrees with JSON.parse", () => {
       '{"model":"m","x":"' + "y".repeat(100) + '\\', '{"x":"' + "a".repeat(100) + '\\"' + "b".repeat(100) + '","model":"m"}',
       '{"x":"' + "a\\n".repeat(500) + '","model":"m"}', '{"x":"' + "a".repeat(70) + '\\q","model":"m"}', '{"x":"' + "a".repeat(70) + "\u0001" + '","model":"m"}',
       '{"x":"' + "a".repeat(70) + "\n" + '","model":"m"}', '{"x":"' + "é".repeat(70) + '","model":"m"}',
+      // Long strings (past the byte-by-byte window) whose escapes are checked by the quote-parity path.
+      '{"x":"' + "a".repeat(300) + '\\\\","model":"m"}', '{"x":"' + "a".repeat(300) + '\\\\\\","model":"m"}', '{"x":"' + "a".repeat(300) + '\\"\\"","model":"m"}',
+      '{"x":"' + "a".repeat(300) + '\\x","model":"m"}', '{"x":"' + "a".repeat(300) + '\\u12","model":"m"}', '{"x":"' + "a".repeat(300) + '\\u12"}', '{"x":"' + "a".repeat(300) + "\\",
+      '{"x":"' + "\\n".repeat(200) + "b".repeat(300) + '\\t","model":"m"}', '{"x":"' + "a".repeat(300) + "\\\u0001" + '","model":"m"}',
     ];
     for (const text of cases) check(Buffer.from(text), "model");
   });
