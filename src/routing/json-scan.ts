@@ -240,7 +240,10 @@ function stringEnd(b: Buffer, start: number, n: number): number {
   if (nextBackslash > end) return end;
   // Escapes: the string ends at the first quote after an even run of backslashes (if its
   // escapes are valid), and V8's own JSON parser checks the escapes, faster than a loop here.
-  while (escaped(b, end, start)) {
+  // Many escaped quotes would make that a jump per quote: past a few, read on byte by byte.
+  const firstEscape = nextBackslash;
+  for (let hops = 0; escaped(b, end, start); hops++) {
+    if (hops === MAX_QUOTE_HOPS) return stringEndBytes(b, firstEscape, n);
     end = found(b.indexOf(QUOTE, end + 1), n);
     if (end === n) return -1;
   }
@@ -251,6 +254,22 @@ function stringEnd(b: Buffer, start: number, n: number): number {
     return -1;
   }
   return end;
+}
+
+/** Escaped quotes skipped with memchr before a string is read byte by byte instead. */
+const MAX_QUOTE_HOPS = 8;
+
+/** The closing quote of a string, reading byte by byte from `j` (inside it), or -1. */
+function stringEndBytes(b: Buffer, j: number, n: number): number {
+  while (j < n) {
+    const c = b[j] as number;
+    if (c === QUOTE) return j;
+    if (c === BACKSLASH) {
+      j = escapeEnd(b, j, n);
+      if (j < 0) return -1;
+    } else j++;
+  }
+  return -1;
 }
 
 /** -1 (not found) as the body's length, so a cached position compares past every index. */

@@ -166,6 +166,10 @@ describe("scanJson agrees with JSON.parse", () => {
       '{"x":"' + "a".repeat(300) + '\\\\","model":"m"}', '{"x":"' + "a".repeat(300) + '\\\\\\","model":"m"}', '{"x":"' + "a".repeat(300) + '\\"\\"","model":"m"}',
       '{"x":"' + "a".repeat(300) + '\\x","model":"m"}', '{"x":"' + "a".repeat(300) + '\\u12","model":"m"}', '{"x":"' + "a".repeat(300) + '\\u12"}', '{"x":"' + "a".repeat(300) + "\\",
       '{"x":"' + "\\n".repeat(200) + "b".repeat(300) + '\\t","model":"m"}', '{"x":"' + "a".repeat(300) + "\\\u0001" + '","model":"m"}',
+      // More escaped quotes than the scanner jumps over with memchr: the rest is read byte by byte.
+      '{"x":"' + "a".repeat(300) + 'b\\"'.repeat(20) + '","model":"m"}', '{"x":"' + "a".repeat(300) + 'b\\"'.repeat(20) + '\\x","model":"m"}',
+      '{"x":"' + "a".repeat(300) + 'b\\"'.repeat(20) + '\\\\","model":"m"}', '{"x":"' + "a".repeat(300) + 'b\\"'.repeat(20), '{"x":"' + "a".repeat(300) + '\\"'.repeat(9) + '","model":"m"}',
+      '{"x":"' + "a".repeat(300) + "\\x" + 'b\\"'.repeat(20) + '","model":"m"}', '{"x":"' + "a".repeat(300) + "\\u00" + 'b\\"'.repeat(20) + '","model":"m"}',
     ];
     for (const text of cases) check(Buffer.from(text), "model");
   });
