@@ -65,6 +65,8 @@ export function scanJson(body: Buffer, field: string): JsonScan {
   nextQuote = -1;
   nextBackslash = -1;
   between = 0;
+  // A body nested millions deep grew the stack: do not keep that much for the next ones.
+  if (stack.length > 65_536) stack = new Uint8Array(256);
   const out: FieldScan = { matches: 0, exact: 0, other: "", valueStart: -1, valueEnd: -1, valueIsString: false };
   let depth = 0;
   let i = skipSpace(body, 0, n);

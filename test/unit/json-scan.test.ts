@@ -177,6 +177,9 @@ describe("scanJson agrees with JSON.parse", () => {
   it("on deep nesting", () => {
     check(Buffer.from(`{"model":"m","x":${"[".repeat(5000)}${"]".repeat(5000)}}`), "model");
     check(Buffer.from(`{"model":"m","x":${"[".repeat(5000)}${"]".repeat(4999)}}`), "model");
+    // Deep enough to grow the scanner's stack past what it keeps; the next body scans as usual.
+    check(Buffer.from(`{"model":"m","x":${"[{\"a\":".repeat(50_000)}1${"}]".repeat(50_000)}}`), "model");
+    check(Buffer.from('{"x":[[{"model":"n"}]],"model":"m"}'), "model");
   });
 
   it("on bodies longer than one WebAssembly scan (256 KiB), with a control byte in each part", () => {
