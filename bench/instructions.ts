@@ -14,7 +14,8 @@
  * ~50x slower, so V8's memory reducer sees a process that allocates little
  * per second of wall time, takes it for idle and starts full collections
  * during the counted requests: 45-60k instructions per request in some runs
- * and none in others. A loaded proxy never triggers it natively.
+ * and none in others. A loaded proxy does not trigger it natively (native S1
+ * runs with --trace-gc show no full collection).
  *
  * What it does not count: the kernel's side of system calls (socket reads and
  * writes, epoll), which is about the same per request for every proxy here

@@ -222,17 +222,9 @@ const WINDOW = 256;
  */
 function stringEnd(b: Buffer, start: number, n: number): number {
   // Short strings (most keys and values), byte by byte.
-  let j = start;
-  const stop = Math.min(n, j + WINDOW);
-  while (j < stop) {
-    const c = b[j] as number;
-    if (c === QUOTE) return j;
-    if (c === BACKSLASH) {
-      j = escapeEnd(b, j, n);
-      if (j < 0) return -1;
-    } else j++;
-  }
-  if (j >= n) return -1;
+  const j = readBytes(b, start, Math.min(n, start + WINDOW), n);
+  if (j < 0 || j >= n) return -1;
+  if (b[j] === QUOTE) return j;
   // A long one: jump to the next quote.
   if (nextQuote < j) nextQuote = found(b.indexOf(QUOTE, j), n);
   if (nextBackslash < j) nextBackslash = found(b.indexOf(BACKSLASH, j), n);
@@ -245,7 +237,10 @@ function stringEnd(b: Buffer, start: number, n: number): number {
   // Many escaped quotes would make that a jump per quote: past a few, read on byte by byte.
   const firstEscape = nextBackslash;
   for (let hops = 0; escaped(b, end, start); hops++) {
-    if (hops === MAX_QUOTE_HOPS) return stringEndBytes(b, firstEscape, n);
+    if (hops === MAX_QUOTE_HOPS) {
+      const close = readBytes(b, firstEscape, n, n);
+      return close < n ? close : -1;
+    }
     end = found(b.indexOf(QUOTE, end + 1), n);
     if (end === n) return -1;
   }
@@ -261,9 +256,13 @@ function stringEnd(b: Buffer, start: number, n: number): number {
 /** Escaped quotes skipped with memchr before a string is read byte by byte instead. */
 const MAX_QUOTE_HOPS = 8;
 
-/** The closing quote of a string, reading byte by byte from `j` (inside it), or -1. */
-function stringEndBytes(b: Buffer, j: number, n: number): number {
-  while (j < n) {
+/**
+ * Reads a string's contents byte by byte from `j` (not inside an escape) up to
+ * `stop`: the index of the closing quote, else where it stopped (a quote there
+ * is unescaped, so it closes the string too), or -1 for an escape JSON does not have.
+ */
+function readBytes(b: Buffer, j: number, stop: number, n: number): number {
+  while (j < stop) {
     const c = b[j] as number;
     if (c === QUOTE) return j;
     if (c === BACKSLASH) {
@@ -271,7 +270,7 @@ function stringEndBytes(b: Buffer, j: number, n: number): number {
       if (j < 0) return -1;
     } else j++;
   }
-  return -1;
+  return j;
 }
 
 /** -1 (not found) as the body's length, so a cached position compares past every index. */
