@@ -2,12 +2,16 @@
 // exactly the JSON object pino would have written for the same fields, for any
 // strings a request can bring (domain, entity and user ids come from clients).
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import fc from "fast-check";
+import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { RequestContext } from "../../src/http/context.ts";
 import type { Route } from "../../src/routing/table.ts";
 import { AccessLog } from "../../src/telemetry/access.ts";
-import { createLogger } from "../../src/telemetry/logger.ts";
+import { createLogger, DESTINATION } from "../../src/telemetry/logger.ts";
 import type { VerifiedPat } from "../../src/tokens/verifier.ts";
 
 function capture(level = "info"): { lines: string[]; access: AccessLog; log: ReturnType<typeof createLogger> } {
@@ -152,6 +156,53 @@ describe("access line", () => {
     const got = lines.join("").split("\n").filter((l) => l !== "");
     expect(got).toHaveLength(written);
     expect(lines[0]!.length).toBeGreaterThanOrEqual(16_384);
+  });
+
+  it("with the shipped buffering destination, hands lines over in 16 KB batches, and a lone line soon after", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "patgate-access-"));
+    const file = path.join(dir, "out.log");
+    const dest = pino.destination({ ...DESTINATION, dest: file, sync: true });
+    const writes: number[] = [];
+    const write = dest.write.bind(dest);
+    dest.write = (s: string) => {
+      writes.push(s.length);
+      return write(s);
+    };
+    const log = createLogger("info", dest);
+    const access = new AccessLog(log);
+    try {
+      await new Promise((resolve) => dest.once("ready", resolve));
+      // Lines ending in many turns: one hand-over per 16 KB, not one per turn.
+      const total = 200;
+      for (let i = 0; i < total; i++) {
+        const { ctx, now } = context({ ...ALLOWED, entityId: `m${i}` });
+        access.write(ctx, now);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // A line logged by pino meanwhile is written too (ordering across the two is by time only).
+      log.info({ event: "other" }, "not an access line");
+      const deadline = Date.now() + 5_000;
+      const lines = async (): Promise<string[]> => (await readFile(file, "utf8")).split("\n").filter((l) => l !== "");
+      while ((await lines()).length < total + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const got = (await lines()).map((l) => JSON.parse(l) as { msg: string; entity?: string });
+      expect(got.filter((r) => r.msg === "access").map((r) => r.entity)).toEqual(Array.from({ length: total }, (_, i) => `models:m${i}`));
+      expect(got.filter((r) => r.msg !== "access")).toHaveLength(1);
+      const accessWrites = writes.length - 1;
+      const bytes = got.length * 400;
+      expect(accessWrites).toBeLessThanOrEqual(Math.ceil(bytes / 16_384) + 2);
+      expect(accessWrites).toBeGreaterThanOrEqual(2);
+
+      // At low traffic a single line is not held until 16 KB have gathered.
+      const before = (await lines()).length;
+      const t0 = Date.now();
+      const { ctx, now } = context({ ...ALLOWED, entityId: "lonely" });
+      access.write(ctx, now);
+      while ((await lines()).length === before && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 10));
+      expect((await lines()).at(-1)).toContain('"entity":"models:lonely"');
+    } finally {
+      dest.end();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("round-trips any client-supplied strings and numbers exactly as pino would", () => {

@@ -90,7 +90,7 @@ const hardString = fc.oneof(
   fc.string({ maxLength: 40 }),
   fc.array(hardChar, { maxLength: 20 }).map((a) => a.join("")),
   fc.tuple(fc.integer({ min: 0, max: 200 }), fc.array(hardChar, { maxLength: 6 })).map(([n, a]) => "x".repeat(n) + a.join("") + "y".repeat(n >> 1)),
-  // Past the scanner's byte-by-byte window (256 bytes), with escapes anywhere in them.
+  // Long strings (far past the scanner's byte-by-byte window), with escapes anywhere in them.
   fc.tuple(fc.integer({ min: 250, max: 700 }), fc.array(fc.tuple(fc.nat({ max: 700 }), hardChar), { maxLength: 6 })).map(([n, marks]) => {
     let t = "z".repeat(n);
     for (const [at, c] of marks) t = t.slice(0, at % (t.length + 1)) + c + t.slice(at % (t.length + 1));
