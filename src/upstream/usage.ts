@@ -5,28 +5,27 @@ export interface Usage {
 }
 
 // Usage sits at the end of a JSON answer and in the last SSE/NDJSON events, so
-// only the response tail is searched. The patterns need an unescaped closing
+// only the response tail is searched. The pattern needs an unescaped closing
 // quote, so text inside a JSON string (where quotes are escaped) never matches.
-const INPUT = /"(?:prompt_tokens|input_tokens|prompt_eval_count)"\s*:\s*(\d{1,12})/g;
-const OUTPUT = /"(?:completion_tokens|output_tokens|eval_count)"\s*:\s*(\d{1,12})/g;
+// One pass finds both kinds (group 1 is set for an input count): the last of
+// each kind wins.
+const USAGE = /"(?:(prompt_tokens|input_tokens|prompt_eval_count)|completion_tokens|output_tokens|eval_count)"\s*:\s*(\d{1,12})/g;
 const TAIL = 4096;
-
-function last(re: RegExp, text: string): number | null {
-  re.lastIndex = 0;
-  let m: RegExpExecArray | null;
-  let found: string | null = null;
-  while ((m = re.exec(text)) !== null) found = m[1] ?? null;
-  return found === null ? null : Number(found);
-}
 
 /** Reads usage from the last bytes of a response (OpenAI JSON/SSE, Responses API, Ollama). */
 export function usageFromTail(tail: string): Usage | null {
   // Most bodies carry no usage at all: two native substring scans rule them out before any regex runs.
   if (!tail.includes("_tokens") && !tail.includes("eval_count")) return null;
-  const input = last(INPUT, tail);
-  const output = last(OUTPUT, tail);
+  USAGE.lastIndex = 0;
+  let input: string | null = null;
+  let output: string | null = null;
+  let m: RegExpExecArray | null;
+  while ((m = USAGE.exec(tail)) !== null) {
+    if (m[1] !== undefined) input = m[2] as string;
+    else output = m[2] as string;
+  }
   if (input === null && output === null) return null;
-  return { inputTokens: input ?? 0, outputTokens: output ?? 0 };
+  return { inputTokens: input === null ? 0 : Number(input), outputTokens: output === null ? 0 : Number(output) };
 }
 
 /** Keeps the last few KiB of a streamed body without copying every chunk. */

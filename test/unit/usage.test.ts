@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Tail, usageFromTail } from "../../src/upstream/usage.ts";
 
@@ -15,6 +16,32 @@ describe("usageFromTail", () => {
   });
   it("ignores usage-looking text inside a JSON string", () => {
     expect(usageFromTail('{"content":"say \\"prompt_tokens\\": 99"}')).toBeNull();
+  });
+  it("agrees with a separate search for each kind, last match wins, on any mix of keys, spacing and text", () => {
+    // The definition: the last "input key": n and, independently, the last "output key": n.
+    const last = (re: RegExp, text: string): number | null => {
+      let found: string | null = null;
+      for (const m of text.matchAll(re)) found = m[1] ?? null;
+      return found === null ? null : Number(found);
+    };
+    const oracle = (text: string): { inputTokens: number; outputTokens: number } | null => {
+      const i = last(/"(?:prompt_tokens|input_tokens|prompt_eval_count)"\s*:\s*(\d{1,12})/g, text);
+      const o = last(/"(?:completion_tokens|output_tokens|eval_count)"\s*:\s*(\d{1,12})/g, text);
+      return i === null && o === null ? null : { inputTokens: i ?? 0, outputTokens: o ?? 0 };
+    };
+    const keys = ["prompt_tokens", "input_tokens", "prompt_eval_count", "completion_tokens", "output_tokens", "eval_count", "total_tokens", "eval_duration", "tokens"];
+    const piece = fc.oneof(
+      fc.tuple(fc.constantFrom(...keys), fc.constantFrom("", " ", "\t", "\n  "), fc.constantFrom("", " ", "\n"), fc.oneof(fc.nat(), fc.constant(12345678901234), fc.constant("x"))).map(([k, s1, s2, v]) => `"${k}"${s1}:${s2}${v}`),
+      fc.constantFrom('\\"', '"', ",", "{", "}", "data: ", "\n\n", '"prompt_', "_tokens", "eval_count"),
+      fc.string({ maxLength: 12 }),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 30 }), (parts) => {
+        const text = parts.join("");
+        expect(usageFromTail(text)).toEqual(oracle(text));
+      }),
+      { numRuns: 3000 },
+    );
   });
   it("null when nothing is reported", () => {
     expect(usageFromTail('{"data":[]}')).toBeNull();
