@@ -21,6 +21,14 @@ export class FencedCache<V> {
   readonly #inflight = new Map<string, Inflight<V>>();
   readonly #max: number;
   readonly #now: () => number;
+  /**
+   * CLOCK's hand: a live iterator over the entries, kept from one eviction to
+   * the next. Everything before it was evicted or moved to the back, so it is
+   * where a fresh scan would start, without walking past the slots those
+   * deletions left (a scan from the start did, about 1,000 of them per miss at
+   * S4's 1,000 entries).
+   */
+  #hand: MapIterator<[string, Entry<V>]> | null = null;
 
   constructor(maxEntries: number, now: () => number = Date.now) {
     this.#max = maxEntries;
@@ -81,6 +89,7 @@ export class FencedCache<V> {
   /** Drops everything and fences every running load. */
   clear(): void {
     this.#entries.clear();
+    this.#hand = null;
     for (const flight of this.#inflight.values()) flight.stale = true;
     this.#inflight.clear();
   }
@@ -94,7 +103,15 @@ export class FencedCache<V> {
 
   /** Drops the oldest entry not used since it was last passed over; used ones move to the back. */
   #evictOne(): void {
-    for (const [k, e] of this.#entries) {
+    // Each entry is passed over at most once with its flag set, so two rounds always find one.
+    for (let steps = 2 * this.#entries.size + 1; steps > 0; steps--) {
+      let next = this.#hand?.next();
+      if (next === undefined || next.done === true) {
+        this.#hand = this.#entries.entries();
+        next = this.#hand.next();
+        if (next.done === true) return;
+      }
+      const [k, e] = next.value;
       this.#entries.delete(k);
       if (!e.used) return;
       e.used = false;

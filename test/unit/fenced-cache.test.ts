@@ -338,3 +338,77 @@ describe("FencedCache: cacheable = false", () => {
     expect(await cached).toBe("A");
   });
 });
+
+describe("FencedCache: CLOCK eviction against a model", () => {
+  // The policy, written out plainly: entries in insertion order; an eviction
+  // takes the first one not read since it was last passed over, moving read
+  // ones to the back with their flag cleared.
+  class Model {
+    readonly order: string[] = [];
+    readonly used = new Map<string, boolean>();
+    constructor(readonly max: number) {}
+    peek(k: string): boolean {
+      if (!this.used.has(k)) return false;
+      this.used.set(k, true);
+      return true;
+    }
+    put(k: string): void {
+      this.remove(k);
+      this.order.push(k);
+      this.used.set(k, false);
+      if (this.order.length > this.max) this.evict();
+    }
+    remove(k: string): void {
+      const i = this.order.indexOf(k);
+      if (i >= 0) this.order.splice(i, 1);
+      this.used.delete(k);
+    }
+    clear(): void {
+      this.order.length = 0;
+      this.used.clear();
+    }
+    evict(): void {
+      for (;;) {
+        const k = this.order.shift() as string;
+        if (this.used.get(k) !== true) {
+          this.used.delete(k);
+          return;
+        }
+        this.used.set(k, false);
+        this.order.push(k);
+      }
+    }
+  }
+
+  it("keeps exactly the entries the plain policy keeps, over random reads, loads, invalidations and clears", async () => {
+    let seed = 42;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (const max of [1, 2, 3, 8, 50]) {
+      const c = new FencedCache<string>(max);
+      const m = new Model(max);
+      const keys = Array.from({ length: max * 3 + 2 }, (_, i) => `k${i}`);
+      for (let step = 0; step < 3000; step++) {
+        const k = keys[rand(keys.length)] as string;
+        const op = rand(100);
+        if (op < 45) {
+          expect(c.peek(k) !== undefined, `peek ${k} at step ${step} (max ${max})`).toBe(m.peek(k));
+        } else if (op < 90) {
+          await c.load(k, () => Promise.resolve(k), () => 60_000);
+          m.put(k);
+        } else if (op < 98) {
+          c.invalidate(k);
+          m.remove(k);
+        } else {
+          c.clear();
+          m.clear();
+        }
+        expect(c.size).toBe(m.order.length);
+      }
+      // Membership agrees key by key (a peek sets the flag in both).
+      for (const k of keys) expect(c.peek(k) !== undefined, k).toBe(m.peek(k));
+    }
+  });
+});
