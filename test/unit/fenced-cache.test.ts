@@ -346,7 +346,10 @@ describe("FencedCache: CLOCK eviction against a model", () => {
   class Model {
     readonly order: string[] = [];
     readonly used = new Map<string, boolean>();
-    constructor(readonly max: number) {}
+    readonly max: number;
+    constructor(max: number) {
+      this.max = max;
+    }
     peek(k: string): boolean {
       if (!this.used.has(k)) return false;
       this.used.set(k, true);
