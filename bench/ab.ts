@@ -10,6 +10,10 @@
  * round), and the medians over the rounds are compared, with the count of
  * rounds in which the working tree used less CPU.
  *
+ * The two sides can also differ in how they run rather than in their code
+ * (`--base HEAD` with `--base-memory chart`, say): extra node flags or a
+ * memory cgroup per side.
+ *
  * Output: a table on stdout and bench/results/ab.json.
  */
 import { execFileSync } from "node:child_process";
@@ -20,7 +24,7 @@ import { parseArgs } from "node:util";
 import type { CannonResult } from "./lib/jobs.ts";
 import { NodeChild, procStat, taskset } from "./lib/proc.ts";
 import { makeGatewayFixture, ROOT } from "./lib/gateway-setup.ts";
-import { buildGatewayHarness, imageNodeFlags } from "./lib/production.ts";
+import { buildGatewayHarness, chartMemoryLimit, imageNodeFlags, memoryCgroup, removeCgroup } from "./lib/production.ts";
 import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
 import { median } from "./lib/stats.ts";
 
@@ -30,6 +34,10 @@ const USAGE = `usage: npm run bench:ab -- --base <git ref> [options]
   --rounds <n>          rounds; each measures both builds (default 10)
   --duration <s>        seconds per measurement (default 5)
   --connections <n>     autocannon connections (default 50)
+  --base-flags "<f>"    node flags for the base's gateway, after the image's (e.g. "--max-old-space-size=2048")
+  --tree-flags "<f>"    the same for the working tree's
+  --base-memory <MiB>   run the base's gateway in a memory cgroup of this size ("chart": the Helm chart's limit; needs root)
+  --tree-memory <MiB>   the same for the working tree's
   --out <file>          JSON output (default bench/results/ab.json)`;
 
 const { values: a } = parseArgs({
@@ -39,6 +47,10 @@ const { values: a } = parseArgs({
     rounds: { type: "string", default: "10" },
     duration: { type: "string", default: "5" },
     connections: { type: "string", default: "50" },
+    "base-flags": { type: "string", default: "" },
+    "tree-flags": { type: "string", default: "" },
+    "base-memory": { type: "string" },
+    "tree-memory": { type: "string" },
     out: { type: "string", default: path.join(ROOT, "bench", "results", "ab.json") },
     help: { type: "boolean", default: false },
   },
@@ -51,6 +63,17 @@ const bodyBytes = positive(a.body, "--body");
 const rounds = positive(a.rounds, "--rounds");
 const durationSec = positive(a.duration, "--duration");
 const connections = positive(a.connections, "--connections");
+const sides = {
+  base: { flags: a["base-flags"].split(/\s+/).filter((f) => f !== ""), memory: memoryBytes(a["base-memory"], "--base-memory") },
+  tree: { flags: a["tree-flags"].split(/\s+/).filter((f) => f !== ""), memory: memoryBytes(a["tree-memory"], "--tree-memory") },
+};
+
+/** A memory option in bytes ("chart": the Helm chart's limit), or null when not given. */
+function memoryBytes(v: string | undefined, name: string): number | null {
+  if (v === undefined) return null;
+  if (v === "chart") return chartMemoryLimit();
+  return positive(v, name) * 1024 * 1024;
+}
 
 function positive(v: string, name: string): number {
   const n = Number(v);
@@ -90,6 +113,7 @@ async function main(): Promise<void> {
   const baseDir = path.join(work, "base");
   const children: NodeChild[] = [];
   const dirs: string[] = [];
+  const cgroups: string[] = [];
   try {
     const baseScript = await buildBase(a.base as string, baseDir);
     const treeScript = buildGatewayHarness();
@@ -101,8 +125,22 @@ async function main(): Promise<void> {
     const fixture = (): ReturnType<typeof makeGatewayFixture> => makeGatewayFixture({ upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheMaxEntries: null, distinct: 0, connections: 1024 });
     const fixtures = { base: await fixture(), tree: await fixture() };
     dirs.push(fixtures.base.dir, fixtures.tree.dir);
-    const start = (build: "base" | "tree", script: string): Promise<NodeChild> =>
-      NodeChild.start(`gateway-${build}`, script, { cpus: pin ? "1" : null, execArgv: imageNodeFlags(), args: ["--config", fixtures[build].configFile, "--log", "/dev/null"] });
+    const start = (build: "base" | "tree", script: string): Promise<NodeChild> => {
+      const { flags, memory } = sides[build];
+      let wrap: string[] | undefined;
+      if (memory !== null) {
+        const cg = memoryCgroup(memory, `ab-${build}`);
+        if (cg === null) throw new Error(`--${build}-memory: no memory cgroup could be made (needs root and a memory controller)`);
+        cgroups.push(cg.where);
+        wrap = cg.wrap;
+      }
+      return NodeChild.start(`gateway-${build}`, script, {
+        cpus: pin ? "1" : null,
+        execArgv: [...imageNodeFlags(), ...flags],
+        args: ["--config", fixtures[build].configFile, "--log", "/dev/null"],
+        ...(wrap === undefined ? {} : { wrap }),
+      });
+    };
     const gateways = { base: await start("base", baseScript), tree: await start("tree", treeScript) };
     children.push(gateways.base, gateways.tree);
     const body = chatBody(bodyBytes);
@@ -116,6 +154,10 @@ async function main(): Promise<void> {
       return { result, cpuUs };
     };
     process.stdout.write(`ab: base ${a.base} (${baseCommit.slice(0, 12)}) against the working tree (${treeCommit.slice(0, 12)}${dirty ? " + uncommitted changes" : ""}); ${bodyBytes} B body, c=${connections}, ${rounds} rounds x ${durationSec}s${pin ? ", gateways pinned to CPU 1, upstream and load generator to CPU 0" : ", not pinned (no taskset)"}\n`);
+    for (const build of ["base", "tree"] as const) {
+      const { flags, memory } = sides[build];
+      if (flags.length > 0 || memory !== null) process.stdout.write(`  ${build}: ${[...flags, ...(memory === null ? [] : [`in a ${memory / 2 ** 20} MiB memory cgroup`])].join(", ")}\n`);
+    }
     for (const build of ["base", "tree"] as const) await measure(build, 3);
     const runs: Run[] = [];
     for (let round = 1; round <= rounds; round++) {
@@ -140,7 +182,7 @@ async function main(): Promise<void> {
       rounds,
     };
     process.stdout.write(`\nCPU per request, median of ${rounds}: base ${baseMedian} us, tree ${treeMedian} us (tree/base ${summary.treeOverBase}); the tree used less in ${treeLess} of ${rounds} rounds.\n`);
-    const out = { at: new Date().toISOString(), node: process.version, base: { ref: a.base, commit: baseCommit }, tree: { commit: treeCommit, dirty }, bodyBytes, connections, durationSec, pinned: pin, runs, summary };
+    const out = { at: new Date().toISOString(), node: process.version, base: { ref: a.base, commit: baseCommit, nodeFlags: sides.base.flags, memoryBytes: sides.base.memory }, tree: { commit: treeCommit, dirty, nodeFlags: sides.tree.flags, memoryBytes: sides.tree.memory }, bodyBytes, connections, durationSec, pinned: pin, runs, summary };
     await mkdir(path.dirname(a.out), { recursive: true });
     await writeFile(a.out, `${JSON.stringify(out, null, 2)}\n`);
     process.stdout.write(`raw runs: ${a.out}\n`);
@@ -152,6 +194,7 @@ async function main(): Promise<void> {
       // never created (bad ref): nothing to remove
     }
     for (const dir of [...dirs, work]) await rm(dir, { recursive: true, force: true });
+    for (const cg of cgroups) removeCgroup(cg);
   }
 }
 
