@@ -188,7 +188,7 @@ describe("access line", () => {
       expect(got.filter((r) => r.msg === "access").map((r) => r.entity)).toEqual(Array.from({ length: total }, (_, i) => `models:m${i}`));
       expect(got.filter((r) => r.msg !== "access")).toHaveLength(1);
       const accessWrites = writes.length - 1;
-      const bytes = got.length * 400;
+      const bytes = Buffer.byteLength(await readFile(file, "utf8"));
       expect(accessWrites).toBeLessThanOrEqual(Math.ceil(bytes / 16_384) + 2);
       expect(accessWrites).toBeGreaterThanOrEqual(2);
 
