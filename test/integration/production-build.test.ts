@@ -33,7 +33,7 @@ describe("production build", () => {
 
   it("runs from plain JavaScript with the image's node flags", async () => {
     if (gw === undefined) throw new Error("not started");
-    expect(imageNodeFlags()).toContain("--max-semi-space-size=8");
+    expect(imageNodeFlags()).toEqual(["--max-semi-space-size=8", "--incremental-marking-soft-trigger=80", "--incremental-marking-hard-trigger=95"]);
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
     const res = await fetch(`${gw.url}/proxy/d1/v1/models`);
     expect(res.status).toBe(401);

@@ -167,9 +167,15 @@ describe("Dockerfile", () => {
     expect(hc?.args).not.toMatch(/\b(curl|wget)\b/);
   });
 
-  it("stops with SIGTERM and runs the build of src/main.ts with node and its memory flag", () => {
+  it("stops with SIGTERM and runs the build of src/main.ts with node and its memory flags", () => {
     expect(last("STOPSIGNAL")?.args).toBe("SIGTERM");
-    expect(jsonArgs(last("CMD"))).toEqual(["node", "--max-semi-space-size=8", "dist/src/main.js"]);
+    expect(jsonArgs(last("CMD"))).toEqual([
+      "node",
+      "--max-semi-space-size=8",
+      "--incremental-marking-soft-trigger=80",
+      "--incremental-marking-hard-trigger=95",
+      "dist/src/main.js",
+    ]);
     expect(existsSync(path.join(ROOT, "src", "main.ts"))).toBe(true);
     expect(last("ENTRYPOINT")).toBeUndefined();
   });
