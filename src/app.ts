@@ -14,11 +14,10 @@ import { Rights } from "./policy/rights.ts";
 import { Upstreams } from "./upstream/upstreams.ts";
 import { HeaderPolicy } from "./upstream/headers.ts";
 import { EmbeddedStore } from "./store/embedded.ts";
-import { RedisStore, createRedisClient, type RedisStoreOptions } from "./store/redis.ts";
+import { RedisStore, createRedisClient, untilReady, type RedisStoreOptions } from "./store/redis.ts";
 import { StoreUnavailableError, type ChangeEvent, type Store } from "./store/types.ts";
 import { createLogger } from "./telemetry/logger.ts";
 import { createAdminApi } from "./admin/api.ts";
-import type { Cluster, Redis } from "ioredis";
 import { Metrics, observeRequest } from "./telemetry/metrics.ts";
 import { AccessLog } from "./telemetry/access.ts";
 import { AuditStream } from "./telemetry/audit.ts";
@@ -65,9 +64,17 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
   const log = opts.logger ?? createLogger(settings.logging.level);
   const routes = RouteTableHolder.load(settings.routesFile, settings.catalog);
   const redisOpts = redisStoreOptions(settings.store);
-  const store: Store = redisOpts !== null
-    ? await RedisStore.connect(redisOpts)
-    : await EmbeddedStore.open(settings.store.embeddedPath);
+  // The audit stream's own connection (same mode, credentials and fail-fast settings as the store; a Cluster
+  // client routes the stream key to its slot) connects beside the store's, so that it is up before the first change.
+  const auditRedis = settings.audit.redisStream !== null && redisOpts !== null ? createRedisClient(redisOpts) : null;
+  auditRedis?.on("error", () => undefined); // state, not news: failed appends are counted and logged
+  let store: Store;
+  try {
+    store = redisOpts !== null ? await RedisStore.connect(redisOpts) : await EmbeddedStore.open(settings.store.embeddedPath);
+  } catch (err) {
+    auditRedis?.disconnect();
+    throw err;
+  }
   const pepper = settings.security.pepper ?? (await embeddedPepper(settings, store));
 
   const verifier = new Verifier(store, {
@@ -115,15 +122,13 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
         break;
     }
   });
-  let auditRedis: Redis | Cluster | null = null;
   let auditStream: AuditStream | null = null;
-  if (settings.audit.redisStream !== null && redisOpts !== null) {
+  if (auditRedis !== null && redisOpts !== null && settings.audit.redisStream !== null) {
+    const conn = auditRedis;
     const streamKey = settings.audit.redisStream;
     const maxLen = String(settings.audit.streamMaxLen);
-    // Same mode, credentials and fail-fast settings as the store (a Cluster client routes the stream key to its slot).
-    const conn = createRedisClient(redisOpts);
-    conn.on("error", () => undefined); // state, not news: failed appends are counted and logged
-    auditRedis = conn;
+    // With no offline queue, an append before the first connect would fail: a change made right after start would be missing from the stream.
+    if (!(await untilReady(conn, redisOpts))) log.warn({ stream: streamKey }, "audit stream: Redis is not reachable at start; appends fail (counted and logged) until it is");
     auditStream = new AuditStream(log, (fields) => conn.xadd(streamKey, "MAXLEN", "~", maxLen, "*", ...fields));
   }
   const admin = await createAdminApi({

@@ -743,6 +743,31 @@ export function createRedisClient(opts: RedisStoreOptions): Redis | Cluster {
 }
 
 /**
+ * Waits for a client of createRedisClient() to be ready: true once it is; false
+ * at its first connection error, when it gives up, or after the connect timeout
+ * of `opts` (it goes on reconnecting in the background either way). Such a
+ * client has no offline queue, so a command sent before this fails at once.
+ */
+export function untilReady(client: Redis | Cluster, opts: RedisStoreOptions): Promise<boolean> {
+  if (client.status === "ready") return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      client.off("ready", onReady);
+      client.off("error", onFail);
+      client.off("end", onFail);
+      resolve(ok);
+    };
+    const onReady = (): void => done(true);
+    const onFail = (): void => done(false);
+    const timer = setTimeout(onFail, opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    client.on("ready", onReady);
+    client.on("error", onFail);
+    client.on("end", onFail);
+  });
+}
+
+/**
  * Cluster: PUBLISH is broadcast to every node, so subscribing to any one node
  * hears everything. Each feed connection targets one node and gives up after a
  * few failed reconnects; the feed then moves to the next known node.

@@ -4,9 +4,16 @@
 // are appended to a Redis Stream. No line and no stream entry holds a PAT, a
 // secret hash or an admin key.
 import { createHash } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { Redis } from "ioredis";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { scope, startAdminFixture, type AdminFixture, type PatJson } from "../helpers/admin.ts";
+import { buildApp } from "../../src/app.ts";
+import { loadSettings } from "../../src/config/config.ts";
+import { startFakeUpstream } from "../../src/devtools/fake-upstream.ts";
+import { AdminClient, scope, startAdminFixture, type AdminFixture, type PatJson } from "../helpers/admin.ts";
+import { writeConfig } from "../helpers/gateway.ts";
 import { startRedis, type RedisHandle } from "../helpers/redis.ts";
 
 const CHAT = scope("d1", "models", "llama3", "llm_chat_completions");
@@ -285,8 +292,9 @@ describe("audit events on a Redis Stream (audit.redis_stream)", () => {
       for (let i = 0; i + 1 < flat.length; i += 2) e[flat[i] as string] = flat[i + 1] as string;
       return e;
     });
-    expect(events.map((e) => e.kind)).toEqual(run.lines.map(() => "change"));
+    // Actions first: on a mismatch they show which event is missing.
     expect(events.map((e) => e.action)).toEqual(run.lines.map((l) => l.audit));
+    expect(events.map((e) => e.kind)).toEqual(run.lines.map(() => "change"));
     events.forEach((e, i) => {
       const line = run.lines[i] as Rec;
       expect(e.actor).toBe(line.actor);
@@ -296,5 +304,79 @@ describe("audit events on a Redis Stream (audit.redis_stream)", () => {
     });
     expectNoSecrets(entries.map(([, flat]) => flat.join("\n")), run.secrets);
     expectNoSecrets(fx.gw.logs.lines, run.secrets);
+  });
+});
+
+/**
+ * A TCP relay to Redis that holds every new connection for `delayMs` before
+ * putting it through, as a slow network or a busy server would.
+ */
+async function slowRelay(target: URL, delayMs: number): Promise<{ url: string; close(): Promise<void> }> {
+  const open = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    open.add(client);
+    client.pause();
+    const timer = setTimeout(() => {
+      const up = connect(Number(target.port || 6379), target.hostname);
+      open.add(up);
+      const end = (): void => {
+        client.destroy();
+        up.destroy();
+      };
+      client.on("error", end).on("close", end);
+      up.on("error", end).on("close", end);
+      client.pipe(up);
+      up.pipe(client);
+      client.resume();
+    }, delayMs);
+    client.on("close", () => clearTimeout(timer));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const url = new URL(target.href);
+  url.host = `127.0.0.1:${typeof address === "object" && address !== null ? address.port : 0}`;
+  return {
+    url: url.href,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("the audit stream's connection at start", () => {
+  it("is up before the gateway serves: a change made at once is in the stream", async () => {
+    const redis = await startRedis();
+    const upstream = await startFakeUpstream();
+    // Every connection to Redis (the store's two and the audit stream's) takes 300 ms to come up.
+    const relay = await slowRelay(new URL(redis.url), 300);
+    const stream = `${redis.keyPrefix}audit`;
+    const { file, dir, adminKey } = await writeConfig({
+      upstreamUrl: upstream.url,
+      redisUrl: relay.url,
+      keyPrefix: redis.keyPrefix,
+      patch: (cfg) => {
+        cfg["audit"] = { redis_stream: stream, stream_max_len: 1000 };
+      },
+    });
+    const raw = new Redis(redis.url);
+    const app = await buildApp(loadSettings(file), { logger: pino({ level: "silent" }) });
+    try {
+      const port = await app.listen(0, "127.0.0.1");
+      const res = await new AdminClient(`http://127.0.0.1:${port}`, adminKey ?? "").post("/domains", { id: "d1" });
+      expect(res.status).toBe(201);
+      const deadline = Date.now() + 3000;
+      while ((await raw.xlen(stream)) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const entries = await raw.xrange(stream, "-", "+");
+      expect(entries.map(([, flat]) => flat[flat.indexOf("action") + 1])).toEqual(["domain.create"]);
+    } finally {
+      await app.close();
+      raw.disconnect();
+      await relay.close();
+      await upstream.close();
+      await redis.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
