@@ -365,7 +365,7 @@ async function main(): Promise<void> {
     workingTreeDirty: srcDirty !== "",
     versions: { node: process.version, undici: pkgVersion("undici"), autocannon: pkgVersion("autocannon"), "http-proxy-3": pkgVersion("http-proxy-3"), pino: pkgVersion("pino"), nginx: nginxBin?.version ?? null },
     machine: { ...machine(), loadavgAtEnd },
-    layout: { ...layout, note: "loadgen and bench orchestrator on one core, the proxy under test alone on the other; the fake upstream shares the load generator's core unless --upstream-cpu says otherwise" },
+    layout: { ...layout, note: "loadgen and bench orchestrator on one core, the proxy under test alone on the other; the fake upstream shares the load generator's core unless --upstream-cpu says otherwise (S2 then runs once more with it moved onto the proxy's core)" },
     gateway: {
       store: "embedded (temp dir, seeded snapshot file)",
       cacheMaxEntries: fx.cacheMaxEntries,

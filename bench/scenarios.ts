@@ -233,7 +233,8 @@ export async function latencyC1(b: Bench): Promise<ScenarioResult> {
   // bracket the real cost from above and below. Recorded, not checked.
   const proxyCore = b.coreOf?.get("proxy");
   const upstreamCore = b.coreOf?.get("upstream");
-  if (b.coreOf === null || proxyCore === undefined || upstreamCore === undefined || proxyCore === upstreamCore) return result;
+  // Only the bench's two-core layout (upstream beside the load generator) is what the note below describes.
+  if (b.coreOf === null || proxyCore === undefined || upstreamCore === undefined || proxyCore === upstreamCore || upstreamCore !== b.coreOf.get("loadgen")) return result;
   const apart: Bench = { ...b, coreOf: new Map(b.coreOf).set("upstream", proxyCore) };
   pinProcess(b.upstream.pid, String(proxyCore));
   let apartRuns: LatencyRun[];
@@ -249,7 +250,7 @@ export async function latencyC1(b: Bench): Promise<ScenarioResult> {
   const ngApart = other.summary["nginx"] as { addedP50Us: number | null } | undefined;
   return {
     ...result,
-    runs: [...runs, ...apartRuns.map((r) => ({ ...r, placement: "upstream on the proxy's core" }))],
+    runs: [...runs.map((r) => ({ ...r, placement: "bench" })), ...apartRuns.map((r) => ({ ...r, placement: "upstream on the proxy's core" }))],
     summary: { ...main.summary, upstreamOnProxyCore: other.summary },
     tables: [
       ...tables,

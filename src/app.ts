@@ -65,16 +65,35 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
   const routes = RouteTableHolder.load(settings.routesFile, settings.catalog);
   const redisOpts = redisStoreOptions(settings.store);
   // The audit stream's own connection (same mode, credentials and fail-fast settings as the store; a Cluster
-  // client routes the stream key to its slot) connects beside the store's, so that it is up before the first change.
+  // client routes the stream key to its slot) connects beside the store's, and is waited for from now on, so
+  // that it is up before the first change without adding its wait to the store's.
   const auditRedis = settings.audit.redisStream !== null && redisOpts !== null ? createRedisClient(redisOpts) : null;
-  auditRedis?.on("error", () => undefined); // state, not news: failed appends are counted and logged
-  let store: Store;
+  auditRedis?.on("error", () => undefined); // state, not news: each failed append logs a warning
+  const auditReady = auditRedis !== null && redisOpts !== null ? untilReady(auditRedis, redisOpts) : Promise.resolve(true);
+  let store: Store | null = null;
   try {
     store = redisOpts !== null ? await RedisStore.connect(redisOpts) : await EmbeddedStore.open(settings.store.embeddedPath);
+    return await assemble(settings, opts, { log, routes, store, auditRedis, auditReady });
   } catch (err) {
+    // Nothing may keep a process that failed to start alive: no Redis socket, no reconnect timer.
     auditRedis?.disconnect();
+    await store?.close();
     throw err;
   }
+}
+
+/** What buildApp has opened before the rest is wired to it. */
+interface Opened {
+  readonly log: Logger;
+  readonly routes: RouteTableHolder;
+  readonly store: Store;
+  readonly auditRedis: ReturnType<typeof createRedisClient> | null;
+  /** Whether the audit connection came up within its connect timeout (true without one). */
+  readonly auditReady: Promise<boolean>;
+}
+
+async function assemble(settings: Settings, opts: AppOptions, opened: Opened): Promise<App> {
+  const { log, routes, store, auditRedis, auditReady } = opened;
   const pepper = settings.security.pepper ?? (await embeddedPepper(settings, store));
 
   const verifier = new Verifier(store, {
@@ -123,12 +142,12 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
     }
   });
   let auditStream: AuditStream | null = null;
-  if (auditRedis !== null && redisOpts !== null && settings.audit.redisStream !== null) {
+  if (auditRedis !== null && settings.audit.redisStream !== null) {
     const conn = auditRedis;
     const streamKey = settings.audit.redisStream;
     const maxLen = String(settings.audit.streamMaxLen);
     // With no offline queue, an append before the first connect would fail: a change made right after start would be missing from the stream.
-    if (!(await untilReady(conn, redisOpts))) log.warn({ stream: streamKey }, "audit stream: Redis is not reachable at start; appends fail (counted and logged) until it is");
+    if (!(await auditReady)) log.warn({ stream: streamKey }, "audit stream: its Redis connection is not ready (refused, failed or timed out at start); each append fails with a warning until it is");
     auditStream = new AuditStream(log, (fields) => conn.xadd(streamKey, "MAXLEN", "~", maxLen, "*", ...fields));
   }
   const admin = await createAdminApi({
@@ -323,7 +342,6 @@ export function redisStoreOptions(store: StoreSettings): RedisStoreOptions | nul
 /** With the embedded store a missing pepper is generated once and kept next to the data (mode 0600). */
 async function embeddedPepper(settings: Settings, store: Store): Promise<Buffer> {
   if (store.kind !== "embedded") {
-    await store.close();
     throw new ConfigError(`${settings.configFile}: security.pepper: required with Redis (every replica must share it; e.g. \`openssl rand -hex 32\`)`);
   }
   const file = path.join(path.dirname(settings.store.embeddedPath), "pepper");

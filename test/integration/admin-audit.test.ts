@@ -308,13 +308,16 @@ describe("audit events on a Redis Stream (audit.redis_stream)", () => {
 });
 
 /**
- * A TCP relay to Redis that holds every new connection for `delayMs` before
- * putting it through, as a slow network or a busy server would.
+ * A TCP relay to Redis that holds each new connection for `delayMs(n)` (n: 0
+ * for the first one accepted) before putting it through, as a slow network or
+ * a busy server would.
  */
-async function slowRelay(target: URL, delayMs: number): Promise<{ url: string; close(): Promise<void> }> {
+async function slowRelay(target: URL, delayMs: (n: number) => number): Promise<{ url: string; close(): Promise<void> }> {
   const open = new Set<Socket>();
+  let accepted = 0;
   const server: Server = createServer((client) => {
     open.add(client);
+    client.on("error", () => client.destroy());
     client.pause();
     const timer = setTimeout(() => {
       const up = connect(Number(target.port || 6379), target.hostname);
@@ -323,12 +326,12 @@ async function slowRelay(target: URL, delayMs: number): Promise<{ url: string; c
         client.destroy();
         up.destroy();
       };
-      client.on("error", end).on("close", end);
+      client.on("close", end);
       up.on("error", end).on("close", end);
       client.pipe(up);
       up.pipe(client);
       client.resume();
-    }, delayMs);
+    }, delayMs(accepted++));
     client.on("close", () => clearTimeout(timer));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -347,22 +350,30 @@ async function slowRelay(target: URL, delayMs: number): Promise<{ url: string; c
 
 describe("the audit stream's connection at start", () => {
   it("is up before the gateway serves: a change made at once is in the stream", async () => {
-    const redis = await startRedis();
-    const upstream = await startFakeUpstream();
-    // Every connection to Redis (the store's two and the audit stream's) takes 300 ms to come up.
-    const relay = await slowRelay(new URL(redis.url), 300);
-    const stream = `${redis.keyPrefix}audit`;
-    const { file, dir, adminKey } = await writeConfig({
-      upstreamUrl: upstream.url,
-      redisUrl: relay.url,
-      keyPrefix: redis.keyPrefix,
-      patch: (cfg) => {
-        cfg["audit"] = { redis_stream: stream, stream_max_len: 1000 };
-      },
-    });
-    const raw = new Redis(redis.url);
-    const app = await buildApp(loadSettings(file), { logger: pino({ level: "silent" }) });
+    const cleanup: Array<() => Promise<unknown> | void> = [];
     try {
+      const redis = await startRedis();
+      cleanup.push(() => redis.stop());
+      const upstream = await startFakeUpstream();
+      cleanup.push(() => upstream.close());
+      // The first connection made (the audit stream's, opened before the store's) takes 800 ms to come up,
+      // the store's 100 ms: the gateway must wait for the slower one before it serves.
+      const relay = await slowRelay(new URL(redis.url), (n) => (n === 0 ? 800 : 100));
+      cleanup.push(() => relay.close());
+      const stream = `${redis.keyPrefix}audit`;
+      const { file, dir, adminKey } = await writeConfig({
+        upstreamUrl: upstream.url,
+        redisUrl: relay.url,
+        keyPrefix: redis.keyPrefix,
+        patch: (cfg) => {
+          cfg["audit"] = { redis_stream: stream, stream_max_len: 1000 };
+        },
+      });
+      cleanup.push(() => rm(dir, { recursive: true, force: true }));
+      const raw = new Redis(redis.url);
+      cleanup.push(() => raw.disconnect());
+      const app = await buildApp(loadSettings(file), { logger: pino({ level: "silent" }) });
+      cleanup.push(() => app.close());
       const port = await app.listen(0, "127.0.0.1");
       const res = await new AdminClient(`http://127.0.0.1:${port}`, adminKey ?? "").post("/domains", { id: "d1" });
       expect(res.status).toBe(201);
@@ -371,12 +382,13 @@ describe("the audit stream's connection at start", () => {
       const entries = await raw.xrange(stream, "-", "+");
       expect(entries.map(([, flat]) => flat[flat.indexOf("action") + 1])).toEqual(["domain.create"]);
     } finally {
-      await app.close();
-      raw.disconnect();
-      await relay.close();
-      await upstream.close();
-      await redis.stop();
-      await rm(dir, { recursive: true, force: true });
+      for (const step of cleanup.reverse()) {
+        try {
+          await step();
+        } catch {
+          // keep closing the rest
+        }
+      }
     }
   });
 });
