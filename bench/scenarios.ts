@@ -90,7 +90,7 @@ function byTarget<R extends { cpu: CpuUsage }>(runs: ReadonlyArray<{ target: Tar
 }
 
 function usable<R extends { cpu: CpuUsage }>(rs: readonly R[]): R[] {
-  const clean = rs.filter((r) => r.cpu.contention <= CONTENDED_PCT);
+  const clean = rs.filter(uncontended);
   return clean.length > 0 ? clean : [...rs];
 }
 
@@ -98,7 +98,7 @@ function usable<R extends { cpu: CpuUsage }>(rs: readonly R[]): R[] {
 function contendedNote(runs: ReadonlyArray<{ target: TargetName; cpu: CpuUsage }>, names: readonly TargetName[]): string | undefined {
   const bad = names.filter((n) => {
     const rs = runs.filter((r) => r.target === n);
-    return rs.length > 0 && rs.every((r) => r.cpu.contention > CONTENDED_PCT);
+    return rs.length > 0 && !rs.some(uncontended);
   });
   return bad.length === 0 ? undefined : `every run of ${bad.join(", ")} was contended by other tenants: indicative only`;
 }
@@ -108,19 +108,20 @@ function joinNotes(...notes: Array<string | undefined>): string | undefined {
   return n.length === 0 ? undefined : n.join("; ");
 }
 
-/** "used/total" for a table cell. */
 /** A run measured without much interference from other tenants. */
 function uncontended(r: { cpu: CpuUsage }): boolean {
   return r.cpu.contention <= CONTENDED_PCT;
 }
 
+/** x's req/s over y's, paired by round (see `paired`), to 3 decimals. */
 function pairedRatio<R extends { round: number; rps: number; cpu: CpuUsage }>(xs: readonly R[], ys: readonly R[]): number | null {
   const v = paired(xs, ys, (x, y) => (y.rps > 0 ? x.rps / y.rps : Number.NaN), uncontended);
   return v === null ? null : round(v, 3);
 }
 
+/** "used/total" for a table cell. */
 function usedLabel<R extends { cpu: CpuUsage }>(rs: readonly R[]): string {
-  const clean = rs.filter((r) => r.cpu.contention <= CONTENDED_PCT).length;
+  const clean = rs.filter(uncontended).length;
   return clean > 0 ? `${clean}/${rs.length}` : `0/${rs.length}: all contended`;
 }
 
@@ -210,10 +211,9 @@ export async function latencyC1(b: Bench): Promise<ScenarioResult> {
   b.log(`S2: c=1 latency, ${opts.rounds} round(s) x ${opts.latencySec}s per target`);
   const runs = await latencyRounds(b, body, "S2");
   const main = summariseC1(b, runs);
-  const gw = main.summary["gateway"] as { addedP50Us: number | null; addedP99Us: number | null } | undefined;
   const checks: Check[] = [
-    check("S2.added_p50", "S2 gateway added p50 over direct (c=1)", gw?.addedP50Us ?? null, "us", "<= 150 us", (v) => v <= 150, joinNotes(contendedNote(runs, ["gateway", "direct"]), main.addedNote("gateway", (r) => r.us.p50, main.p50))),
-    check("S2.added_p99", "S2 gateway added p99 over direct (c=1)", gw?.addedP99Us ?? null, "us", "<= 1000 us", (v) => v <= 1000, joinNotes(contendedNote(runs, ["gateway", "direct"]), main.addedNote("gateway", (r) => r.us.p99, main.p99))),
+    check("S2.added_p50", "S2 gateway added p50 over direct (c=1)", main.added50.get("gateway") ?? null, "us", "<= 150 us", (v) => v <= 150, joinNotes(contendedNote(runs, ["gateway", "direct"]), main.addedNote("gateway", (r) => r.us.p50, main.p50))),
+    check("S2.added_p99", "S2 gateway added p99 over direct (c=1)", main.added99.get("gateway") ?? null, "us", "<= 1000 us", (v) => v <= 1000, joinNotes(contendedNote(runs, ["gateway", "direct"]), main.addedNote("gateway", (r) => r.us.p99, main.p99))),
   ];
   const tables: Table[] = [
     {
@@ -245,9 +245,6 @@ export async function latencyC1(b: Bench): Promise<ScenarioResult> {
     pinProcess(b.upstream.pid, String(upstreamCore));
   }
   const other = summariseC1(apart, apartRuns);
-  const gwApart = other.summary["gateway"] as { addedP50Us: number | null; addedP99Us: number | null } | undefined;
-  const skApart = other.summary["skeleton"] as { addedP50Us: number | null } | undefined;
-  const ngApart = other.summary["nginx"] as { addedP50Us: number | null } | undefined;
   return {
     ...result,
     runs: [...runs.map((r) => ({ ...r, placement: "bench" })), ...apartRuns.map((r) => ({ ...r, placement: "upstream on the proxy's core" }))],
@@ -265,7 +262,7 @@ export async function latencyC1(b: Bench): Promise<ScenarioResult> {
     ],
     checks: [
       ...checks,
-      info("S2.added_p50_apart", "S2 gateway added p50, upstream on the proxy's core (recorded, no target)", gwApart?.addedP50Us ?? null, "us", joinNotes(other.addedNote("gateway", (r) => r.us.p50, other.p50), `skeleton ${String(skApart?.addedP50Us ?? "-")} us, nginx ${String(ngApart?.addedP50Us ?? "-")} us`)),
+      info("S2.added_p50_apart", "S2 gateway added p50, upstream on the proxy's core (recorded, no target)", other.added50.get("gateway") ?? null, "us", joinNotes(other.addedNote("gateway", (r) => r.us.p50, other.p50), `skeleton ${String(other.added50.get("skeleton") ?? "-")} us, nginx ${String(other.added50.get("nginx") ?? "-")} us`)),
     ],
   };
 }
@@ -307,17 +304,21 @@ function summariseC1(b: Bench, runs: readonly LatencyRun[]) {
     pairedNote(perRound(runsOf(n), runsOf("direct"), (x, y) => pick(x) - pick(y)), (ofMedians.get(n) ?? Number.NaN) - (ofMedians.get("direct") ?? Number.NaN), " us", 0);
   const summary: Record<string, unknown> = {};
   const rows: Array<Array<string | number | null>> = [];
+  const added50 = new Map<TargetName, number | null>();
+  const added99 = new Map<TargetName, number | null>();
   for (const t of b.targets) {
     const rs = grouped.get(t.name) ?? [];
     const all = runsOf(t.name);
     const a50 = added(t.name, (r) => r.us.p50);
     const a99 = added(t.name, (r) => r.us.p99);
+    added50.set(t.name, a50);
+    added99.set(t.name, a99);
     const bad = all.reduce((n, r) => n + unexpected(r.statuses, 200, r.errors), 0);
     const p999 = median(rs.map((r) => r.us.p999));
     summary[t.name] = { runsUsed: usedLabel(all), p50Us: round(p50.get(t.name) ?? Number.NaN, 0), p99Us: round(p99.get(t.name) ?? Number.NaN, 0), p999Us: round(p999, 0), addedP50Us: a50, addedP99Us: a99, unexpected: bad };
     rows.push([t.name, round(p50.get(t.name) ?? Number.NaN, 0), round(p99.get(t.name) ?? Number.NaN, 0), round(p999, 0), t.name === "direct" ? "-" : a50, t.name === "direct" ? "-" : a99, median(rs.map((r) => r.us.count)), round(median(rs.map((r) => r.cpu.contention)), 0), usedLabel(all), bad]);
   }
-  return { summary, rows, addedNote, p50, p99 };
+  return { summary, rows, addedNote, p50, p99, added50, added99 };
 }
 
 // ---- S3: SSE --------------------------------------------------------------------
