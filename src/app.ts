@@ -5,7 +5,8 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { ConfigError, usesRedis, type Settings, type StoreSettings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
-import { deny, proxy, stillAllowed, type DataPlane } from "./pipeline.ts";
+import { deny, proxy, type DataPlane } from "./pipeline.ts";
+import { decideAgain } from "./policy/authorize.ts";
 import { LiveStreams } from "./policy/streams.ts";
 import { RouteTableHolder } from "./routing/holder.ts";
 import { splitTarget } from "./routing/normalize.ts";
@@ -180,7 +181,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     },
   };
   const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), hooks, bodyTimeoutMs: settings.server.bodyTimeoutMs };
-  recheckStreams = (which) => streams.recheck(which, (ctx) => stillAllowed(dp, ctx));
+  recheckStreams = (which) => streams.recheck(which, (ctx) => decideAgain(dp, ctx).then((d) => d === null));
 
   const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {
     metrics.routeReloads.labels(r.ok ? "ok" : "invalid").inc();

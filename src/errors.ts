@@ -78,3 +78,36 @@ export function errorBody(code: ErrorCode, message?: string, param?: string | nu
     error: { message: message ?? spec.message, type: spec.type, code, param: param ?? null },
   });
 }
+
+/** What a refusal says beyond its catalogue entry. */
+export interface DenialDetail {
+  readonly message?: string | undefined;
+  readonly param?: string | undefined;
+  /** The missing scope, for a 403's WWW-Authenticate. */
+  readonly scope?: string | undefined;
+  /** The methods the path has, for a 405's Allow. */
+  readonly allow?: readonly string[] | undefined;
+}
+
+/**
+ * A refusal as data: a catalogue code and, when it helps, a precise message,
+ * the field at fault, the missing scope. Each step of the data plane and each
+ * management handler returns one instead of answering; only the room that owns
+ * the response sends it. Failures (a store outage) are thrown, never denied.
+ */
+export class Denial {
+  readonly ok = false as const;
+  readonly error: ErrorCode;
+  readonly message: string | undefined;
+  readonly param: string | undefined;
+  readonly scope: string | undefined;
+  readonly allow: readonly string[] | undefined;
+
+  constructor(error: ErrorCode, detail: DenialDetail = {}) {
+    this.error = error;
+    this.message = detail.message;
+    this.param = detail.param;
+    this.scope = detail.scope;
+    this.allow = detail.allow;
+  }
+}

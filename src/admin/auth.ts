@@ -3,6 +3,7 @@
  * OIDC JWT. A PAT is never a management credential. A refusal is data; only an
  * outage (store, identity provider) throws.
  */
+import { bearerCredential } from "../tokens/bearer.ts";
 import { parseToken } from "../tokens/format.ts";
 import type { AdminKeys } from "./keys.ts";
 import type { OidcVerifier } from "./oidc.ts";
@@ -14,7 +15,6 @@ export type Caller =
 
 export type AuthResult = { readonly ok: true; readonly caller: Caller } | Denial;
 
-const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 // Three base64url parts: the only shape handed to the JWT verifier.
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_CREDENTIAL_LENGTH = 16 * 1024;
@@ -29,9 +29,8 @@ export class Authenticator {
   }
 
   async authenticate(header: string | undefined): Promise<AuthResult> {
-    const m = header === undefined ? null : BEARER.exec(header);
-    const credential = m?.[1];
-    if (credential === undefined) return deny("missing_credential");
+    const credential = bearerCredential(header);
+    if (credential === null || /\s/.test(credential)) return deny("missing_credential");
     if (credential.length > MAX_CREDENTIAL_LENGTH) return deny("invalid_credential");
     // Checked first and by prefix too, so even a mistyped PAT gets the clear answer.
     if (credential.startsWith("pat_") || parseToken(credential) !== null) return deny("pat_not_accepted");

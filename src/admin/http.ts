@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ERRORS, errorBody } from "../errors.ts";
 import { hasBody, readBody } from "../http/body.ts";
-import { deny, type Denial, type Result } from "./reply.ts";
+import { deny, Denial, type Result } from "./reply.ts";
 
 /** Request bodies of the management API are small JSON documents. */
 export const BODY_LIMIT = 64 * 1024;
@@ -71,16 +71,15 @@ export async function readJsonBody(req: IncomingMessage): Promise<BodyResult> {
   if (type === undefined || !JSON_TYPE.test(type)) {
     return { ...deny("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'."), close: true };
   }
-  const r = await readBody(req, BODY_LIMIT, BODY_TIMEOUT_MS);
-  if (!r.ok) {
-    if (r.reason === "too_large") return { ...deny("body_too_large", `The request body is larger than ${BODY_LIMIT / 1024} KiB.`), close: true };
-    if (r.reason === "timeout") return { ...deny("body_timeout"), close: true };
-    return { ...deny("bad_request", "The request body ended early."), close: true };
+  const body = await readBody(req, BODY_LIMIT, BODY_TIMEOUT_MS);
+  if (body instanceof Denial) {
+    if (body.error === "body_too_large") return { ...deny("body_too_large", `The request body is larger than ${BODY_LIMIT / 1024} KiB.`), close: true };
+    return { ...body, close: true };
   }
-  if (r.body.length === 0) return { ok: true, body: {} };
+  if (body.length === 0) return { ok: true, body: {} };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(UTF8.decode(r.body));
+    parsed = JSON.parse(UTF8.decode(body));
   } catch {
     return { ...deny("bad_json"), close: false };
   }

@@ -1,12 +1,7 @@
-import type { ErrorCode } from "../errors.ts";
+import { Denial, type ErrorCode } from "../errors.ts";
 
-/** A refusal, as data: a catalogue code and, when it helps, a precise message and the field at fault. */
-export interface Denial {
-  readonly ok: false;
-  readonly error: ErrorCode;
-  readonly message?: string;
-  readonly param?: string;
-}
+/** The one refusal type (src/errors.ts), shared with the data plane. */
+export { Denial };
 
 /** A success: status and JSON body (none for 204), optionally where the new resource lives. */
 export interface Success {
@@ -19,10 +14,7 @@ export interface Success {
 export type Reply = Success | Denial;
 
 export function deny(error: ErrorCode, message?: string, param?: string): Denial {
-  const d: { ok: false; error: ErrorCode; message?: string; param?: string } = { ok: false, error };
-  if (message !== undefined) d.message = message;
-  if (param !== undefined) d.param = param;
-  return d;
+  return new Denial(error, { message, param });
 }
 
 export function ok(body: unknown, status = 200): Success {

@@ -2,12 +2,17 @@
  * `routes explain`, offline: what the data plane would decide about a request
  * before any token is looked at — which route, operation and entity, and so
  * which scope a PAT needs. It runs the gateway's own path rules, route match
- * and entity extraction (src/routing/), in the pipeline's order.
+ * and entity extraction (src/routing/request.ts) and the decision's needs
+ * (src/policy/authorize.ts): the data plane's own step functions, in its order.
  */
-import { ERRORS, type ErrorCode } from "../errors.ts";
-import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId } from "../routing/entity.ts";
+import { Denial, ERRORS, type ErrorCode } from "../errors.ts";
+import { bodyTooLarge } from "../http/body.ts";
+import { alsoNeeds } from "../policy/authorize.ts";
 import { splitTarget } from "../routing/normalize.ts";
-import type { EntitySource, RouteTable } from "../routing/table.ts";
+import { bodyRefusal, entityOfBody, entityWithoutBody, inBody, resolveRoute } from "../routing/request.ts";
+import type { EntitySource, Route, RouteTable } from "../routing/table.ts";
+import type { Need } from "../scopes/scope.ts";
+import { tokenInQuery } from "../tokens/bearer.ts";
 
 export interface ExplainRequest {
   readonly method: string;
@@ -47,6 +52,8 @@ export interface Explanation {
   readonly entity_id: string | null;
   /** The scope a PAT needs (DOMAIN:TYPE:ID:OP), with placeholders for what is unknown. */
   readonly scope: string | null;
+  /** Further scopes the body makes the request need (fields the upstream also acts on, e.g. Ollama create's `from`). */
+  readonly also_needs?: readonly string[];
   /** Other scopes that grant the same request. */
   readonly also_granted_by: readonly string[];
   /** Config roles that hold the operation (stored roles may add more). */
@@ -56,8 +63,10 @@ export interface Explanation {
 
 const PROXY = "proxy";
 
-function refusal(code: ErrorCode, message?: string, allow?: readonly string[]): Refusal {
-  return { status: ERRORS[code].status, code, message: message ?? ERRORS[code].message, ...(allow === undefined ? {} : { allow }) };
+function refusal(d: Denial): Refusal {
+  const code = d.error;
+  const message = code === "method_not_allowed" && d.allow !== undefined ? `${ERRORS.method_not_allowed.message} Allowed: ${d.allow.join(", ")}.` : (d.message ?? ERRORS[code].message);
+  return { status: ERRORS[code].status, code, message, ...(d.allow === undefined ? {} : { allow: d.allow }) };
 }
 
 /** Explains one request against a route table and the config's roles. */
@@ -66,47 +75,50 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
   const raw = stripOrigin(req.target);
   const base = { method, path: raw, domain: req.domain ?? null, route: null, entity_id: null, scope: null, also_granted_by: [], roles: [] };
   const target = splitTarget(raw);
-  if (target === null) return { ...base, refused: refusal("bad_path") };
+  if (target === null) return { ...base, refused: refusal(new Denial("bad_path")) };
+  const inQuery = tokenInQuery(target.query);
+  if (inQuery !== null) return { ...base, refused: refusal(inQuery) };
   // `/proxy/<domain>/…` as the gateway sees it; any other path is relative to /proxy/<domain>.
   const full = target.segments[0] === PROXY;
-  if (full && target.segments.length < 2) return { ...base, refused: refusal("no_route") };
+  if (full && target.segments.length < 2) return { ...base, refused: refusal(new Denial("no_route")) };
   const domain = full ? (target.segments[1] ?? null) : (req.domain ?? null);
   const at = { ...base, domain };
-  const m = table.match(method, target.segments, full ? 2 : 0);
-  if (m.kind === "method_not_allowed") return { ...at, refused: refusal("method_not_allowed", `${ERRORS.method_not_allowed.message} Allowed: ${m.allow.join(", ")}.`, m.allow) };
-  if (m.kind === "no_route") return { ...at, refused: refusal("no_route") };
+  const m = resolveRoute(table, method, target.segments, full ? 2 : 0);
+  if (m instanceof Denial) return { ...at, refused: refusal(m) };
   const r = m.route;
   const route: RouteView = { id: r.id, method: r.method, path: r.path, operation: r.operation, entity_type: r.entityType, entity: r.entity, body_limit: r.bodyLimit };
   const holding = [...roles].filter(([, ops]) => ops.includes("*") || ops.includes(r.operation)).map(([name]) => name);
   const withRoute = { ...at, route, roles: holding };
 
-  const entity = await entityOf(r.entity, domain, m.params, target.query, req, r.bodyLimit);
-  if (!entity.ok) return { ...withRoute, refused: entity.refused };
   const d = domain ?? "<domain>";
-  const id = entity.id ?? (r.entity.from === "body" || r.entity.from === "form" ? `<${r.entity.field}>` : d);
+  const entity = await entityOf(r, d, m.params, target.query, req);
+  if (entity instanceof Denial) return { ...withRoute, refused: refusal(entity) };
+  const id = entity.id ?? (inBody(r.entity) ? `<${r.entity.field}>` : d);
   const others = [`${d}:${r.entityType}:*:${r.operation}`, `${d}:domains:${d}:${r.operation}`, `${d}:domains:*:${r.operation}`];
   const scope = `${d}:${r.entityType}:${id}:${r.operation}`;
-  return { ...withRoute, entity_id: entity.id, scope, also_granted_by: [...new Set(others)].filter((s) => s !== scope), refused: null };
+  const also = entity.also.map((n) => `${n.domainId}:${n.entityType}:${n.entityId}:${n.operation}`);
+  return { ...withRoute, entity_id: entity.id, scope, ...(also.length > 0 ? { also_needs: also } : {}), also_granted_by: [...new Set(others)].filter((s) => s !== scope), refused: null };
 }
 
-type EntityOutcome = { readonly ok: true; readonly id: string | null } | { readonly ok: false; readonly refused: Refusal };
-
-/** The entity id from where the route says, as the pipeline reads it; null when its body was not given. */
-async function entityOf(src: EntitySource, domain: string | null, params: ReadonlyMap<string, string>, query: string, req: ExplainRequest, limit: number): Promise<EntityOutcome> {
-  if (src.from === "domain") return { ok: true, id: domain };
-  if (src.from === "path") {
-    const e = validateEntityId(params.get(src.param), `The path parameter "${src.param}"`);
-    return e.ok ? { ok: true, id: e.id } : { ok: false, refused: refusal(e.code, e.message) };
+/** The entity id (null when its body was not given) and the needs the body adds, read by the data plane's own steps. */
+async function entityOf(route: Route, domain: string, params: ReadonlyMap<string, string>, query: string, req: ExplainRequest): Promise<{ id: string | null; also: readonly Need[] } | Denial> {
+  const id = entityWithoutBody(route, domain, params);
+  if (id instanceof Denial) return id;
+  if (id !== null || !inBody(route.entity)) return { id, also: [] };
+  const src = route.entity;
+  if (req.body === undefined) {
+    // No body to read: only what is refused whatever the body (the field in the query string) can be told.
+    const refused = bodyRefusal(route, query, 1, src.from === "body" ? "application/json" : "multipart/form-data");
+    return refused ?? { id: null, also: [] };
   }
-  if (queryHasParam(query, src.field)) return { ok: false, refused: refusal("entity_ambiguous", `"${src.field}" must be sent once, in the body, not in the query string.`) };
-  if (req.body === undefined) return { ok: true, id: null };
   const type = req.contentType ?? (src.from === "body" ? "application/json" : multipartTypeOf(req.body));
-  if (src.from === "body" ? !isJson(type) : !type.toLowerCase().startsWith("multipart/form-data")) {
-    return { ok: false, refused: refusal("unsupported_media_type", `This route reads "${src.field}" from a ${src.from === "body" ? "JSON (application/json)" : "multipart/form-data"} body.`) };
-  }
-  if (req.body.length > limit) return { ok: false, refused: refusal("body_too_large", `The body exceeds this route's limit of ${limit} bytes.`) };
-  const e = src.from === "body" ? entityFromJson(req.body, src.field) : await entityFromMultipart(req.body, type, src.field);
-  return e.ok ? { ok: true, id: e.id } : { ok: false, refused: refusal(e.code, e.message) };
+  const refused = bodyRefusal(route, query, 1, type);
+  if (refused !== null) return refused;
+  if (req.body.length > route.bodyLimit) return bodyTooLarge(route.bodyLimit);
+  const e = await entityOfBody(src, req.body, type);
+  if (e instanceof Denial) return e;
+  const also = alsoNeeds(route, domain, req.body);
+  return also instanceof Denial ? also : { id: e, also };
 }
 
 /** A full URL → its path and query; anything else as given. */
@@ -121,13 +133,4 @@ function stripOrigin(target: string): string {
 function multipartTypeOf(body: Buffer): string {
   const line = body.subarray(0, Math.min(body.length, 80)).toString("latin1").split(/\r?\n/)[0] ?? "";
   return line.startsWith("--") && line.length > 2 ? `multipart/form-data; boundary="${line.slice(2)}"` : "";
-}
-
-// The same test as the pipeline's: no Content-Type counts as JSON.
-function isJson(type: string): boolean {
-  if (type === "") return true;
-  const t = type.toLowerCase();
-  const semi = t.indexOf(";");
-  const base = (semi === -1 ? t : t.slice(0, semi)).trim();
-  return base === "application/json" || base.endsWith("+json");
 }

@@ -1,21 +1,31 @@
-import type { IncomingMessage } from "node:http";
-import { Transform, type TransformCallback } from "node:stream";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Transform, type Readable, type TransformCallback } from "node:stream";
+import { Denial } from "../errors.ts";
 
-export type BodyResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly reason: "too_large" | "aborted" | "timeout" };
+const ABORTED = new Denial("bad_request", { message: "The request body ended early." });
+const TIMED_OUT = new Denial("body_timeout");
 
-/** Reads the whole request body, refusing as soon as it passes `limit` bytes or takes longer than `timeoutMs`. */
-export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<BodyResult> {
+/** The refusal of a body over a route's limit, naming the limit. */
+export function bodyTooLarge(limit: number): Denial {
+  return new Denial("body_too_large", { message: `The body exceeds this route's limit of ${limit} bytes.` });
+}
+
+/**
+ * Reads the whole request body, refusing it as soon as it passes `limit` bytes
+ * (413) or takes longer than `timeoutMs` (408), or when the client cuts it off (400).
+ */
+export function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer | Denial> {
   const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > limit) return Promise.resolve({ ok: false, reason: "too_large" });
+  if (declared !== undefined && Number(declared) > limit) return Promise.resolve(bodyTooLarge(limit));
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
     // A slow sender must not hold a buffer and a decision open forever.
     const timer = setTimeout(() => {
       req.pause();
-      done({ ok: false, reason: "timeout" });
+      done(TIMED_OUT);
     }, timeoutMs);
-    const done = (r: BodyResult): void => {
+    const done = (r: Buffer | Denial): void => {
       clearTimeout(timer);
       req.off("data", onData);
       req.off("end", onEnd);
@@ -27,15 +37,15 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
       size += chunk.length;
       if (size > limit) {
         req.pause();
-        done({ ok: false, reason: "too_large" });
+        done(bodyTooLarge(limit));
         return;
       }
       chunks.push(chunk);
     };
-    const onEnd = (): void => done({ ok: true, body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) });
-    const onError = (): void => done({ ok: false, reason: "aborted" });
+    const onEnd = (): void => done(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    const onError = (): void => done(ABORTED);
     const onClose = (): void => {
-      if (!req.complete) done({ ok: false, reason: "aborted" });
+      if (!req.complete) done(ABORTED);
     };
     req.on("data", onData);
     req.on("end", onEnd);
@@ -74,4 +84,23 @@ export class LimitedBody extends Transform {
     if (this.#seen > this.#limit) cb(new BodyTooLargeError(`request body over ${this.#limit} bytes`));
     else cb(null, chunk);
   }
+}
+
+const TOO_LARGE = new Denial("body_too_large");
+
+/**
+ * A body the gateway need not read, passed through as it streams: null when
+ * there is none, refused up front when its declared length is over the limit,
+ * counted on the way when it is chunked (its size is only known as it arrives).
+ */
+export function streamedBody(req: IncomingMessage, limit: number): Readable | null | Denial {
+  if (!hasBody(req)) return null;
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > limit) return TOO_LARGE;
+  return declared !== undefined ? req : req.pipe(new LimitedBody(limit));
+}
+
+/** Sends 100 Continue to a client that waits for it: called only once the request is authorized. */
+export function continueIfAsked(req: IncomingMessage, res: ServerResponse): void {
+  if (req.headers.expect !== undefined) res.writeContinue();
 }

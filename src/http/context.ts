@@ -1,7 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Route } from "../routing/table.ts";
+import type { Need } from "../scopes/scope.ts";
 import type { VerifiedPat } from "../tokens/verifier.ts";
 import type { Usage } from "../upstream/usage.ts";
+
+const NONE: readonly Need[] = Object.freeze([]);
 
 /** Why a request ended the way it did: a catalogue code, or "ok" when it was forwarded. */
 export type Outcome = string;
@@ -19,6 +22,8 @@ export class RequestContext {
   route: Route | null;
   pat: VerifiedPat | null;
   entityId: string;
+  /** Needs beyond the route's own that the body added (fields the upstream also acts on); re-checked with it. */
+  also: readonly Need[];
   /** The presented token, kept for the request's life so a running stream can be re-decided after a change. */
   token: string;
   outcome: Outcome;
@@ -42,6 +47,7 @@ export class RequestContext {
     this.route = null;
     this.pat = null;
     this.entityId = "";
+    this.also = NONE;
     this.token = "";
     this.outcome = "pending";
     this.cutReason = null;

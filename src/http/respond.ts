@@ -9,7 +9,7 @@ export function sendError(
   res: ServerResponse,
   requestId: string,
   code: ErrorCode,
-  opts: { message?: string; param?: string | null; scope?: string; allow?: readonly string[]; close?: boolean } = {},
+  opts: { message?: string | undefined; param?: string | null | undefined; scope?: string | undefined; allow?: readonly string[] | undefined; close?: boolean } = {},
 ): void {
   if (res.headersSent) {
     res.destroy();

@@ -1,0 +1,87 @@
+/**
+ * What a request needs, as the route table says: its route, then the id of the
+ * entity it acts on. These are the data plane's first and third steps, and
+ * `routes explain` runs the very same functions offline. Each returns a value
+ * or a Denial; reading the body itself (I/O) is left to the caller.
+ */
+import { Denial } from "../errors.ts";
+import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId, type EntityResult } from "./entity.ts";
+import type { EntitySource, Match, Route, RouteTable } from "./table.ts";
+
+/** A request matched to its route, with the path parameters it bound. */
+export type RouteMatch = Extract<Match, { kind: "ok" }>;
+
+const NO_ROUTE = new Denial("no_route");
+
+/** The route for `method` and the decoded path `segments` from index `start` on: 404, or 405 with the methods the path has. */
+export function resolveRoute(table: RouteTable, method: string, segments: readonly string[], start: number): RouteMatch | Denial {
+  const m = table.match(method, segments, start);
+  if (m.kind === "ok") return m;
+  if (m.kind === "no_route") return NO_ROUTE;
+  return new Denial("method_not_allowed", { allow: m.allow });
+}
+
+/**
+ * The entity id when the route takes it from the path or the domain; null when
+ * it is in the body, which must be read first.
+ */
+export function entityWithoutBody(route: Route, domainId: string, params: ReadonlyMap<string, string>): string | Denial | null {
+  const src = route.entity;
+  if (src.from === "domain") return domainId;
+  if (src.from !== "path") return null;
+  return entityOrDenial(validateEntityId(params.get(src.param), `The path parameter "${src.param}"`), null);
+}
+
+/**
+ * Whether a body that names the entity may be read at all: the field only in
+ * the body (not also in the query string), one Content-Type, the route's media
+ * type. Checked before a byte of the body is read.
+ */
+export function bodyRefusal(route: Route, query: string, contentTypes: number, contentType: string): Denial | null {
+  const src = route.entity;
+  if (!inBody(src)) return null;
+  if (queryHasParam(query, src.field)) {
+    return new Denial("entity_ambiguous", { param: src.field, message: `"${src.field}" must be sent once, in the body, not in the query string.` });
+  }
+  if (contentTypes > 1) return new Denial("ambiguous_header", { message: "Send exactly one Content-Type header." });
+  if (src.from === "body" ? !isJson(contentType) : !contentType.toLowerCase().startsWith("multipart/form-data")) {
+    const kind = src.from === "body" ? "JSON (application/json)" : "multipart/form-data";
+    return new Denial("unsupported_media_type", { message: `This route reads "${src.field}" from a ${kind} body.` });
+  }
+  return null;
+}
+
+/** Where a route that reads its body finds the entity. */
+export type BodySource = Extract<EntitySource, { from: "body" | "form" }>;
+
+/** Whether the route's entity is in its body (entityWithoutBody answered null). */
+export function inBody(src: EntitySource): src is BodySource {
+  return src.from === "body" || src.from === "form";
+}
+
+/** The entity id in a read body (a JSON field or a multipart form field), exactly once. */
+export function entityOfBody(src: BodySource, body: Buffer, contentType: string): string | Denial | Promise<string | Denial> {
+  if (src.from === "form") return entityFromMultipart(body, contentType, src.field).then((e) => entityOrDenial(e, src.field));
+  return entityOrDenial(entityFromJson(body, src.field), src.field);
+}
+
+function entityOrDenial(e: EntityResult, param: string | null): string | Denial {
+  if (e.ok) return e.id;
+  return new Denial(e.code, { message: e.message, param: param ?? undefined });
+}
+
+/** Whether a Content-Type is JSON (no Content-Type counts as JSON, as the OpenAI SDKs send it). */
+export function isJson(type: string): boolean {
+  if (type === "") return true;
+  const t = type.toLowerCase();
+  const semi = t.indexOf(";");
+  const base = (semi === -1 ? t : t.slice(0, semi)).trim();
+  return base === "application/json" || base.endsWith("+json");
+}
+
+/** How many times a header appears in Node's flat rawHeaders list (`name` in lower case). */
+export function countHeader(raw: readonly string[], name: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).length === name.length && (raw[i] as string).toLowerCase() === name) n++;
+  return n;
+}
