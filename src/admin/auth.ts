@@ -3,6 +3,7 @@
  * OIDC JWT. A PAT is never a management credential. A refusal is data; only an
  * outage (store, identity provider) throws.
  */
+import type { IncomingMessage } from "node:http";
 import { parseToken } from "../tokens/format.ts";
 import type { AdminKeys } from "./keys.ts";
 import type { OidcVerifier } from "./oidc.ts";
@@ -13,6 +14,15 @@ export type Caller =
   | { readonly kind: "user"; readonly userId: string };
 
 export type AuthResult = { readonly ok: true; readonly caller: Caller } | Denial;
+
+/**
+ * A browser session as a credential (the web page, src/ui/): consulted only
+ * when the request has no Authorization header; null when it has no session
+ * cookie either. It refuses cross-origin unsafe requests itself.
+ */
+export interface CookieAuth {
+  authenticate(req: IncomingMessage): Promise<AuthResult | null>;
+}
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 // Three base64url parts: the only shape handed to the JWT verifier.
