@@ -105,6 +105,9 @@ ${error ? `<p class="err" role="alert">${esc(error)}</p>` : ""}<form method="pos
         cookies: { keys: [randomBytes(32).toString("hex")] },
         claims: { openid: ["sub"], profile: ["name"], email: ["email"] },
         features: { devInteractions: { enabled: false } },
+        // Name and email in the ID token itself, so the gateway shows them without a userinfo call.
+        conformIdTokenClaims: false,
+        ttl: { Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
         interactions: { url: (_ctx, i) => `/interaction/${i.uid}` },
         findAccount: (_ctx, sub) => {
           const u = users.find((x) => x.id === sub);
