@@ -108,7 +108,7 @@ export function createUi(settings: Settings, sessions: UiSessions, admin: Pick<A
       return refuse(res, requestId, deny("login_failed", "That is not an admin key of this gateway.", "key"));
     }
     if (who.caller.kind !== "operator") return refuse(res, requestId, deny("login_failed", "Only admin keys sign in here; users sign in with their identity provider.", "key"));
-    await sessions.signIn(req, res, who.caller, "admin_key", `operator ${who.caller.keyId}`);
+    await sessions.signIn(req, res, who.caller, "admin_key", `Operator (key ${who.caller.keyId.slice(0, 8)})`);
     log.info({ audit: "ui.sign_in", req_id: requestId, actor: `admin:${who.caller.keyId}`, via: "admin_key" }, "audit");
     send(res, 204, { "cache-control": "no-store" });
   }

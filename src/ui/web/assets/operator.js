@@ -1,7 +1,7 @@
 // @ts-check
 /** Operator pages: every user's tokens (filters, revoke with a reason), domains and members, roles. */
 import { useEffect, useState } from "../vendor/hooks.js";
-import { all, api } from "./api.js";
+import { api } from "./api.js";
 import { STATUS_LABEL, displayStatus, opLabel } from "./format.js";
 import { Pager, RevokeDialog } from "./tokens.js";
 import { Badge, Dialog, Field, Notice, Spinner, Time, errorField, html } from "./ui.js";
@@ -60,7 +60,7 @@ export function AllTokensPage(_props) {
   };
   useEffect(load, [filters, page]);
   useEffect(() => {
-    all("domains", "domains").then(setDomains, () => {});
+    api("GET", "domains").then((r) => setDomains(r.domains), () => {});
   }, []);
   /** @param {string} k @param {any} v */
   const set = (k, v) => {
@@ -114,7 +114,7 @@ export function DomainsPage(_props) {
   const [open, setOpen] = useState(/** @type {string | null} */ (null));
   const [dialog, setDialog] = useState(/** @type {any} */ (null));
   const [error, setError] = useState(/** @type {string | null} */ (null));
-  const load = () => all("domains", "domains").then(setDomains, (e) => setError(e.message));
+  const load = () => api("GET", "domains").then((r) => setDomains(r.domains), (e) => setError(e.message));
   useEffect(() => {
     void load();
     api("GET", "roles").then((r) => setRoles([...new Set(r.roles.filter((/** @type {any} */ x) => x.effective).map((/** @type {any} */ x) => x.name))]), () => {});
