@@ -123,7 +123,8 @@ ${error ? `<p class="err" role="alert">${esc(error)}</p>` : ""}<form method="pos
           return grant;
         },
       });
-      callback = provider.callback();
+      const handle = provider.callback();
+      callback = (req, res) => void handle(req, res);
     },
     close: () =>
       new Promise((resolve) => {

@@ -54,11 +54,11 @@ export function parseUi(c: Checker, raw: unknown, oidcRaw: unknown, entityTypes:
   const sessionMaxMs = c.duration(u.session_max, "ui.session_max", "12h");
   if (sessionIdleMs > sessionMaxMs) c.fail("ui.session_idle", "must not be longer than ui.session_max");
   const entities = new Map<string, Map<string, readonly string[]>>();
-  const et = c.obj(u.entities, "ui.entities", Object.keys((u.entities ?? {}) as Obj));
+  const et = c.obj(u.entities, "ui.entities", Object.keys(u.entities ?? {}));
   for (const [type, byDomain] of Object.entries(et)) {
     const at = `ui.entities.${type}`;
     if (!entityTypes.has(type)) c.fail(at, `is not an entity type of catalog.entity_types (known: ${[...entityTypes].join(", ")})`);
-    const doms = c.obj(byDomain, at, Object.keys((byDomain ?? {}) as Obj));
+    const doms = c.obj(byDomain, at, Object.keys(byDomain ?? {}));
     const m = new Map<string, readonly string[]>();
     for (const [dom, ids] of Object.entries(doms)) m.set(dom, Object.freeze([...new Set(c.list(ids, `${at}.${dom}`))]));
     entities.set(type, m);

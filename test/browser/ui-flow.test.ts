@@ -45,15 +45,6 @@ async function shots(page: Page, name: string): Promise<void> {
   await page.setViewportSize(WIDE);
 }
 
-async function signInAs(page: Page, user: string): Promise<void> {
-  await page.goto(`${env.base}/ui/`);
-  await page.getByRole("link", { name: "Sign in with your identity provider" }).click();
-  await page.getByLabel("User name").fill(user);
-  await page.getByLabel("Password").fill(user);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("heading", { name: "Personal Access Tokens", level: 1 }).waitFor();
-}
-
 async function expectCleanPage(w: Watched): Promise<void> {
   expect(await w.cspViolations()).toEqual([]);
   expect(await seriousA11yIssues(w.page)).toEqual([]);
@@ -82,7 +73,7 @@ describe("web page: the seed's flow", () => {
     expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: "Strict", path: "/" });
     expect(cookies.some((c) => c.name.includes("login"))).toBe(false);
     // Nothing of the session lives in the page's storage.
-    expect(await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie])).toEqual([0, 0, ""]);
+    expect(await page.evaluate("[localStorage.length, sessionStorage.length, document.cookie]")).toEqual([0, 0, ""]);
     await expectCleanPage(alice);
     await shots(page, "list-empty");
   });
@@ -112,10 +103,10 @@ describe("web page: the seed's flow", () => {
     expect(shown).toMatch(/^pat_[0-9A-Za-z]{22}_[0-9A-Za-z]{49}$/);
     await once.getByRole("button", { name: "Copy" }).click();
     await once.getByText("Copied to the clipboard.").waitFor();
-    token = await page.evaluate(() => navigator.clipboard.readText());
+    token = String(await page.evaluate("navigator.clipboard.readText()"));
     expect(token).toBe(shown);
     // Page memory only: not in storage, the URL or the history.
-    expect(await page.evaluate(() => [localStorage.length, sessionStorage.length, location.href.includes("pat_"), history.length])).toEqual([0, 0, false, expect.any(Number)]);
+    expect(await page.evaluate("[localStorage.length, sessionStorage.length, location.href.includes('pat_')]")).toEqual([0, 0, false]);
     await expectCleanPage(alice);
     await shots(page, "copy-once");
   });
@@ -193,7 +184,7 @@ describe("web page: rotate, the picker's limits", () => {
     await dialog.getByRole("button", { name: "Rotate secret" }).click();
     const once = page.getByRole("dialog", { name: "Copy the new secret" });
     await once.getByRole("button", { name: "Copy" }).click();
-    const newest = await page.evaluate(() => navigator.clipboard.readText());
+    const newest = String(await page.evaluate("navigator.clipboard.readText()"));
     await once.getByRole("button", { name: "Done" }).click();
     await once.getByRole("button", { name: "Close, I have saved it" }).click();
     await page.getByText("Previous secret").waitFor();
@@ -208,13 +199,13 @@ describe("web page: rotate, the picker's limits", () => {
     expect(domains).toEqual(["demo"]);
     await page.getByLabel("Entity type").selectOption("models");
     await page.getByRole("checkbox", { name: /Chat completions/ }).waitFor();
-    const ops = await page.getByRole("group", { name: "Operations" }).getByRole("checkbox").evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+    const ops = await page.getByRole("group", { name: "Operations" }).getByRole("checkbox").evaluateAll<string[], undefined>("(els) => els.map((e) => e.value)");
     expect(ops).toContain("llm_chat_completions");
     expect(ops).not.toContain("llm_create");
     expect(ops).not.toContain("llm_delete");
     await page.getByLabel("Entity type").selectOption("datasets");
     await page.getByRole("radio", { name: "sales-2025" }).waitFor();
-    const dsOps = await page.getByRole("group", { name: "Operations" }).getByRole("checkbox").evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+    const dsOps = await page.getByRole("group", { name: "Operations" }).getByRole("checkbox").evaluateAll<string[], undefined>("(els) => els.map((e) => e.value)");
     expect(dsOps).toEqual(["read"]);
     const refused = await page.evaluate(async (id) => {
       const r = await fetch(`../pats/${id}/scope/add`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ scopes: [{ domain_id: "demo", entity_type: "models", entity_id: "llama3", operation: "llm_delete" }] }) });
@@ -240,7 +231,7 @@ describe("web page: operators", () => {
     await page.getByRole("button", { name: "Sign in as operator" }).click();
     await page.getByRole("heading", { name: "All tokens" }).waitFor();
     // The key is not kept by the browser: only the session cookie.
-    expect(await page.evaluate(() => [localStorage.length, sessionStorage.length])).toEqual([0, 0]);
+    expect(await page.evaluate("[localStorage.length, sessionStorage.length]")).toEqual([0, 0]);
     const row = page.getByRole("row", { name: /alice.*ci/ });
     await row.waitFor();
     await expectCleanPage(op);

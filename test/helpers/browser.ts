@@ -36,11 +36,10 @@ export async function openContext(browser: Browser, origin: string, viewport = {
   await context.exposeBinding("__cspViolation", (_src, text: string) => {
     violations.push(text);
   });
-  await context.addInitScript(() => {
-    document.addEventListener("securitypolicyviolation", (e) => {
-      void (window as unknown as { __cspViolation(t: string): Promise<void> }).__cspViolation(`${e.violatedDirective} ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`);
-    });
-  });
+  // Runs in the page, before its own scripts (a string: this file is typed for Node, not the DOM).
+  await context.addInitScript(
+    'document.addEventListener("securitypolicyviolation", (e) => { void window.__cspViolation(e.violatedDirective + " " + e.blockedURI + " at " + e.sourceFile + ":" + e.lineNumber); });',
+  );
   const page = await context.newPage();
   // A wait that fails says what it waited for, well before the test's own timeout.
   page.setDefaultTimeout(8000);
@@ -52,7 +51,7 @@ let axeSource: string | null = null;
 /** axe-core run in the page (evaluated, not injected as a script tag, so the page's CSP stays on): its serious and critical violations. */
 export async function seriousA11yIssues(page: Page): Promise<string[]> {
   axeSource ??= await readFile(path.join(ROOT, "node_modules", "axe-core", "axe.min.js"), "utf8");
-  const result = (await page.evaluate(`(async () => { ${axeSource}; const r = await axe.run(document, { resultTypes: ["violations"] }); return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) })); })()`)) as Array<{ id: string; impact: string; help: string; nodes: string[] }>;
+  const result: Array<{ id: string; impact: string; help: string; nodes: string[] }> = await page.evaluate(`(async () => { ${axeSource}; const r = await axe.run(document, { resultTypes: ["violations"] }); return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) })); })()`);
   return result.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.join(", ")})`);
 }
 
@@ -62,4 +61,14 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = path.join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/** Signs `user` in through the dev OpenID provider (its password is the user name), from the page at `base`/ui/. */
+export async function signInThroughIdp(page: Page, base: string, user: string): Promise<void> {
+  await page.goto(`${base}/ui/`);
+  await page.getByRole("link", { name: "Sign in with your identity provider" }).click();
+  await page.getByLabel("User name").fill(user);
+  await page.getByLabel("Password").fill(user);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Personal Access Tokens", level: 1 }).waitFor();
 }

@@ -49,7 +49,7 @@ export async function api(method, path, body) {
   if (res.status === 204) return null;
   const text = await res.text();
   /** @type {any} */
-  let data = null;
+  let data;
   try {
     data = text === "" ? null : JSON.parse(text);
   } catch {

@@ -159,7 +159,7 @@ export function ScopePicker({ me, onAdd, onCancel }) {
             <div class="options">
               ${data.operations.map((/** @type {string} */ op) => html`<label class="option">
                 <input type="checkbox" value=${op} checked=${ops.has(op)} onChange=${() => toggle(op)} />
-                <span>${opLabel(op)}</span> <code class="small muted">${op}</code>
+                <span class="option-text"><span>${opLabel(op)}</span><code class="small muted">${op}</code></span>
               </label>`)}
             </div>
           </fieldset>
