@@ -4,7 +4,7 @@
 // revoke with a reason, sign-out, CSRF, CSP and accessibility. The tests run in
 // order and share one browser; each actor has its own context (cookies).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 import { launch, openContext, screenshot, seriousA11yIssues, type Watched } from "../helpers/browser.ts";
 import { startUiEnv, type UiEnv } from "../helpers/ui-env.ts";
 
@@ -43,6 +43,11 @@ async function shots(page: Page, name: string): Promise<void> {
   await page.setViewportSize(NARROW);
   await screenshot(page, `${name}-390`);
   await page.setViewportSize(WIDE);
+}
+
+/** The value attributes of every element the locator finds. */
+async function values(l: Locator): Promise<string[]> {
+  return Promise.all((await l.all()).map(async (e) => (await e.getAttribute("value")) ?? ""));
 }
 
 async function expectCleanPage(w: Watched): Promise<void> {
@@ -199,13 +204,13 @@ describe("web page: rotate, the picker's limits", () => {
     expect(domains).toEqual(["demo"]);
     await page.getByLabel("Entity type").selectOption("models");
     await page.getByRole("checkbox", { name: /Chat completions/ }).waitFor();
-    const ops = await page.getByRole("group", { name: "Operations" }).getByRole("checkbox").evaluateAll<string[], undefined>("(els) => els.map((e) => e.value)");
+    const ops = await values(page.getByRole("group", { name: "Operations" }).getByRole("checkbox"));
     expect(ops).toContain("llm_chat_completions");
     expect(ops).not.toContain("llm_create");
     expect(ops).not.toContain("llm_delete");
     await page.getByLabel("Entity type").selectOption("datasets");
     await page.getByRole("radio", { name: "sales-2025" }).waitFor();
-    const dsOps = await page.getByRole("group", { name: "Operations" }).getByRole("checkbox").evaluateAll<string[], undefined>("(els) => els.map((e) => e.value)");
+    const dsOps = await values(page.getByRole("group", { name: "Operations" }).getByRole("checkbox"));
     expect(dsOps).toEqual(["read"]);
     const refused = await page.evaluate(async (id) => {
       const r = await fetch(`../pats/${id}/scope/add`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ scopes: [{ domain_id: "demo", entity_type: "models", entity_id: "llama3", operation: "llm_delete" }] }) });
