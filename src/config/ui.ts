@@ -56,11 +56,11 @@ export function parseUi(c: Checker, raw: unknown, oidcRaw: unknown, entityTypes:
   const entities = new Map<string, Map<string, readonly string[]>>();
   const et = c.obj(u.entities, "ui.entities", Object.keys(u.entities ?? {}));
   for (const [type, byDomain] of Object.entries(et)) {
-    const at = `ui.entities.${type}`;
-    if (!entityTypes.has(type)) c.fail(at, `is not an entity type of catalog.entity_types (known: ${[...entityTypes].join(", ")})`);
-    const doms = c.obj(byDomain, at, Object.keys(byDomain ?? {}));
+    const typeAt = `ui.entities.${type}`;
+    if (!entityTypes.has(type)) c.fail(typeAt, `is not an entity type of catalog.entity_types (known: ${[...entityTypes].join(", ")})`);
+    const doms = c.obj(byDomain, typeAt, Object.keys(byDomain ?? {}));
     const m = new Map<string, readonly string[]>();
-    for (const [dom, ids] of Object.entries(doms)) m.set(dom, Object.freeze([...new Set(c.list(ids, `${at}.${dom}`))]));
+    for (const [dom, ids] of Object.entries(doms)) m.set(dom, Object.freeze([...new Set(c.list(ids, `${typeAt}.${dom}`))]));
     entities.set(type, m);
   }
 
