@@ -127,6 +127,7 @@ export class OidcLogin {
     }
     const display = [claims?.name, claims?.email, claims?.preferred_username].find((v): v is string => typeof v === "string" && v !== "") ?? userId;
     await this.#sessions.signIn(req, res, { kind: "user", userId }, "oidc", display.slice(0, 200));
+    this.#log.info({ audit: "ui.sign_in", actor: `user:${userId}`, via: "oidc" }, "audit");
     return { ok: true };
   }
 }
