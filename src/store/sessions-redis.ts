@@ -3,6 +3,7 @@ import type { Cluster, Redis } from "ioredis";
 import { StoreUnavailableError } from "./types.ts";
 import type { SessionStore } from "./sessions.ts";
 
+/** SessionStore on the store's Redis connection: SET PX, GET, GETDEL, DEL. */
 export class RedisSessionStore implements SessionStore {
   readonly #client: Redis | Cluster;
   readonly #prefix: string;

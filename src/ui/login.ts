@@ -27,6 +27,7 @@ interface LoginState {
 /** Where a finished (or failed) sign-in sends the browser: the page, relative to /ui/auth/…. */
 export type LoginOutcome = { readonly ok: true } | { readonly ok: false; readonly code: "login_failed" | "idp_unavailable"; readonly detail: string };
 
+/** The OIDC sign-in: start() redirects to the issuer, callback() finishes it into a session. */
 export class OidcLogin {
   readonly #cfg: UiLoginSettings;
   readonly #ui: UiSettings;

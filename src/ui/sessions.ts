@@ -38,6 +38,7 @@ const PLAIN_NAMES = { session: "patgate_session", login: "patgate_login" } as co
 
 export type CookieKind = keyof typeof SECURE_NAMES;
 
+/** The page's sessions and cookies; also the management API's cookie credential. */
 export class UiSessions implements CookieAuth {
   readonly #store: SessionStore;
   readonly #ui: UiSettings;

@@ -14,6 +14,7 @@ const FAILURE_TTL_MS = 5000;
 const MAX_BODY = 4 * 1024 * 1024;
 const MAX_IDS = 2000;
 
+/** Model ids per upstream, fetched on demand and cached for `ttlMs`. */
 export class ModelCatalog {
   readonly #upstreams: ReadonlyMap<string, UpstreamSettings>;
   readonly #defaultId: string;
