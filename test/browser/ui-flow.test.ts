@@ -153,6 +153,7 @@ describe("web page: the seed's flow", () => {
 
 describe("web page: rotate, the picker's limits", () => {
   let patId = "";
+  let current = "";
 
   it("rotates: the new secret is shown once and the old one stops working", async () => {
     const page = alice.page;
@@ -173,6 +174,7 @@ describe("web page: rotate, the picker's limits", () => {
     expect(fresh).not.toBe(created.token);
     expect(await chat(created.token, "llama3")).toMatchObject({ status: 401 });
     expect(await chat(fresh, "llama3")).toMatchObject({ status: 200 });
+    current = fresh;
     await once.getByRole("button", { name: "Done" }).click();
     await once.getByRole("button", { name: "Close, I have saved it" }).click();
     await expectCleanPage(alice);
@@ -193,7 +195,16 @@ describe("web page: rotate, the picker's limits", () => {
     await once.getByRole("button", { name: "Done" }).click();
     await once.getByRole("button", { name: "Close, I have saved it" }).click();
     await page.getByText("Previous secret").waitFor();
+    expect(newest).not.toBe(current);
     expect(await chat(newest, "llama3")).toMatchObject({ status: 200 });
+    // Within the grace the previous secret still works…
+    expect(await chat(current, "llama3")).toMatchObject({ status: 200 });
+    // …and once a grace has passed it stops (a 1 s grace through the same API the page calls).
+    const again = (await page.evaluate(async (id) => (await fetch(`../pats/${id}/secret/reset`, { method: "PATCH", headers: { "content-type": "application/json" }, body: JSON.stringify({ duration: "7d", grace_period: "1s" }) })).json(), patId)) as { token: string };
+    expect(await chat(newest, "llama3")).toMatchObject({ status: 200 });
+    await new Promise((r) => setTimeout(r, 1300));
+    expect(await chat(newest, "llama3")).toMatchObject({ status: 401 });
+    expect(await chat(again.token, "llama3")).toMatchObject({ status: 200 });
   });
 
   it("offers only the entities and operations the user holds; a hand-made call for more is refused", async () => {
