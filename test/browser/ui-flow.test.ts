@@ -3,6 +3,7 @@
 // sign-in to revoke, rotate, what the scope picker offers, the operator's
 // revoke with a reason, sign-out, CSRF, CSP and accessibility. The tests run in
 // order and share one browser; each actor has its own context (cookies).
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, Locator, Page } from "playwright-core";
 import { launch, openContext, screenshot, seriousA11yIssues, type Watched } from "../helpers/browser.ts";
@@ -293,6 +294,29 @@ describe("web page: sessions", () => {
     // …and a PAT is none for the UI or the management API.
     const patLogin = await fetch(`${env.base}/ui/auth/admin-key`, { method: "POST", headers: { "content-type": "application/json", origin: env.origin }, body: JSON.stringify({ key: token }) });
     expect(((await patLogin.json()) as { error: { code: string } }).error.code).toBe("pat_not_accepted");
+  });
+
+  it("refuses a POST a page on another origin makes with the user's cookie (the browser sends it: same site, other port)", async () => {
+    const evil = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end(`<!doctype html><title>elsewhere</title><script>
+        fetch(${JSON.stringify(`${env.base}/pats`)}, { method: "POST", mode: "no-cors", credentials: "include", headers: { "content-type": "text/plain" },
+          body: JSON.stringify({ name: "planted", duration: "1d", scopes: [{ domain_id: "demo", entity_type: "models", entity_id: "*", operation: "llm_chat_completions" }] }) })
+          .finally(() => { document.title = "sent"; });
+      </script>`);
+    });
+    await new Promise<void>((resolve) => evil.listen(0, "127.0.0.1", () => resolve()));
+    try {
+      const page = await alice.context.newPage();
+      await page.goto(`http://127.0.0.1:${(evil.address() as { port: number }).port}/`);
+      await expect.poll(() => page.title()).toBe("sent");
+      await page.close();
+      await expect.poll(() => env.gw.logs.records().filter((r) => r.msg === "admin" && r.reason === "cross_origin_refused" && r.method === "POST").length).toBeGreaterThan(0);
+      const names = (await env.gw.store.listPatsByUser("alice")).map((p) => p.name);
+      expect(names).not.toContain("planted");
+    } finally {
+      evil.close();
+    }
   });
 
   it("sign-out deletes the session on the server: the old cookie gets 401", async () => {
