@@ -4,11 +4,14 @@
 // revoke with a reason, sign-out, CSRF, CSP and accessibility. The tests run in
 // order and share one browser; each actor has its own context (cookies).
 import http from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Browser, Locator, Page } from "playwright-core";
 import { launch, openContext, screenshot, seriousA11yIssues, type Watched } from "../helpers/browser.ts";
 import { startUiEnv, type UiEnv } from "../helpers/ui-env.ts";
 
+
+// A real browser on a shared two-core machine: more room than the suite's 20 s default.
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 90_000 });
 let env: UiEnv;
 let browser: Browser;
 let alice: Watched;

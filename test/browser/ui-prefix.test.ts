@@ -1,11 +1,14 @@
 // The web page behind an ingress that serves it under a multi-segment path
 // prefix (/a/b/) and strips it before the gateway: every URL the page uses is
 // relative, and ui.public_url (the one key) gives the OIDC redirect its prefix.
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import type { Browser } from "playwright-core";
 import { launch, openContext, signInThroughIdp } from "../helpers/browser.ts";
 import { startUiEnv, type UiEnv } from "../helpers/ui-env.ts";
 
+
+// A real browser on a shared two-core machine: more room than the suite's 20 s default.
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 90_000 });
 let env: UiEnv;
 let browser: Browser;
 

@@ -42,7 +42,7 @@ export async function openContext(browser: Browser, origin: string, viewport = {
   );
   const page = await context.newPage();
   // A wait that fails says what it waited for, well before the test's own timeout.
-  page.setDefaultTimeout(8000);
+  page.setDefaultTimeout(15_000);
   return { context, page, cspViolations: () => Promise.resolve([...violations]) };
 }
 
