@@ -32,6 +32,8 @@ RUN --mount=type=cache,target=/root/.npm \
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
+# The web page's files are plain ES modules and CSS, served as they are: next to the compiled src/ui/ (src/ui/static.ts).
+RUN cp -r src/ui/web dist/src/ui/web
 
 # ---- runtime ------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime

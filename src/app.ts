@@ -19,6 +19,7 @@ import { RedisStore, createRedisClient, untilReady, type RedisStoreOptions } fro
 import { StoreUnavailableError, type ChangeEvent, type Store } from "./store/types.ts";
 import { createLogger } from "./telemetry/logger.ts";
 import { createAdminApi } from "./admin/api.ts";
+import { createUi, uiSessions } from "./ui/index.ts";
 import { Metrics, observeRequest } from "./telemetry/metrics.ts";
 import { AccessLog } from "./telemetry/access.ts";
 import { AuditStream } from "./telemetry/audit.ts";
@@ -151,10 +152,12 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     if (!(await auditReady)) log.warn({ stream: streamKey }, "audit stream: its Redis connection is not ready (refused, failed or timed out at start); each append fails with a warning until it is");
     auditStream = new AuditStream(log, (fields) => conn.xadd(streamKey, "MAXLEN", "~", maxLen, "*", ...fields));
   }
+  const sessions = uiSessions(settings, store);
   const admin = await createAdminApi({
-    settings, store, rights, pepper, log, auditStream,
+    settings, store, rights, pepper, log, auditStream, cookies: sessions,
     ...(opts.printAdminKey === undefined ? {} : { printAdminKey: opts.printAdminKey }),
   });
+  const ui = sessions === null ? null : createUi(settings, sessions, admin, log);
   const upstreams = new Upstreams(settings.upstreams, settings.defaultUpstream);
   const decisions = settings.audit.includeDecisions ? auditStream : null;
   const access = new AccessLog(log);
@@ -237,6 +240,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       ready().then((r) => json(res, r.ok ? 200 : 503, { status: r.ok ? "ready" : "not ready", checks: r.checks }), () => json(res, 503, { status: "not ready" }));
       return;
     }
+    if (ui?.owns(url) === true) return ui.handle(req, res, requestId);
     // Everything else is the management API (/pats, /domains, /roles); it answers 404 itself.
     admin.handle(req, res, requestId);
   };
@@ -318,7 +322,8 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       });
 
       unsubscribe();
-      admin.close();
+      await admin.close();
+      await sessions?.store.close();
       await verifier.close();
       await upstreams.close();
       await store.close();

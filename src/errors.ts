@@ -66,6 +66,10 @@ export const ERRORS = {
   unknown_role: { status: 422, type: "invalid_request_error", message: "A role is not defined." },
   unknown_operation: { status: 422, type: "invalid_request_error", message: "An operation is not in the catalog." },
   unknown_upstream: { status: 422, type: "invalid_request_error", message: "The upstream is not in the gateway's config." },
+  // Web page sessions (src/ui/)
+  session_invalid: { status: 401, type: "invalid_request_error", message: "The web session has ended (signed out or expired); sign in again." },
+  cross_origin_refused: { status: 403, type: "invalid_request_error", message: "A cookie-authenticated change must come from the gateway's own page (Origin / Sec-Fetch-Site)." },
+  login_failed: { status: 400, type: "invalid_request_error", message: "Signing in did not complete; start again." },
   idp_unavailable: { status: 503, type: "api_error", message: "The identity provider's signing keys could not be fetched; try again shortly." },
 } as const satisfies Record<string, ErrorSpec>;
 

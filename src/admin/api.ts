@@ -8,14 +8,17 @@ import type { Logger } from "pino";
 import type { Settings } from "../config/config.ts";
 import type { Rights } from "../policy/rights.ts";
 import { StoreUnavailableError, type Store } from "../store/types.ts";
-import { Authenticator, type Caller } from "./auth.ts";
+import { Authenticator, type AuthResult, type Caller, type CookieAuth } from "./auth.ts";
 import type { AdminDeps, Call, Endpoint, Handler } from "./call.ts";
 import { DOMAIN_ENDPOINTS } from "./domains.ts";
 import { hasBody } from "../http/body.ts";
 import { parseTarget, readJsonBody, sendDenial, sendJson } from "./http.ts";
 import { AdminKeys } from "./keys.ts";
 import { IdpUnavailableError, OidcVerifier } from "./oidc.ts";
+import { ME_ENDPOINTS } from "./me.ts";
+import { OPERATOR_PAT_ENDPOINTS } from "./operator-pats.ts";
 import { PAT_ENDPOINTS } from "./pats.ts";
+import { ModelCatalog } from "../upstream/models.ts";
 import { deny, type Denial, type Reply } from "./reply.ts";
 import { ROLE_ENDPOINTS } from "./roles.ts";
 import { Router } from "./router.ts";
@@ -32,19 +35,23 @@ export interface AdminApiOptions {
   /** Receives a first-start admin key, once; default: stderr. */
   readonly printAdminKey?: (key: string) => void;
   readonly now?: () => number;
+  /** The web page's sessions as a credential (when the UI is on). */
+  readonly cookies?: CookieAuth | null;
 }
 
 export interface AdminApi {
   handle(req: IncomingMessage, res: ServerResponse, requestId: string): void;
-  /** Stops a pending first-start retry. */
-  close(): void;
+  /** Who an `Authorization` header value is (the web page's admin-key sign-in uses it). */
+  authenticate(header: string | undefined): Promise<AuthResult>;
+  /** Stops a pending first-start retry and the model look-ups. */
+  close(): Promise<void>;
 }
 
 // While the store is down at start, the first-start key check is retried this often.
 const BOOTSTRAP_RETRY_MS = 2000;
 
 /** Every route of the management API (tests hold these to docs/openapi.yaml). */
-export const ENDPOINTS: readonly Endpoint[] = [...PAT_ENDPOINTS, ...DOMAIN_ENDPOINTS, ...ROLE_ENDPOINTS];
+export const ENDPOINTS: readonly Endpoint[] = [...PAT_ENDPOINTS, ...OPERATOR_PAT_ENDPOINTS, ...DOMAIN_ENDPOINTS, ...ROLE_ENDPOINTS, ...ME_ENDPOINTS];
 
 /** Builds the API once; on a first start without admin keys, creates one (see AdminKeys.bootstrap). */
 export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
@@ -68,7 +75,9 @@ export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
   await bootstrap();
   const oidc = settings.auth.oidc === null ? null : new OidcVerifier(settings.auth.oidc);
   const auth = new Authenticator(keys, oidc);
-  const deps: AdminDeps = { settings, store, rights: opts.rights, pepper: opts.pepper, now: opts.now ?? Date.now };
+  const models = new ModelCatalog(settings.upstreams, settings.defaultUpstream, settings.ui.modelsCacheMs);
+  const deps: AdminDeps = { settings, store, rights: opts.rights, pepper: opts.pepper, now: opts.now ?? Date.now, models };
+  const cookies = opts.cookies ?? null;
   const router = new Router<Handler>(ENDPOINTS);
 
   const handle = (req: IncomingMessage, res: ServerResponse, requestId: string): void => {
@@ -108,7 +117,8 @@ export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
     if (m.kind === "not_found") return refuse(deny("no_route"));
     line.route = `${m.route.method} ${m.route.path}`;
 
-    const who = await auth.authenticate(req.headers.authorization);
+    // A bearer credential wins; a session cookie counts only without one (the web page).
+    const who = req.headers.authorization === undefined && cookies !== null ? ((await cookies.authenticate(req)) ?? deny("missing_credential")) : await auth.authenticate(req.headers.authorization);
     if (!who.ok) return refuse(who);
     const caller = who.caller;
     line.caller = caller.kind;
@@ -144,9 +154,11 @@ export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
 
   return {
     handle,
-    close() {
+    authenticate: (header) => auth.authenticate(header),
+    async close() {
       closed = true;
       if (retry !== null) clearTimeout(retry);
+      await models.close();
     },
   };
 }

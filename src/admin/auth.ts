@@ -3,6 +3,7 @@
  * OIDC JWT. A PAT is never a management credential. A refusal is data; only an
  * outage (store, identity provider) throws.
  */
+import type { IncomingMessage } from "node:http";
 import { bearerCredential } from "../tokens/bearer.ts";
 import { parseToken } from "../tokens/format.ts";
 import type { AdminKeys } from "./keys.ts";
@@ -15,6 +16,14 @@ export type Caller =
 
 export type AuthResult = { readonly ok: true; readonly caller: Caller } | Denial;
 
+/**
+ * A browser session as a credential (the web page, src/ui/): consulted only
+ * when the request has no Authorization header; null when it has no session
+ * cookie either. It refuses cross-origin unsafe requests itself.
+ */
+export interface CookieAuth {
+  authenticate(req: IncomingMessage): Promise<AuthResult | null>;
+}
 // Three base64url parts: the only shape handed to the JWT verifier.
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_CREDENTIAL_LENGTH = 16 * 1024;

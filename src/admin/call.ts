@@ -1,6 +1,7 @@
 import type { Settings } from "../config/config.ts";
 import type { Rights } from "../policy/rights.ts";
 import type { Store } from "../store/types.ts";
+import type { ModelCatalog } from "../upstream/models.ts";
 import type { Caller } from "./auth.ts";
 import type { Reply } from "./reply.ts";
 import type { RouteDef } from "./router.ts";
@@ -12,6 +13,8 @@ export interface AdminDeps {
   readonly rights: Rights;
   readonly pepper: Buffer;
   readonly now: () => number;
+  /** Model ids the domains' upstreams serve (the scope picker's entities). */
+  readonly models: ModelCatalog;
 }
 
 /** One authenticated call, as a handler sees it. */

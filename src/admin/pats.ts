@@ -318,14 +318,20 @@ async function rotate(d: AdminDeps, c: Call): Promise<Reply> {
   return ok({ ...patView(after, d.now()), token });
 }
 
+const MAX_REASON_LENGTH = 500;
+
 async function revoke(d: AdminDeps, c: Call): Promise<Reply> {
-  const f = new BodyFields(c.body, []);
+  const f = new BodyFields(c.body, ["reason"]);
+  // Why, in words, for the audit trail (an operator revoking someone else's PAT says so).
+  const rawReason = f.string("reason", { optional: true });
+  const reason = rawReason == null ? null : f.take(description(rawReason.trim(), "reason"));
+  if (reason !== undefined && reason !== null && reason.length > MAX_REASON_LENGTH) f.fail(deny("invalid_field", `The field "reason" is longer than ${MAX_REASON_LENGTH} characters.`, "reason"));
   if (f.problem !== null) return f.problem;
   const r = await edit(d, c, (rec, now) => ({ ok: true, value: rec.revoked ? rec : { ...rec, revoked: true, revokedAt: now } }));
   if (!r.ok) return r;
   const { before, after } = r.value;
   const state = (p: PatRecord): Record<string, unknown> => ({ revoked: p.revoked, revoked_at: p.revokedAt === null ? null : iso(p.revokedAt) });
-  c.audit("pat.revoke", { ...target(after), before: state(before), after: state(after) });
+  c.audit("pat.revoke", { ...target(after), reason: reason === undefined || reason === "" ? null : reason, before: state(before), after: state(after) });
   return ok(patView(after, d.now()));
 }
 

@@ -5,6 +5,7 @@ import type { Catalog } from "./catalog.ts";
 import { parseDuration } from "../util/duration.ts";
 import { parseSize } from "../util/size.ts";
 import { adminKeyEntryHash } from "../admin/keys.ts";
+import { parseUi, type UiSettings } from "./ui.ts";
 
 /** One upstream target: where requests go, and the path prefix put before the route path. */
 export interface Target {
@@ -90,6 +91,8 @@ export interface Settings {
   readonly defaultUpstream: string;
   readonly logging: { readonly level: string };
   readonly auth: AuthSettings;
+  /** The web page at /ui/ (src/config/ui.ts). */
+  readonly ui: UiSettings;
 }
 
 /** Thrown with every problem found, one per line, each naming the file and key. */
@@ -136,7 +139,8 @@ export function expandEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
   return value;
 }
 
-class Checker {
+/** Collects config problems; section parsers in their own files (e.g. ui.ts) take one. */
+export class Checker {
   readonly problems: string[] = [];
   readonly file: string;
   constructor(file: string) {
@@ -212,7 +216,7 @@ const HEADER = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 export function parseSettings(raw: unknown, file: string): Settings {
   const c = new Checker(file);
   const dir = path.dirname(path.resolve(file));
-  const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth"]);
+  const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth", "ui"]);
 
   const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout"]);
   const server = {
@@ -279,6 +283,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(level)) c.fail("logging.level", `unknown level "${level}"`);
 
   const auth = parseAuth(c, top.auth, dir);
+  const ui = parseUi(c, top.ui, (top.auth as Obj | undefined)?.oidc, new Set(catalog.entityTypes.keys()));
 
   const au = c.obj(top.audit, "audit", ["redis_stream", "stream_max_len", "include_decisions"]);
   const stream = c.str(au.redis_stream, "audit.redis_stream", "").trim();
@@ -305,6 +310,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
     defaultUpstream,
     logging: { level },
     auth,
+    ui,
   });
 }
 
@@ -509,7 +515,7 @@ function parseAuth(c: Checker, raw: unknown, dir: string): AuthSettings {
     });
   }
 
-  const o = c.obj(au.oidc, "auth.oidc", ["issuer", "audience", "jwks_url", "algorithms", "user_claim", "clock_tolerance"]);
+  const o = c.obj(au.oidc, "auth.oidc", ["issuer", "audience", "jwks_url", "algorithms", "user_claim", "clock_tolerance", "client_id", "client_secret"]);
   const issuer = c.str(o.issuer, "auth.oidc.issuer", "").trim();
   const audiences = stringList(c, o.audience, "auth.oidc.audience");
   const jwksUrl = c.str(o.jwks_url, "auth.oidc.jwks_url", "").trim();

@@ -518,6 +518,11 @@ export class RedisStore implements Store {
     };
   }
 
+  /** The store's connection, reused by the web page's sessions (sessions-redis.ts: keys of their own). */
+  get redis(): Client {
+    return this.#client;
+  }
+
   eventsLive(): boolean {
     return !this.#closed && this.#feed.live;
   }

@@ -171,7 +171,7 @@ async function driveEveryChange(fx: AdminFixture): Promise<Run> {
   // An operator revokes and deletes it (?user_id= optional for them).
   const revoked = await step(() => ops.patch<PatJson>(`/pats/${pat.id}/secret/revoke`), 200, (p) => ({
     event: "pat.revoke", actor: operator,
-    fields: { ...target, before: { revoked: false, revoked_at: null }, after: { revoked: true, revoked_at: p.revoked_at } },
+    fields: { ...target, reason: null, before: { revoked: false, revoked_at: null }, after: { revoked: true, revoked_at: p.revoked_at } },
   }));
   expect(revoked.revoked_at).not.toBeNull();
   await step(() => ops.delete(`/pats/${pat.id}`), 204, () => ({

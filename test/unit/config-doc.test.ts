@@ -13,7 +13,8 @@ import { parse as parseYaml } from "yaml";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 const doc = readFileSync(path.join(ROOT, "docs", "configuration.md"), "utf8");
-const source = readFileSync(path.join(ROOT, "src", "config", "config.ts"), "utf8");
+// config.ts and the section parsers it calls in files of their own.
+const source = ["config.ts", "ui.ts"].map((f) => readFileSync(path.join(ROOT, "src", "config", f), "utf8")).join("\n");
 const shipped: unknown = parseYaml(readFileSync(path.join(ROOT, "config", "patgate.yaml"), "utf8"));
 
 // Sections whose keys are names the operator picks (c.obj(…, Object.keys(…))), and their placeholder.
@@ -21,11 +22,14 @@ const NAMED = new Map([
   ["catalog.entity_types", "<type>"],
   ["roles", "<name>"],
   ["upstreams", "<id>"],
+  ["ui.entities", "<type>"],
+  ["ui.entities.<type>", "<domain>"],
 ]);
 // Key paths config.ts computes (a variable or template literal) and the section they stand for.
 const TEMPLATES = new Map([
   ["at", "upstreams.<id>"],
   ["`${at}.credential`", "upstreams.<id>.credential"],
+  ["typeAt", "ui.entities.<type>"],
 ]);
 
 function documented(keyPath: string): boolean {
