@@ -214,7 +214,7 @@ function countHeader(raw: readonly string[], name: string): number {
 
 function denyScope(dp: DataPlane, ctx: RequestContext, entityType: string, entityId: string, operation: string): void {
   const scope = formatNeed({ domainId: ctx.domainId, entityType, entityId, operation });
-  deny(dp, ctx, "insufficient_scope", { scope, message: `The token lacks the scope "${scope}" in domain "${ctx.domainId}".` });
+  deny(dp, ctx, "insufficient_scope", { scope, message: `The token lacks the scope "${ctx.domainId}:${scope}" (DOMAIN:TYPE:ID:OP, as \`patgate pat scope add\` takes it).` });
 }
 
 /** Ends a request with a catalogue error and its access line. */
@@ -222,7 +222,7 @@ export function deny(dp: DataPlane, ctx: RequestContext, code: ErrorCode, opts: 
   ctx.outcome = code;
   // An unread body would be drained before the connection is reused; closing is cheaper for big ones.
   const close = hasBody(ctx.req) && !ctx.req.readableEnded && Number(ctx.req.headers["content-length"] ?? Infinity) > 65536;
-  sendError(ctx.res, ctx.requestId, code, { ...opts, close });
+  sendError(ctx.res, ctx.requestId, code, { ...opts, close, envelope: ctx.route?.errors ?? "openai" });
   dp.hooks.finish(ctx);
 }
 

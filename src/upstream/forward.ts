@@ -93,7 +93,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#finish(code);
     // Mid-body failures cannot be reported in-band: cut the connection so the client sees a truncated response, not a clean end.
     if (ctx.res.headersSent) ctx.res.destroy();
-    else sendError(ctx.res, ctx.requestId, code);
+    else sendError(ctx.res, ctx.requestId, code, { envelope: ctx.route?.errors ?? "openai" });
   }
 
   #finish(outcome: string): void {
