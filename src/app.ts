@@ -159,6 +159,8 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
   const access = new AccessLog(log);
   const hooks: ForwardHooks = {
     finish(ctx) {
+      // Past the drain deadline the gateway closed the connection, not the client.
+      if (drainCut && ctx.outcome === "client_closed") ctx.outcome = "shutting_down";
       const now = performance.now();
       access.write(ctx, now);
       observeRequest(metrics, ctx, now);
@@ -191,6 +193,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
 
 
   let draining = false;
+  let drainCut = false;
   const ready = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
     const checks: Record<string, string> = { routes: "ok", draining: draining ? "draining" : "ok" };
     try {
@@ -309,7 +312,12 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
         // Connections with no request in flight (idle keep-alive, or opened and never used) go now;
         // the rest go when their last request ends, or at the deadline.
         closeAll = () => server.closeAllConnections();
-        const deadline = setTimeout(closeAll, drainMs);
+        // At the deadline, streams still running get their last frame (shutting_down) before the sockets go.
+        const deadline = setTimeout(() => {
+          drainCut = true;
+          streams.cutAll("shutting_down");
+          setTimeout(() => closeAll?.(), 50).unref();
+        }, drainMs);
         deadline.unref();
         server.once("close", () => clearTimeout(deadline));
         if (inflight === 0) closeAll();
@@ -317,6 +325,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       });
 
       unsubscribe();
+      streams.close();
       admin.close();
       await verifier.close();
       await upstreams.close();

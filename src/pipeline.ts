@@ -123,6 +123,7 @@ export async function stillAllowed(dp: DataPlane, ctx: RequestContext): Promise<
   if (route === null || ctx.token === "") return false;
   const v = await dp.verifier.verify(ctx.token);
   if (!v.ok) return false;
+  ctx.until = v.until;
   const held = await dp.rights.rightsIn(ctx.domainId, v.pat.record.userId);
   if (held === null || !held.has(route.operation)) return false;
   return v.pat.scopes.grants({ domainId: ctx.domainId, entityType: route.entityType, entityId: ctx.entityId, operation: route.operation });
@@ -169,7 +170,7 @@ function rights(dp: DataPlane, ctx: RequestContext, route: Route, v: VerifyResul
     return null;
   }
   const pat = (ctx.pat = v.pat);
-  const until = v.until;
+  const until = (ctx.until = v.until);
   const ph = dp.rights.rightsIn(ctx.domainId, pat.record.userId);
   if (ph instanceof Promise) return ph.then((held) => checkHeld(dp, ctx, route, pat, until, held));
   return checkHeld(dp, ctx, route, pat, until, ph);
