@@ -222,7 +222,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     const ctx = new RequestContext(req, res, requestId, performance.now());
     const url = req.url ?? "/";
     if (url.startsWith("/proxy/")) {
-      const target = splitTarget(url);
+      const target = splitTarget(url, true);
       if (target === null) return deny(dp, ctx, "bad_path");
       proxy(dp, ctx, target).catch((err: unknown) => {
         if (err instanceof StoreUnavailableError) {

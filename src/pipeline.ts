@@ -5,7 +5,7 @@ import { LimitedBody, hasBody, readBody } from "./http/body.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { RouteTableHolder } from "./routing/holder.ts";
 import type { Route } from "./routing/table.ts";
-import type { Target } from "./routing/normalize.ts";
+import { withEncodedSlashes, type Target } from "./routing/normalize.ts";
 import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId, type EntityResult } from "./routing/entity.ts";
 import type { Verifier, VerifiedPat, VerifyResult } from "./tokens/verifier.ts";
 import { TOKEN_PATTERN } from "./tokens/format.ts";
@@ -43,6 +43,8 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   if (target.query.includes("pat_") && TOKEN_PATTERN.test(target.query)) return deny(dp, ctx, "token_in_query");
   ctx.domainId = target.segments[1] ?? "";
   const m = dp.routes.current.match(req.method ?? "", target.segments, 2);
+  const fwd = withEncodedSlashes(target, m.kind === "ok" ? m.restAt : -1);
+  if (fwd === null) return deny(dp, ctx, "bad_path", { message: "An encoded '/' (%2F) is accepted only inside a path parameter that takes '/' ({name+})." });
   if (m.kind === "method_not_allowed") return deny(dp, ctx, "method_not_allowed", { allow: m.allow });
   if (m.kind !== "ok") return deny(dp, ctx, "no_route");
   const route = (ctx.route = m.route);
@@ -109,7 +111,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   const extra = ["x-request-id", ctx.requestId];
   const credential = upstream.upstream.credential;
   if (credential !== null) extra.push(credential.header, credential.value);
-  const path = target.rawPath.slice(target.rawSegments[0]!.length + target.rawSegments[1]!.length + 2) + target.query;
+  const path = fwd.rawPath.slice(target.rawSegments[0]!.length + target.rawSegments[1]!.length + 2) + target.query;
   forward(ctx, upstream, path, dp.headers.requestHeaders(req.rawHeaders, extra, credential === null ? null : credential.header), body, dp.headers, dp.hooks);
 }
 

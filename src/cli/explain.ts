@@ -6,7 +6,7 @@
  */
 import { ERRORS, type ErrorCode } from "../errors.ts";
 import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId } from "../routing/entity.ts";
-import { splitTarget } from "../routing/normalize.ts";
+import { splitTarget, withEncodedSlashes } from "../routing/normalize.ts";
 import type { EntitySource, RouteTable } from "../routing/table.ts";
 
 export interface ExplainRequest {
@@ -65,7 +65,7 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
   const method = req.method.toUpperCase();
   const raw = stripOrigin(req.target);
   const base = { method, path: raw, domain: req.domain ?? null, route: null, entity_id: null, scope: null, also_granted_by: [], roles: [] };
-  const target = splitTarget(raw);
+  const target = splitTarget(raw, true);
   if (target === null) return { ...base, refused: refusal("bad_path") };
   // `/proxy/<domain>/…` as the gateway sees it; any other path is relative to /proxy/<domain>.
   const full = target.segments[0] === PROXY;
@@ -73,6 +73,7 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
   const domain = full ? (target.segments[1] ?? null) : (req.domain ?? null);
   const at = { ...base, domain };
   const m = table.match(method, target.segments, full ? 2 : 0);
+  if (withEncodedSlashes(target, m.kind === "ok" ? m.restAt : -1) === null) return { ...at, refused: refusal("bad_path") };
   if (m.kind === "method_not_allowed") return { ...at, refused: refusal("method_not_allowed", `${ERRORS.method_not_allowed.message} Allowed: ${m.allow.join(", ")}.`, m.allow) };
   if (m.kind === "no_route") return { ...at, refused: refusal("no_route") };
   const r = m.route;

@@ -47,7 +47,8 @@ export interface AlsoNeeds {
 
 /** The outcome of matching one request against the table. */
 export type Match =
-  | { readonly kind: "ok"; readonly route: Route; readonly params: ReadonlyMap<string, string> }
+  /** `restAt`: the index in `segments` where the route's `{name+}` parameter starts, -1 when it has none. */
+  | { readonly kind: "ok"; readonly route: Route; readonly params: ReadonlyMap<string, string>; readonly restAt: number }
   | { readonly kind: "no_route" }
   | { readonly kind: "method_not_allowed"; readonly allow: readonly string[] };
 
@@ -228,7 +229,7 @@ export class RouteTable {
 
 function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], start: number): Match | null {
   const route = mr.byPath.get(key);
-  if (route !== undefined) return { kind: "ok", route, params: NO_PARAMS };
+  if (route !== undefined) return { kind: "ok", route, params: NO_PARAMS, restAt: -1 };
   const n = segments.length - start;
   for (const c of mr.dynamic) {
     const segs = c.segs;
@@ -243,12 +244,14 @@ function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], sta
     }
     if (!ok) continue;
     const params = new Map<string, string>();
+    let restAt = -1;
     for (let i = 0; i < segs.length; i++) {
       const s = segs[i];
       if (s === undefined || s.kind === LIT) continue;
+      if (s.kind === REST) restAt = start + i;
       params.set(s.text, s.kind === REST ? segments.slice(start + i).join("/") : (segments[start + i] ?? ""));
     }
-    return { kind: "ok", route: c.route, params };
+    return { kind: "ok", route: c.route, params, restAt };
   }
   return null;
 }

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { splitTarget } from "../../src/routing/normalize.ts";
+import { splitTarget, withEncodedSlashes } from "../../src/routing/normalize.ts";
 
 describe("splitTarget: accepted targets", () => {
   it("splits path and query and keeps the raw forms", () => {
@@ -133,5 +133,32 @@ describe("splitTarget: robustness", () => {
   it("handles very long segments without throwing", () => {
     const long = "%41".repeat(200_000);
     expect(splitTarget("/" + long)?.segments[0]?.length).toBe(200_000);
+  });
+});
+
+describe("encoded slashes (splitTarget(url, true))", () => {
+  it("decodes %2F inside a segment and says where the first one is", () => {
+    const t = splitTarget("/proxy/acme/v1/models/meta-llama%2FLlama-3%2f8B", true);
+    expect(t?.segments).toEqual(["proxy", "acme", "v1", "models", "meta-llama/Llama-3/8B"]);
+    expect(t?.slashedAt).toBe(4);
+    expect(splitTarget("/proxy/acme/v1/models/x", true)?.slashedAt).toBeUndefined();
+  });
+
+  it.each(["/a/b%2F..%2Fc", "/a/b%2F.", "/a/%2Fb", "/a/b%2F", "/a/b%2F%2Fc", "/a/b%2F%00"])("refuses %s: each part must be a clean segment", (url) => {
+    expect(splitTarget(url, true)).toBeNull();
+  });
+
+  it("stays refused without the flag", () => {
+    expect(splitTarget("/proxy/acme/v1/models/a%2Fb")).toBeNull();
+  });
+
+  it("withEncodedSlashes: only inside the {name+} parameter, forwarded as plain '/'", () => {
+    const t = splitTarget("/proxy/acme/v1/models/a%2Fb", true)!;
+    expect(withEncodedSlashes(t, 4)?.rawPath).toBe("/proxy/acme/v1/models/a/b");
+    expect(withEncodedSlashes(t, 3)?.rawPath).toBe("/proxy/acme/v1/models/a/b");
+    expect(withEncodedSlashes(t, 5)).toBeNull();
+    expect(withEncodedSlashes(t, -1)).toBeNull();
+    const plain = splitTarget("/proxy/acme/v1/models/a", true)!;
+    expect(withEncodedSlashes(plain, -1)).toBe(plain);
   });
 });
