@@ -229,13 +229,15 @@ export const PAT_COMMANDS: readonly Command[] = [
   {
     name: "pat scope list",
     summary: "List a PAT's scopes, one per line.",
-    usage: "ID [--user U]",
+    usage: "ID [--ids] [--user U]",
     args: ["ID"],
     api: true,
-    options: { user: USER },
+    options: { ids: { type: "boolean", help: "print each scope's id first (for pat scope remove --id)" }, user: USER },
     async run(c) {
-      const r = await c.api.call<{ total: number; scopes: ScopeJson[] }>("GET", path(c.arg(0), "/scope"), { query: who(c) });
-      return done(c, r, r.scopes.length === 0 ? "(none: the PAT grants nothing)" : r.scopes.map(formatScope).join("\n"));
+      const r = await c.api.call<{ total: number; scopes: Array<ScopeJson & { id: string }> }>("GET", path(c.arg(0), "/scope"), { query: who(c) });
+      // One scope per line, as --scope takes it; with --ids, each after its id (what `pat scope remove --id` takes).
+      const line = (s: ScopeJson & { id: string }): string => (c.flag("ids") ? `${s.id}  ${formatScope(s)}` : formatScope(s));
+      return done(c, r, r.scopes.length === 0 ? "(none: the PAT grants nothing)" : r.scopes.map(line).join("\n"));
     },
   },
   scopeEdit("add", "Add scopes to a PAT (you can only grant what you hold)."),
@@ -255,16 +257,25 @@ export const PAT_COMMANDS: readonly Command[] = [
 ];
 
 function scopeEdit(verb: "add" | "remove", summary: string): Command {
+  const byId = verb === "remove";
   return {
     name: `pat scope ${verb}`,
     summary,
-    usage: "ID --scope S [--scope S]… [--domain D] [--user U]",
+    usage: byId ? "ID (--scope S [--scope S]… [--domain D] | --id SCOPE_ID…) [--user U]" : "ID --scope S [--scope S]… [--domain D] [--user U]",
     args: ["ID"],
     api: true,
-    options: { scope: { ...SCOPE, required: true }, domain: DOMAIN, user: USER },
+    options: {
+      scope: byId ? SCOPE : { ...SCOPE, required: true },
+      domain: DOMAIN,
+      ...(byId ? { id: { type: "string", multiple: true, arg: "SCOPE_ID", help: "a scope's id, as `pat scope list` shows it (instead of --scope)" } } : {}),
+      user: USER,
+    },
     notes: SCOPE_NOTES,
     async run(c) {
-      const p = await c.api.call<PatJson>("PATCH", path(c.arg(0), `/scope/${verb}`), { query: who(c), body: { scopes: scopes(c) } });
+      const ids = byId ? c.list("id", true) : [];
+      if (ids.length > 0 && c.list("scope").length > 0) throw new UsageError("give --scope or --id, not both");
+      const body = ids.length > 0 ? { scopes_id: ids } : { scopes: scopes(c) };
+      const p = await c.api.call<PatJson>("PATCH", path(c.arg(0), `/scope/${verb}`), { query: who(c), body });
       const list = p.scopes.length === 0 ? "  (none: the PAT grants nothing)" : p.scopes.map((s) => `  ${formatScope(s)}`).join("\n");
       return done(c, p, `PAT ${p.id} now has ${p.scopes.length} scope${p.scopes.length === 1 ? "" : "s"}:\n${list}`);
     },

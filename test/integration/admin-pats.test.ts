@@ -409,8 +409,8 @@ describe("the /pats API", () => {
     it("lists, adds (deduplicated), removes and clears; the data plane follows", async () => {
       const p = await made(alice, { scopes: [READ] });
       expect(await fx.chat(p.token)).toBe(403);
-      const list = await alice.get<{ total: number; scopes: ScopeJson[] }>(`/pats/${p.id}/scope`);
-      expect(list.body).toEqual({ total: 1, scopes: [READ] });
+      const list = await alice.get<{ total: number; scopes: Array<ScopeJson & { id: string }> }>(`/pats/${p.id}/scope`);
+      expect(list.body).toEqual({ total: 1, scopes: [{ id: expect.stringMatching(/^[0-9a-f]{24}$/) as string, ...READ }] });
 
       const added = await alice.patch<PatJson>(`/pats/${p.id}/scope/add`, { scopes: [CHAT, READ] });
       expect(added.status).toBe(200);
@@ -425,6 +425,27 @@ describe("the /pats API", () => {
       expect((await alice.delete(`/pats/${p.id}/scope`)).status).toBe(204);
       expect((await alice.get<{ scopes: ScopeJson[] }>(`/pats/${p.id}/scope`)).body.scopes).toEqual([]);
       expect(await fx.chat(p.token)).toBe(403);
+    });
+
+    it("removes by the stable ids GET /pats/{id}/scope shows (scopes_id, the reference system's form)", async () => {
+      const p = await made(alice, { scopes: [READ, CHAT] });
+      const ids = async (): Promise<string[]> => (await alice.get<{ scopes: Array<{ id: string }> }>(`/pats/${p.id}/scope`)).body.scopes.map((s) => s.id);
+      const before = await ids();
+      expect(before).toHaveLength(2);
+      // Stable: the same on every read, and unchanged by an unrelated edit.
+      await alice.patch(`/pats/${p.id}/description`, { description: "x" });
+      expect(await ids()).toEqual(before);
+      expect(await fx.chat(p.token)).toBe(200);
+      const r = await alice.patch<PatJson>(`/pats/${p.id}/scope/remove`, { scopes_id: [before[1], "0123456789abcdef01234567"] });
+      expect(r.status).toBe(200);
+      expect(r.body.scopes).toEqual([READ]);
+      expect(await ids()).toEqual([before[0]]);
+      expect(await fx.chat(p.token)).toBe(403);
+      // Exactly one of the two forms.
+      expect((await alice.patch(`/pats/${p.id}/scope/remove`, { scopes: [READ], scopes_id: before })).error).toMatchObject({ code: "invalid_field" });
+      expect((await alice.patch(`/pats/${p.id}/scope/remove`, {})).error).toMatchObject({ code: "invalid_field", param: "scopes" });
+      expect((await alice.patch(`/pats/${p.id}/scope/remove`, { scopes_id: [] })).error).toMatchObject({ code: "invalid_field", param: "scopes_id" });
+      expect((await alice.patch(`/pats/${p.id}/scope/remove`, { scopes_id: [7] })).error).toMatchObject({ code: "invalid_field", param: "scopes_id" });
     });
 
     it("add checks the catalog and the user's rights; remove checks only the shape", async () => {

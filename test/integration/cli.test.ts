@@ -400,8 +400,9 @@ describe("routes explain agrees with the gateway", () => {
       fetch(`${fx.gw.url}/proxy/acme/api/chat`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body });
     const without = await send((await createPat("explain-without")).token);
     expect(without.status).toBe(403);
-    const err = (await without.json()) as { error: { message: string } };
-    expect(err.error.message).toContain(`"${scope.slice("acme:".length)}"`);
+    // An Ollama route: Ollama's envelope, naming the scope exactly as `routes explain` and `--scope` write it.
+    const err = (await without.json()) as { error: string };
+    expect(err.error).toContain(`"${scope}"`);
     const withIt = await send((await createPat("explain-with", [scope])).token);
     expect(withIt.status).toBe(200);
     await withIt.arrayBuffer();
