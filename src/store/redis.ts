@@ -157,6 +157,14 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1`,
   },
+  // KEYS: hash. ARGV: field, json, channel, event. Only when the field is absent (an atomic create); 0 when it exists.
+  pgHashInsert: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1`,
+  },
   // KEYS: hash. ARGV: field, channel, event. Publishes only when something was deleted.
   pgHashDel: {
     numberOfKeys: 1,
@@ -414,6 +422,14 @@ export class RedisStore implements Store {
       const k = this.#keys;
       const json = JSON.stringify({ id: domain.id, name: domain.name, upstream: domain.upstream, createdAt: domain.createdAt });
       await this.#run("pgHashPut", k.domains, domain.id, json, k.channel, eventJson({ kind: "domain", id: domain.id }));
+    });
+  }
+
+  insertDomain(domain: Domain): Promise<boolean> {
+    return this.#call(async () => {
+      const k = this.#keys;
+      const json = JSON.stringify({ id: domain.id, name: domain.name, upstream: domain.upstream, createdAt: domain.createdAt });
+      return (await this.#run("pgHashInsert", k.domains, domain.id, json, k.channel, eventJson({ kind: "domain", id: domain.id }))) === 1;
     });
   }
 
