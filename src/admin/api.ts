@@ -167,7 +167,8 @@ function actor(c: Caller): string {
   return c.kind === "operator" ? `admin:${c.keyId}` : `user:${c.userId}`;
 }
 
-function printToStderr(key: string): void {
+/** The default first-start key printer: once, on stderr, with how to use it. */
+export function printToStderr(key: string): void {
   process.stderr.write(
     "\npatgate: no admin key was configured, so this first start created one.\n" +
       "It is shown ONCE and only its hash is stored; keep it somewhere safe:\n\n" +
