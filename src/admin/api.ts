@@ -11,6 +11,7 @@ import { StoreUnavailableError, type Store } from "../store/types.ts";
 import { Authenticator, type Caller } from "./auth.ts";
 import type { AdminDeps, Call, Endpoint, Handler } from "./call.ts";
 import { DOMAIN_ENDPOINTS } from "./domains.ts";
+import { CATALOG_ENDPOINTS } from "./catalog.ts";
 import { hasBody } from "../http/body.ts";
 import { parseTarget, readJsonBody, sendDenial, sendJson } from "./http.ts";
 import { AdminKeys } from "./keys.ts";
@@ -44,7 +45,7 @@ export interface AdminApi {
 const BOOTSTRAP_RETRY_MS = 2000;
 
 /** Every route of the management API (tests hold these to docs/openapi.yaml). */
-export const ENDPOINTS: readonly Endpoint[] = [...PAT_ENDPOINTS, ...DOMAIN_ENDPOINTS, ...ROLE_ENDPOINTS];
+export const ENDPOINTS: readonly Endpoint[] = [...PAT_ENDPOINTS, ...DOMAIN_ENDPOINTS, ...ROLE_ENDPOINTS, ...CATALOG_ENDPOINTS];
 
 /** Builds the API once; on a first start without admin keys, creates one (see AdminKeys.bootstrap). */
 export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {

@@ -9,9 +9,10 @@ import { Client, oneLine } from "./client.ts";
 import { CliError, Ctx, UsageError, commandHelp, parseCommandLine, type Command, type Io } from "./command.ts";
 import { PAT_COMMANDS } from "./pats.ts";
 import { ROUTE_COMMANDS } from "./routes.ts";
+import { CATALOG_COMMANDS } from "./catalog.ts";
 
 /** Every command, in the order help lists them. */
-export const COMMANDS: readonly Command[] = [...PAT_COMMANDS, ...DOMAIN_COMMANDS, ...MEMBER_COMMANDS, ...ROLE_COMMANDS, ...ROUTE_COMMANDS];
+export const COMMANDS: readonly Command[] = [...PAT_COMMANDS, ...DOMAIN_COMMANDS, ...MEMBER_COMMANDS, ...ROLE_COMMANDS, ...ROUTE_COMMANDS, ...CATALOG_COMMANDS];
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 // Every prefix of a command name that is not itself a command: `pat`, `pat scope`, …

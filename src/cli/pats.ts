@@ -124,13 +124,14 @@ export const PAT_COMMANDS: readonly Command[] = [
       status: { type: "string", arg: "S", help: "only active, expired or revoked PATs" },
       name: { type: "string", arg: "N", help: "only PATs whose name contains N (any case)" },
       limit: { type: "string", arg: "N", help: "at most N PATs (1–100, default 20)" },
-      offset: { type: "string", arg: "N", help: "skip the first N" },
+      offset: { type: "string", arg: "N", help: "skip the first N (without --limit and --offset: every PAT, page by page)" },
       user: USER,
       quiet: { type: "boolean", short: "q", help: "print only the ids, one per line" },
     },
     async run(c) {
       const query = { ...who(c), status: c.str("status"), name: c.str("name"), limit: c.str("limit"), offset: c.str("offset") };
-      const r = await c.api.call<PatList>("GET", "/pats", { query });
+      // Without --limit/--offset, every page: a script reading `pat list -q` must see every PAT, not the first 20.
+      const r = c.str("limit") === undefined && c.str("offset") === undefined ? await allPages(c, query) : await c.api.call<PatList>("GET", "/pats", { query });
       if (c.json) return done(c, r, "");
       if (c.flag("quiet")) {
         c.io.out(r.pats.map((p) => `${p.id}\n`).join(""));
@@ -192,12 +193,18 @@ export const PAT_COMMANDS: readonly Command[] = [
   },
   {
     name: "pat delete",
-    summary: "Delete a PAT.",
-    usage: "ID [--user U]",
-    args: ["ID"],
+    summary: "Delete a PAT, or with --all every PAT of the user.",
+    usage: "(ID | --all) [--user U]",
+    optionalArgs: ["ID"],
     api: true,
-    options: { user: USER },
+    options: { all: { type: "boolean", help: "delete every PAT of the user (yours, or --user's for an operator)" }, user: USER },
     async run(c) {
+      if (c.flag("all")) {
+        if (c.args.length > 0) throw new UsageError("give an ID or --all, not both");
+        const r = await c.api.call<{ deleted: number }>("DELETE", "/pats", { query: who(c) });
+        return done(c, r, `Deleted ${r.deleted} PAT${r.deleted === 1 ? "" : "s"}${c.str("user") === undefined ? "" : ` of ${c.str("user") ?? ""}`}.`);
+      }
+      if (c.args.length === 0) throw new UsageError("missing ID (or --all)");
       await c.api.call("DELETE", path(c.arg(0)), { query: who(c) });
       return done(c, { id: c.arg(0), deleted: true }, `Deleted PAT ${c.arg(0)}.`);
     },
@@ -280,6 +287,20 @@ function scopeEdit(verb: "add" | "remove", summary: string): Command {
       return done(c, p, `PAT ${p.id} now has ${p.scopes.length} scope${p.scopes.length === 1 ? "" : "s"}:\n${list}`);
     },
   };
+}
+
+/** Every page of GET /pats, 100 at a time, as one list (stops at `total`, or at an empty page if PATs vanish meanwhile). */
+async function allPages(c: Ctx, query: Record<string, string | undefined>): Promise<PatList> {
+  const pats: PatJson[] = [];
+  let total = 0;
+  for (let offset = 0; ; ) {
+    const r = await c.api.call<PatList>("GET", "/pats", { query: { ...query, limit: "100", offset: String(offset) } });
+    total = r.total;
+    pats.push(...r.pats);
+    offset += r.pats.length;
+    if (r.pats.length === 0 || offset >= r.total) break;
+  }
+  return { total, offset: 0, limit: Math.max(pats.length, 1), pats };
 }
 
 function scopeSummary(list: readonly ScopeJson[]): string {
