@@ -292,15 +292,12 @@ function scopeEdit(verb: "add" | "remove", summary: string): Command {
 /** Every page of GET /pats, 100 at a time, as one list (stops at `total`, or at an empty page if PATs vanish meanwhile). */
 async function allPages(c: Ctx, query: Record<string, string | undefined>): Promise<PatList> {
   const pats: PatJson[] = [];
-  let total = 0;
-  for (let offset = 0; ; ) {
-    const r = await c.api.call<PatList>("GET", "/pats", { query: { ...query, limit: "100", offset: String(offset) } });
-    total = r.total;
-    pats.push(...r.pats);
-    offset += r.pats.length;
-    if (r.pats.length === 0 || offset >= r.total) break;
-  }
-  return { total, offset: 0, limit: Math.max(pats.length, 1), pats };
+  let page: PatList;
+  do {
+    page = await c.api.call<PatList>("GET", "/pats", { query: { ...query, limit: "100", offset: String(pats.length) } });
+    pats.push(...page.pats);
+  } while (page.pats.length > 0 && pats.length < page.total);
+  return { total: page.total, offset: 0, limit: Math.max(pats.length, 1), pats };
 }
 
 function scopeSummary(list: readonly ScopeJson[]): string {
