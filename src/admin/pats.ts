@@ -182,10 +182,27 @@ async function mayGrant(d: AdminDeps, c: Call, scopes: readonly Scope[], field: 
     }
     const held = await d.rights.rightsIn(s.domainId, c.caller.userId);
     if (held === null || !held.has(s.operation)) {
-      return deny("scope_not_held", `You cannot grant "${formatScope(s)}" in domain "${s.domainId}": you do not hold "${s.operation}" there.`, at);
+      return deny("scope_not_held", `You cannot grant "${s.domainId}:${formatScope(s)}" (DOMAIN:TYPE:ID:OP): you do not hold "${s.operation}" in domain "${s.domainId}".`, at);
     }
   }
   return null;
+}
+
+/**
+ * Scopes that cannot grant anything now, since the effective right is `scope ∧
+ * the user's roles`: the user is not a member of the scope's domain, or no role
+ * of theirs holds its operation. Said, not refused: an operator may set up the
+ * PAT before the membership (users cannot get here: they only grant what they hold).
+ */
+async function uselessScopes(d: AdminDeps, userId: string, scopes: readonly Scope[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const s of scopes) {
+    const held = await d.rights.rightsIn(s.domainId, userId);
+    const scope = `${s.domainId}:${formatScope(s)}`;
+    if (held === null) out.push(`"${scope}" grants nothing yet: ${userId} is not a member of domain "${s.domainId}" (patgate member add ${s.domainId} ${userId} --role R).`);
+    else if (!held.has(s.operation)) out.push(`"${scope}" grants nothing yet: no role of ${userId} in domain "${s.domainId}" holds "${s.operation}".`);
+  }
+  return out;
 }
 
 // ---- handlers ---------------------------------------------------------------------
@@ -206,6 +223,7 @@ async function create(d: AdminDeps, c: Call): Promise<Reply> {
   const refused = await mayGrant(d, c, scopes, "scopes");
   if (refused !== null) return refused;
 
+  const warnings = await uselessScopes(d, who.value, scopes);
   // A fresh UUID colliding is all but impossible; one retry covers it anyway.
   for (let attempt = 0; attempt < 2; attempt++) {
     const { record, token } = newPat(d.pepper, { userId: who.value, name, description: desc, scopes, lifetimeMs: ms, now: d.now() });
@@ -213,7 +231,7 @@ async function create(d: AdminDeps, c: Call): Promise<Reply> {
     if (r === "name_taken") return nameTaken(name);
     if (r === "ok") {
       c.audit("pat.create", { ...target(record), scopes: scopes.map(scopeView), before: null, after: patSummary(record) });
-      return created({ ...patView(record, d.now()), token }, `/pats/${record.id}`);
+      return created({ ...patView(record, d.now()), token, warnings }, `/pats/${record.id}`);
     }
   }
   throw new Error("could not insert a new PAT: id taken twice");

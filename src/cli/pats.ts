@@ -22,6 +22,8 @@ interface PatJson {
   readonly status: string;
   readonly previous_secret_expires_at: string | null;
   readonly token?: string;
+  /** On create: scopes that grant nothing now (the user's membership or roles lack them). */
+  readonly warnings?: readonly string[];
 }
 
 interface PatList {
@@ -74,6 +76,7 @@ function showPat(c: Ctx, p: PatJson): void {
 function printNewToken(c: Ctx, p: PatJson, verb: string): number {
   if (c.json) {
     c.printJson(p);
+    for (const w of p.warnings ?? []) c.io.err(`warning: ${w}\n`);
     return 0;
   }
   c.io.out(`${p.token ?? ""}\n`);
@@ -82,6 +85,7 @@ function printNewToken(c: Ctx, p: PatJson, verb: string): number {
     `${verb} PAT "${p.name}" (id ${p.id}) for ${p.user_id}, expires ${p.expires_at} (${relative(p.expires_at, c.io.now())}).\n` +
       `Scopes: ${scopeText}\n` +
       (p.previous_secret_expires_at === null ? "" : `The old secret keeps working until ${p.previous_secret_expires_at}.\n`) +
+      (p.warnings ?? []).map((w) => `warning: ${w}\n`).join("") +
       "The token is printed on stdout only this once: store it now.\n",
   );
   return 0;

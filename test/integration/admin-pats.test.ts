@@ -63,6 +63,21 @@ describe("the /pats API", () => {
       expect(scopes.text).not.toContain(p.token);
     });
 
+    it("warns when a scope can grant nothing yet (no membership in its domain, or no role with its operation)", async () => {
+      const mine = await alice.post<PatJson & { warnings: string[] }>("/pats", { name: `w-${++n}`, duration: "1d", scopes: [CHAT] });
+      expect(mine.body.warnings).toEqual([]);
+      const r = await ops.post<PatJson & { warnings: string[] }>("/pats?user_id=alice", {
+        name: `w-${++n}`,
+        duration: "1d",
+        scopes: [CHAT, scope("d2", "models", "llama3", "llm_chat_completions"), scope("d1", "models", "llama3", "llm_delete")],
+      });
+      expect(r.status).toBe(201);
+      expect(r.body.warnings).toEqual([
+        '"d2:models:llama3:llm_chat_completions" grants nothing yet: alice is not a member of domain "d2" (patgate member add d2 alice --role R).',
+        '"d1:models:llama3:llm_delete" grants nothing yet: no role of alice in domain "d1" holds "llm_delete".',
+      ]);
+    });
+
     it("an operator creates a PAT for a user named with ?user_id=, and must name one", async () => {
       const p = await made(ops, {}, "?user_id=carol");
       expect(p.user_id).toBe("carol");

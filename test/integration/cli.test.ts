@@ -189,6 +189,13 @@ describe("patgate pat create", () => {
     expect(await fx.chat(token, "acme", "other-model")).toBe(403);
   });
 
+  it("warns on stderr about a scope that can grant nothing yet; the token still alone on stdout", async () => {
+    const r = await cli(["pat", "create", "--user", "alice", "--name", "warned", "--duration", "1d", "--scope", "acme:models:llama3:llm_delete"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(TOKEN_LINE);
+    expect(r.stderr).toContain('warning: "acme:models:llama3:llm_delete" grants nothing yet: no role of alice in domain "acme" holds "llm_delete".\n');
+  });
+
   it("with --json, prints the whole PAT, token included", async () => {
     const p = await okJson<Record<string, unknown>>(["pat", "create", "--user", "alice", "--name", "json-one", "--duration", "1h", "--scope", "acme:models:*:llm_read"]);
     expect(p).toMatchObject({ user_id: "alice", name: "json-one", status: "active", scopes: [{ domain_id: "acme", entity_type: "models", entity_id: "*", operation: "llm_read" }] });
