@@ -63,7 +63,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp(settings: Settings, opts: AppOptions = {}): Promise<App> {
   const log = opts.logger ?? createLogger(settings.logging.level);
   const routes = RouteTableHolder.load(settings.routesFile, settings.catalog);
-  const redisOpts = redisStoreOptions(settings.store);
+  const redisOpts = withHealthLog(redisStoreOptions(settings.store), log);
   // The audit stream's own connection (same mode, credentials and fail-fast settings as the store; a Cluster
   // client routes the stream key to its slot) connects beside the store's, and is waited for from now on, so
   // that it is up before the first change without adding its wait to the store's.
@@ -346,6 +346,18 @@ export function redisStoreOptions(store: StoreSettings): RedisStoreOptions | nul
     case "cluster": return { ...base, cluster: { nodes: store.redisNodes } };
     case "sentinel": return { ...base, sentinel: { sentinels: store.redisNodes, name: store.sentinelName ?? "" } };
   }
+}
+
+/** One line when the store connection is lost (where, and why) and one when it is back: not one per request. */
+function withHealthLog(opts: RedisStoreOptions | null, log: Logger): RedisStoreOptions | null {
+  if (opts === null) return null;
+  return {
+    ...opts,
+    onHealth: (h) => {
+      if (h.up) log.info({ store: h.address, down_ms: h.downMs }, "store back: requests are verified again");
+      else log.error({ store: h.address, cause: h.cause }, `store lost: Redis at ${h.address} is unavailable (${h.cause}); requests that need it get 503 store_unavailable until it is back`);
+    },
+  };
 }
 
 /** With the embedded store a missing pepper is generated once and kept next to the data (mode 0600). */

@@ -86,7 +86,8 @@ export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
       (err: unknown) => {
         const code = err instanceof StoreUnavailableError ? "store_unavailable" : err instanceof IdpUnavailableError ? "idp_unavailable" : "internal_error";
         if (code === "internal_error") log.error({ err, req_id: requestId }, "management API failure");
-        else log.warn({ req_id: requestId, problem: (err as Error).message }, "management API dependency unavailable");
+        // The store says once that it is lost and once that it is back (app.ts); the admin line has the reason.
+        else if (code === "idp_unavailable") log.warn({ req_id: requestId, problem: (err as Error).message }, "management API dependency unavailable");
         sendDenial(res, requestId, deny(code));
         finish(res.statusCode, code);
       },
