@@ -7,12 +7,7 @@ import type { CatalogView } from "../config/catalog.ts";
 import type { Command, Ctx } from "./command.ts";
 import { CliError } from "./command.ts";
 import { table } from "./format.ts";
-
-/** The package root, whether this runs from src/cli/ or from the build in dist/src/cli/. */
-export function packageRoot(): string {
-  const up = path.resolve(import.meta.dirname, "..", "..");
-  return path.basename(up) === "dist" ? path.dirname(up) : up;
-}
+import { packageRoot } from "./root.ts";
 
 async function offline(c: Ctx): Promise<{ view: CatalogView; from: string }> {
   const { ConfigError, loadSettings } = await import("../config/config.ts");

@@ -110,11 +110,11 @@ describe("Dockerfile", () => {
     }
   });
 
-  it("copies only package.json, config/ and routes.yaml from the context (the code comes from the build stage)", () => {
+  it("copies only package.json, bin/, config/ and routes.yaml from the context (the code comes from the build stage)", () => {
     const sources = final.body
       .filter((i) => (i.cmd === "COPY" || i.cmd === "ADD") && !i.args.startsWith("--from="))
       .flatMap((i) => i.args.split(/\s+/).filter((a) => !a.startsWith("--")).slice(0, -1));
-    expect(sources.sort()).toEqual(["config", "package.json", "routes.yaml"]);
+    expect(sources.sort()).toEqual(["bin", "config", "package.json", "routes.yaml"]);
     expect(final.body.some((i) => i.cmd === "ADD")).toBe(false);
   });
 
@@ -129,6 +129,16 @@ describe("Dockerfile", () => {
     expect(tsconfig.include).toEqual(["src"]);
     const copied = final.body.filter((i) => i.cmd === "COPY" && i.args.startsWith(`--from=${build?.name ?? "?"} `));
     expect(copied.map((i) => i.args.split(/\s+/).slice(1).join(" "))).toEqual(["/app/dist/src ./dist/src"]);
+  });
+
+  it("has the patgate CLI on the PATH, running the build (no sources in the image)", () => {
+    expect(final.body.some((i) => i.cmd === "COPY" && /^bin\s+\.\/bin$/.test(i.args))).toBe(true);
+    expect(final.body.some((i) => i.cmd === "RUN" && /\bln -s \/app\/bin\/patgate\.js \/usr\/local\/bin\/patgate\b/.test(i.args))).toBe(true);
+    // bin/patgate.js falls back to the build when src/ is absent, which the image never copies.
+    const bin = readFileSync(path.join(ROOT, "bin", "patgate.js"), "utf8");
+    expect(bin).toContain('"../dist/src/cli/main.js"');
+    expect(final.body.some((i) => i.cmd === "COPY" && /^src\b/.test(i.args))).toBe(false);
+    expect(readFileSync(path.join(ROOT, "bin", "patgate.js"), "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true);
   });
 
   it("works in /app as a numeric non-root user", () => {
