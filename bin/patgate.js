@@ -6,9 +6,11 @@
 // run; the import is dynamic so the cache is on before any code is loaded.
 import module from "node:module";
 import { existsSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 module.enableCompileCache?.();
-const source = new URL("../src/cli/main.ts", import.meta.url);
-const built = new URL("../dist/src/cli/main.js", import.meta.url);
-const { run } = await import(existsSync(source) || !existsSync(built) ? source.href : built.href);
+const source = path.join(import.meta.dirname, "../src/cli/main.ts");
+const built = path.join(import.meta.dirname, "../dist/src/cli/main.js");
+const { run } = await import(pathToFileURL(existsSync(source) || !existsSync(built) ? source : built).href);
 await run();
