@@ -230,8 +230,14 @@ describe(".dockerignore", () => {
     .filter((l) => l !== "" && !l.startsWith("#"));
 
   it("lets in every file the Dockerfile copies", () => {
-    for (const f of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "src/main.ts", "src/app.ts", "config/patgate.yaml", "routes.yaml"]) {
+    for (const f of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "src/main.ts", "src/app.ts", "config/patgate.yaml", "routes.yaml", "bin/patgate.js"]) {
       expect(excluded(patterns, f), f).toBe(false);
+    }
+    // And whatever any stage copies from the context (a COPY of a left-out path fails the build).
+    for (const stage of parsed.stages) {
+      for (const i of stage.body.filter((x) => x.cmd === "COPY" && !x.args.startsWith("--from="))) {
+        for (const src of i.args.split(/\s+/).filter((a) => !a.startsWith("--")).slice(0, -1)) expect(excluded(patterns, src), `Dockerfile:${i.line} ${src}`).toBe(false);
+      }
     }
   });
 
