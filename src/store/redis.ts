@@ -974,6 +974,7 @@ function connectionCause(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
   const msg = err.message;
   if (code === "ECONNREFUSED") return `connection refused (${msg}): is redis-server running there?`;
+  if (code === "ECONNRESET" || code === "EPIPE") return `the connection was reset (${msg})`;
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `the host name does not resolve (${msg})`;
   if (code === "ETIMEDOUT" || /timeout/i.test(msg)) return `no answer in time (${msg})`;
   if (/NOAUTH|WRONGPASS|invalid password|ACL/i.test(msg)) return `authentication failed (${msg}): check the password or ACL user in the URL`;
