@@ -98,6 +98,8 @@ describe("the ollama client through the gateway", () => {
       [() => as(generateToken().token).generate({ model: MODEL, prompt: "x", stream: false }), 401, /^The token is malformed or unknown\.$/],
       [() => new Ollama({ host: `${gw.url}/proxy/d1` }).version(), 401, /^Missing bearer token/],
       [() => as(token).embed({ model: "", input: "x" }), 400, /^The field "model" must not be empty\.$/],
+      // Over the route's 10mb body limit.
+      [() => as(token).embed({ model: MODEL, input: "x".repeat(11 * 1024 * 1024) }), 413, /^The body exceeds this route's limit of \d+ bytes\.$/],
     ];
     for (const [call, status, message] of refusals) {
       const err = (await call().then(
@@ -107,6 +109,22 @@ describe("the ollama client through the gateway", () => {
       expect(err.name).toBe("ResponseError");
       expect(err.status_code).toBe(status);
       expect(err.message).toMatch(message);
+    }
+  });
+
+  it("an upstream that breaks off: 502 in Ollama's envelope, which the client shows", async () => {
+    const undo = upstream.route("POST", "/api/generate", (c) => {
+      c.req.socket.destroy();
+    });
+    try {
+      const err = (await client.generate({ model: MODEL, prompt: "x", stream: false }).then(
+        () => expect.unreachable("the call was allowed"),
+        (e: unknown) => e,
+      )) as { message: string; status_code: number };
+      expect(err.status_code).toBe(502);
+      expect(err.message).toBe("The upstream failed or closed the connection.");
+    } finally {
+      undo();
     }
   });
 
