@@ -3,8 +3,8 @@
 # patgate container image. The TypeScript sources are compiled to plain
 # JavaScript in a build stage (Node could strip the types itself, but that
 # costs about 30 MB of memory per process for the type stripper); the image
-# holds production dependencies, that build (dist/src/), config/ and
-# routes.yaml, nothing else.
+# holds production dependencies, that build (dist/src/), config/,
+# routes.yaml and the `patgate` command (bin/, on the PATH), nothing else.
 #
 #   docker build -t patgate .
 #   docker run --read-only --tmpfs /tmp -v patgate-data:/data -p 8080:8080 patgate
@@ -31,9 +31,8 @@ RUN --mount=type=cache,target=/root/.npm \
     npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# Also copies the web page's files (plain ES modules and CSS, served as they are) next to the compiled src/ui/.
 RUN npm run build
-# The web page's files are plain ES modules and CSS, served as they are: next to the compiled src/ui/ (src/ui/static.ts).
-RUN cp -r src/ui/web dist/src/ui/web
 
 # ---- runtime ------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
@@ -46,7 +45,8 @@ RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack 
         /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-* \
  && mkdir -p /data \
  && chown 1000:1000 /data \
- && chmod 0700 /data
+ && chmod 0700 /data \
+ && ln -s /app/bin/patgate.js /usr/local/bin/patgate
 
 WORKDIR /app
 
@@ -55,6 +55,8 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY package.json ./
+# The CLI (`docker exec … patgate pat list`): it runs the same build, dist/src/cli/.
+COPY bin ./bin
 COPY config ./config
 COPY routes.yaml ./
 

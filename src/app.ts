@@ -65,7 +65,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp(settings: Settings, opts: AppOptions = {}): Promise<App> {
   const log = opts.logger ?? createLogger(settings.logging.level);
   const routes = RouteTableHolder.load(settings.routesFile, settings.catalog);
-  const redisOpts = redisStoreOptions(settings.store);
+  const redisOpts = withHealthLog(redisStoreOptions(settings.store), log);
   // The audit stream's own connection (same mode, credentials and fail-fast settings as the store; a Cluster
   // client routes the stream key to its slot) connects beside the store's, and is waited for from now on, so
   // that it is up before the first change without adding its wait to the store's.
@@ -163,6 +163,8 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
   const access = new AccessLog(log);
   const hooks: ForwardHooks = {
     finish(ctx) {
+      // Past the drain deadline the gateway closed the connection, not the client.
+      if (drainCut && ctx.outcome === "client_closed") ctx.outcome = "shutting_down";
       const now = performance.now();
       access.write(ctx, now);
       observeRequest(metrics, ctx, now);
@@ -195,6 +197,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
 
 
   let draining = false;
+  let drainCut = false;
   const ready = async (): Promise<{ ok: boolean; checks: Record<string, string> }> => {
     const checks: Record<string, string> = { routes: "ok", draining: draining ? "draining" : "ok" };
     try {
@@ -223,7 +226,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     const ctx = new RequestContext(req, res, requestId, performance.now());
     const url = req.url ?? "/";
     if (url.startsWith("/proxy/")) {
-      const target = splitTarget(url);
+      const target = splitTarget(url, true);
       if (target === null) return deny(dp, ctx, "bad_path");
       proxy(dp, ctx, target).catch((err: unknown) => {
         if (err instanceof StoreUnavailableError) {
@@ -314,7 +317,12 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
         // Connections with no request in flight (idle keep-alive, or opened and never used) go now;
         // the rest go when their last request ends, or at the deadline.
         closeAll = () => server.closeAllConnections();
-        const deadline = setTimeout(closeAll, drainMs);
+        // At the deadline, streams still running get their last frame (shutting_down) before the sockets go.
+        const deadline = setTimeout(() => {
+          drainCut = true;
+          streams.cutAll("shutting_down");
+          setTimeout(() => closeAll?.(), 50).unref();
+        }, drainMs);
         deadline.unref();
         server.once("close", () => clearTimeout(deadline));
         if (inflight === 0) closeAll();
@@ -322,6 +330,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       });
 
       unsubscribe();
+      streams.close();
       await admin.close();
       await sessions?.store.close();
       await verifier.close();
@@ -343,6 +352,18 @@ export function redisStoreOptions(store: StoreSettings): RedisStoreOptions | nul
     case "cluster": return { ...base, cluster: { nodes: store.redisNodes } };
     case "sentinel": return { ...base, sentinel: { sentinels: store.redisNodes, name: store.sentinelName ?? "" } };
   }
+}
+
+/** One line when the store connection is lost (where, and why) and one when it is back: not one per request. */
+function withHealthLog(opts: RedisStoreOptions | null, log: Logger): RedisStoreOptions | null {
+  if (opts === null) return null;
+  return {
+    ...opts,
+    onHealth: (h) => {
+      if (h.up) log.info({ store: h.address, down_ms: h.downMs }, "store back: requests are verified again");
+      else log.error({ store: h.address, cause: h.cause }, `store lost: Redis at ${h.address} is unavailable (${h.cause}); requests that need it get 503 store_unavailable until it is back`);
+    },
+  };
 }
 
 /** With the embedded store a missing pepper is generated once and kept next to the data (mode 0600). */

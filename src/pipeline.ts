@@ -34,7 +34,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   const inQuery = tokenInQuery(target.query);
   if (inQuery !== null) return deny(dp, ctx, inQuery);
   ctx.domainId = target.segments[1] ?? "";
-  const m = resolveRoute(dp.routes.current, req.method ?? "", target.segments, 2);
+  const m = resolveRoute(dp.routes.current, req.method ?? "", target, 2);
   if (m instanceof Denial) return deny(dp, ctx, m);
   const route = (ctx.route = m.route);
 
@@ -92,6 +92,6 @@ export function deny(dp: DataPlane, ctx: RequestContext, d: Denial | ErrorCode):
   ctx.outcome = denial.error;
   // An unread body would be drained before the connection is reused; closing is cheaper for big ones.
   const close = hasBody(ctx.req) && !ctx.req.readableEnded && Number(ctx.req.headers["content-length"] ?? Infinity) > 65536;
-  sendError(ctx.res, ctx.requestId, denial.error, { message: denial.message, param: denial.param, scope: denial.scope, allow: denial.allow, close });
+  sendError(ctx.res, ctx.requestId, denial.error, { message: denial.message, param: denial.param, scope: denial.scope, allow: denial.allow, close, envelope: ctx.route?.errors ?? "openai" });
   dp.hooks.finish(ctx);
 }

@@ -11,6 +11,7 @@ import { StoreUnavailableError, type Store } from "../store/types.ts";
 import { Authenticator, type AuthResult, type Caller, type CookieAuth } from "./auth.ts";
 import type { AdminDeps, Call, Endpoint, Handler } from "./call.ts";
 import { DOMAIN_ENDPOINTS } from "./domains.ts";
+import { CATALOG_ENDPOINTS } from "./catalog.ts";
 import { hasBody } from "../http/body.ts";
 import { parseTarget, readJsonBody, sendDenial, sendJson } from "./http.ts";
 import { AdminKeys } from "./keys.ts";
@@ -51,7 +52,7 @@ export interface AdminApi {
 const BOOTSTRAP_RETRY_MS = 2000;
 
 /** Every route of the management API (tests hold these to docs/openapi.yaml). */
-export const ENDPOINTS: readonly Endpoint[] = [...PAT_ENDPOINTS, ...OPERATOR_PAT_ENDPOINTS, ...DOMAIN_ENDPOINTS, ...ROLE_ENDPOINTS, ...ME_ENDPOINTS];
+export const ENDPOINTS: readonly Endpoint[] = [...PAT_ENDPOINTS, ...OPERATOR_PAT_ENDPOINTS, ...DOMAIN_ENDPOINTS, ...ROLE_ENDPOINTS, ...ME_ENDPOINTS, ...CATALOG_ENDPOINTS];
 
 /** Builds the API once; on a first start without admin keys, creates one (see AdminKeys.bootstrap). */
 export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
@@ -94,7 +95,8 @@ export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
       (err: unknown) => {
         const code = err instanceof StoreUnavailableError ? "store_unavailable" : err instanceof IdpUnavailableError ? "idp_unavailable" : "internal_error";
         if (code === "internal_error") log.error({ err, req_id: requestId }, "management API failure");
-        else log.warn({ req_id: requestId, problem: (err as Error).message }, "management API dependency unavailable");
+        // The store says once that it is lost and once that it is back (app.ts); the admin line has the reason.
+        else if (code === "idp_unavailable") log.warn({ req_id: requestId, problem: (err as Error).message }, "management API dependency unavailable");
         sendDenial(res, requestId, deny(code));
         finish(res.statusCode, code);
       },
@@ -179,7 +181,8 @@ function actor(c: Caller): string {
   return c.kind === "operator" ? `admin:${c.keyId}` : `user:${c.userId}`;
 }
 
-function printToStderr(key: string): void {
+/** The default first-start key printer: once, on stderr, with how to use it. */
+export function printToStderr(key: string): void {
   process.stderr.write(
     "\npatgate: no admin key was configured, so this first start created one.\n" +
       "It is shown ONCE and only its hash is stored; keep it somewhere safe:\n\n" +

@@ -65,9 +65,9 @@ async function createDomain(d: AdminDeps, c: Call): Promise<Reply> {
   const id = rawId == null ? undefined : f.take(domainId(rawId, "id"));
   const fields = readDomainFields(d, f);
   if (f.problem !== null || id === undefined) return f.problem ?? deny("invalid_field");
-  if ((await d.store.getDomain(id)) !== null) return deny("domain_exists", `A domain "${id}" already exists.`, "id");
   const dom: Domain = { id, name: fields.name ?? id, upstream: fields.upstream ?? null, createdAt: d.now() };
-  await d.store.putDomain(dom);
+  // One atomic create: of two concurrent creates of one id (on any replicas), exactly one wins.
+  if (!(await d.store.insertDomain(dom))) return deny("domain_exists", `A domain "${id}" already exists; change it with PATCH /domains/${encodeURIComponent(id)} (patgate domain update).`, "id");
   c.audit("domain.create", { domain: id, upstream: dom.upstream, before: null, after: domainState(dom) });
   return created(domainView(dom), `/domains/${encodeURIComponent(id)}`);
 }

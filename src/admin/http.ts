@@ -1,6 +1,6 @@
 /** The management API's HTTP edges: request target, query, JSON body in; JSON and errors out. */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ERRORS, errorBody } from "../errors.ts";
+import { ERRORS, errorBody, retryHeaders } from "../errors.ts";
 import { hasBody, readBody } from "../http/body.ts";
 import { deny, Denial, type Result } from "./reply.ts";
 
@@ -119,6 +119,8 @@ export function sendDenial(res: ServerResponse, requestId: string, d: Denial, ex
   const headers: Record<string, string | number> = { ...BASE_HEADERS, "x-request-id": requestId, "content-length": Buffer.byteLength(text) };
   if (status === 401) headers["www-authenticate"] = d.error === "missing_credential" ? 'Bearer realm="patgate"' : 'Bearer realm="patgate", error="invalid_token"';
   if (extra.allow !== undefined) headers.allow = extra.allow.join(", ");
+  const retry = retryHeaders(d.error);
+  for (let i = 0; i < retry.length; i += 2) headers[retry[i] as string] = retry[i + 1] as string;
   // A body we did not read would otherwise have to be drained before the connection is reused.
   if (extra.close === true) headers.connection = "close";
   res.writeHead(status, headers);

@@ -4,15 +4,15 @@
  * Another user's PAT answers exactly like an unknown id. Every edit is a
  * compare-and-set on the record's version, re-applied on conflict.
  */
-import { formatScope, sameScope, type Scope } from "../scopes/scope.ts";
+import { formatScope, sameScope, scopeId, type Scope } from "../scopes/scope.ts";
 import type { PatRecord } from "../store/types.ts";
 import { newPat, rotatedPat } from "../tokens/issue.ts";
 import { formatDuration, parseDuration } from "../util/duration.ts";
 import { param, type AdminDeps, type Call, type Endpoint, type Handler } from "./call.ts";
 import { queryInt, queryParam } from "./http.ts";
 import { created, deny, noContent, ok, type Denial, type Reply, type Result } from "./reply.ts";
-import { BodyFields, MAX_SCOPES, description, patName, scopeList, userId } from "./validate.ts";
-import { PAT_STATUSES, iso, patStatus, patView, scopeView, type PatStatus } from "./views.ts";
+import { BodyFields, MAX_SCOPES, description, patName, scopeList, stringList, userId } from "./validate.ts";
+import { PAT_STATUSES, iso, patScopeView, patStatus, patView, scopeView, type PatStatus } from "./views.ts";
 
 // Attempts at a compare-and-set edit before answering edit_conflict; between
 // attempts a short random pause, so contenders (in any process) spread out.
@@ -182,10 +182,27 @@ async function mayGrant(d: AdminDeps, c: Call, scopes: readonly Scope[], field: 
     }
     const held = await d.rights.rightsIn(s.domainId, c.caller.userId);
     if (held === null || !held.has(s.operation)) {
-      return deny("scope_not_held", `You cannot grant "${formatScope(s)}" in domain "${s.domainId}": you do not hold "${s.operation}" there.`, at);
+      return deny("scope_not_held", `You cannot grant "${s.domainId}:${formatScope(s)}" (DOMAIN:TYPE:ID:OP): you do not hold "${s.operation}" in domain "${s.domainId}".`, at);
     }
   }
   return null;
+}
+
+/**
+ * Scopes that cannot grant anything now, since the effective right is `scope ∧
+ * the user's roles`: the user is not a member of the scope's domain, or no role
+ * of theirs holds its operation. Said, not refused: an operator may set up the
+ * PAT before the membership (users cannot get here: they only grant what they hold).
+ */
+async function uselessScopes(d: AdminDeps, userId: string, scopes: readonly Scope[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const s of scopes) {
+    const held = await d.rights.rightsIn(s.domainId, userId);
+    const scope = `${s.domainId}:${formatScope(s)}`;
+    if (held === null) out.push(`"${scope}" grants nothing yet: ${userId} is not a member of domain "${s.domainId}" (patgate member add ${s.domainId} ${userId} --role R).`);
+    else if (!held.has(s.operation)) out.push(`"${scope}" grants nothing yet: no role of ${userId} in domain "${s.domainId}" holds "${s.operation}".`);
+  }
+  return out;
 }
 
 // ---- handlers ---------------------------------------------------------------------
@@ -206,6 +223,7 @@ async function create(d: AdminDeps, c: Call): Promise<Reply> {
   const refused = await mayGrant(d, c, scopes, "scopes");
   if (refused !== null) return refused;
 
+  const warnings = await uselessScopes(d, who.value, scopes);
   // A fresh UUID colliding is all but impossible; one retry covers it anyway.
   for (let attempt = 0; attempt < 2; attempt++) {
     const { record, token } = newPat(d.pepper, { userId: who.value, name, description: desc, scopes, lifetimeMs: ms, now: d.now() });
@@ -213,7 +231,7 @@ async function create(d: AdminDeps, c: Call): Promise<Reply> {
     if (r === "name_taken") return nameTaken(name);
     if (r === "ok") {
       c.audit("pat.create", { ...target(record), scopes: scopes.map(scopeView), before: null, after: patSummary(record) });
-      return created({ ...patView(record, d.now()), token }, `/pats/${record.id}`);
+      return created({ ...patView(record, d.now()), token, warnings }, `/pats/${record.id}`);
     }
   }
   throw new Error("could not insert a new PAT: id taken twice");
@@ -338,7 +356,8 @@ async function revoke(d: AdminDeps, c: Call): Promise<Reply> {
 async function listScopes(d: AdminDeps, c: Call): Promise<Reply> {
   const found = await find(d, c);
   if (!found.ok) return found;
-  return ok({ total: found.value.scopes.length, scopes: found.value.scopes.map(scopeView) });
+  const pat = found.value;
+  return ok({ total: pat.scopes.length, scopes: pat.scopes.map((s) => patScopeView(pat.id, s)) });
 }
 
 async function addScopes(d: AdminDeps, c: Call): Promise<Reply> {
@@ -361,17 +380,23 @@ async function addScopes(d: AdminDeps, c: Call): Promise<Reply> {
 }
 
 async function removeScopes(d: AdminDeps, c: Call): Promise<Reply> {
-  const f = new BodyFields(c.body, ["scopes"]);
+  const f = new BodyFields(c.body, ["scopes", "scopes_id"]);
+  // The scopes themselves, or (the reference system's form) their ids as GET /pats/{id}/scope shows them.
+  const byId = f.has("scopes_id");
+  if (byId === f.has("scopes")) return deny("invalid_field", 'Send exactly one of "scopes" (the scopes to remove) and "scopes_id" (their ids, from GET /pats/{id}/scope).', byId ? "scopes_id" : "scopes");
   // Shape only: a scope the catalog no longer knows must still be removable.
-  const scopes = f.take(scopeList(f.raw("scopes"), null, { param: "scopes", min: 1 }));
-  if (f.problem !== null || scopes === undefined) return f.problem ?? deny("invalid_field");
+  const scopes = byId ? [] : f.take(scopeList(f.raw("scopes"), null, { param: "scopes", min: 1 }));
+  const ids = byId ? f.take(stringList(f.raw("scopes_id"), "scopes_id", { min: 1, max: MAX_SCOPES })) : [];
+  if (f.problem !== null || scopes === undefined || ids === undefined) return f.problem ?? deny("invalid_field");
+  const removes = (rec: PatRecord, t: Scope): boolean => (byId ? ids.includes(scopeId(rec.id, t)) : scopes.some((s) => sameScope(s, t)));
   const r = await edit(d, c, (rec) => {
-    const kept = rec.scopes.filter((t) => !scopes.some((s) => sameScope(s, t)));
+    const kept = rec.scopes.filter((t) => !removes(rec, t));
     return { ok: true, value: kept.length === rec.scopes.length ? rec : { ...rec, scopes: kept } };
   });
   if (!r.ok) return r;
   const { before, after } = r.value;
-  c.audit("pat.scope_remove", { ...target(after), scopes: scopes.map(scopeView), before: { scopes: scopesOf(before) }, after: { scopes: scopesOf(after) } });
+  const removed = byId ? before.scopes.filter((t) => removes(before, t)) : scopes;
+  c.audit("pat.scope_remove", { ...target(after), scopes: removed.map(scopeView), before: { scopes: scopesOf(before) }, after: { scopes: scopesOf(after) } });
   return ok(patView(after, d.now()));
 }
 

@@ -3,6 +3,7 @@
  * roles (this API) overlay a config role of the same name. Listing shows both,
  * each with its source and whether it is the one in effect.
  */
+import { validOperations } from "../config/catalog.ts";
 import type { Role } from "../store/types.ts";
 import { param, type AdminDeps, type Call, type Endpoint, type Handler } from "./call.ts";
 import { deny, created, noContent, ok, type Reply } from "./reply.ts";
@@ -60,7 +61,7 @@ async function putRole(d: AdminDeps, c: Call): Promise<Reply> {
   const ops = f.take(stringList(f.raw("operations"), "operations", { min: 0, max: d.settings.catalog.operations.size + 1 }));
   if (f.problem !== null || ops === undefined) return f.problem ?? deny("invalid_field");
   const unknown = ops.filter((o) => o !== ALL && !d.settings.catalog.operations.has(o));
-  if (unknown.length > 0) return deny("unknown_operation", `Unknown operation ${unknown.map((o) => `"${o}"`).join(", ")} (see catalog.operations; "*" means all).`, "operations");
+  if (unknown.length > 0) return deny("unknown_operation", `Unknown operation ${unknown.map((o) => `"${o}"`).join(", ")}; valid: ${validOperations(d.settings.catalog).join(", ")} ("*" means all; GET /catalog).`, "operations");
   const prior = await d.store.getRole(name);
   await d.store.putRole({ name, operations: ops });
   c.audit("role.put", { role: name, operations: ops, before: roleState(d, name, prior), after: { operations: ops, source: "stored" } });

@@ -3,7 +3,7 @@
  * returns a Denial naming the field (`param`) instead of throwing.
  */
 import type { Catalog } from "../config/catalog.ts";
-import { applies } from "../config/catalog.ts";
+import { applies, validOperations } from "../config/catalog.ts";
 import { DOMAINS, WILDCARD, type Scope } from "../scopes/scope.ts";
 import { deny, type Denial, type Result } from "./reply.ts";
 
@@ -166,9 +166,11 @@ function scope(v: unknown, catalog: Catalog | null, param: string): Result<Scope
   if (!catalog.entityTypes.has(s.entityType)) {
     return deny("invalid_scope", `${param}: unknown entity type "${s.entityType}" (known: ${[...catalog.entityTypes.keys()].join(", ")}).`, `${param}.entity_type`);
   }
-  if (!catalog.operations.has(s.operation)) return deny("invalid_scope", `${param}: unknown operation "${s.operation}".`, `${param}.operation`);
+  if (!catalog.operations.has(s.operation)) {
+    return deny("invalid_scope", `${param}: unknown operation "${s.operation}"; valid for "${s.entityType}": ${validOperations(catalog, s.entityType).join(", ")} (GET /catalog).`, `${param}.operation`);
+  }
   if (!applies(catalog, s.entityType, s.operation)) {
-    return deny("invalid_scope", `${param}: the operation "${s.operation}" does not apply to "${s.entityType}".`, `${param}.operation`);
+    return deny("invalid_scope", `${param}: the operation "${s.operation}" does not apply to "${s.entityType}"; valid for it: ${validOperations(catalog, s.entityType).join(", ")} (GET /catalog).`, `${param}.operation`);
   }
   // A domain-level grant only ever matches its own domain: anything else would be a scope that grants nothing.
   if (s.entityType === DOMAINS && s.entityId !== WILDCARD && s.entityId !== s.domainId) {

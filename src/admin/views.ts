@@ -2,7 +2,7 @@
  * What the management API shows of stored records. Fields are listed one by
  * one (never spread), so a secret hash can never slip into a response.
  */
-import type { Scope } from "../scopes/scope.ts";
+import { scopeId, type Scope } from "../scopes/scope.ts";
 import type { Domain, Membership, PatRecord } from "../store/types.ts";
 
 export type PatStatus = "active" | "expired" | "revoked";
@@ -13,6 +13,11 @@ export interface ScopeView {
   readonly entity_type: string;
   readonly entity_id: string;
   readonly operation: string;
+}
+
+/** A scope as it sits on a PAT: with its stable id. */
+export interface PatScopeView extends ScopeView {
+  readonly id: string;
 }
 
 export interface PatView {
@@ -48,6 +53,11 @@ function isoOrNull(ms: number | null): string | null {
 
 export function scopeView(s: Scope): ScopeView {
   return { domain_id: s.domainId, entity_type: s.entityType, entity_id: s.entityId, operation: s.operation };
+}
+
+/** A PAT's scope with its id (scopeId), as GET /pats/{id}/scope shows it. */
+export function patScopeView(patId: string, s: Scope): PatScopeView {
+  return { id: scopeId(patId, s), ...scopeView(s) };
 }
 
 export function patView(p: PatRecord, now: number): PatView {

@@ -87,6 +87,26 @@ export const DOMAIN_COMMANDS: readonly Command[] = [
     },
   },
   {
+    name: "domain update",
+    summary: "Change a domain's name or upstream (PATCH /domains/{id}).",
+    usage: "ID [--name N] [--upstream U | --default-upstream]",
+    args: ["ID"],
+    api: true,
+    options: {
+      name: { type: "string", arg: "N", help: "a new display name" },
+      upstream: { type: "string", arg: "U", help: "an upstream id from the gateway's config" },
+      "default-upstream": { type: "boolean", help: "serve it by the gateway's default_upstream again" },
+    },
+    async run(c) {
+      const upstream = c.flag("default-upstream") ? null : c.str("upstream");
+      if (c.flag("default-upstream") && c.str("upstream") !== undefined) throw new UsageError("give --upstream or --default-upstream, not both");
+      if (c.str("name") === undefined && upstream === undefined) throw new UsageError("nothing to change: give --name, --upstream or --default-upstream");
+      const body = { ...(c.str("name") === undefined ? {} : { name: c.str("name") }), ...(upstream === undefined ? {} : { upstream }) };
+      const d = await c.api.call<DomainJson>("PATCH", `/domains/${enc(c.arg(0))}`, { body });
+      return done(c, d, `Domain ${d.id} ("${d.name}") is served by ${d.upstream === null ? "the default upstream" : `upstream ${d.upstream}`}.`);
+    },
+  },
+  {
     name: "domain delete",
     summary: "Delete a domain and its memberships: every PAT stops working there at once.",
     usage: "ID",

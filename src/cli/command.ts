@@ -35,6 +35,8 @@ export interface Command {
   readonly usage: string;
   /** Positional arguments, in order; all required. */
   readonly args?: readonly string[];
+  /** Positional arguments after `args` that may be left out (the command checks what it got). */
+  readonly optionalArgs?: readonly string[];
   readonly options?: Readonly<Record<string, Opt>>;
   /** Talks to the management API: takes --url and --token. */
   readonly api?: boolean;
@@ -132,7 +134,8 @@ export function parseCommandLine(cmd: Command, argv: readonly string[]): { args:
   }
   const want = cmd.args ?? [];
   if (parsed.positionals.length < want.length) throw new UsageError(`missing ${want.slice(parsed.positionals.length).join(" ")}`);
-  if (parsed.positionals.length > want.length) throw new UsageError(`unexpected argument "${parsed.positionals[want.length] ?? ""}"`);
+  const most = want.length + (cmd.optionalArgs?.length ?? 0);
+  if (parsed.positionals.length > most) throw new UsageError(`unexpected argument "${parsed.positionals[most] ?? ""}"`);
   for (const [k, o] of Object.entries(opts)) {
     if (o.required === true && parsed.values[k] === undefined) throw new UsageError(`missing --${k}`);
   }

@@ -74,7 +74,7 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
   const method = req.method.toUpperCase();
   const raw = stripOrigin(req.target);
   const base = { method, path: raw, domain: req.domain ?? null, route: null, entity_id: null, scope: null, also_granted_by: [], roles: [] };
-  const target = splitTarget(raw);
+  const target = splitTarget(raw, true);
   if (target === null) return { ...base, refused: refusal(new Denial("bad_path")) };
   const inQuery = tokenInQuery(target.query);
   if (inQuery !== null) return { ...base, refused: refusal(inQuery) };
@@ -83,7 +83,7 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
   if (full && target.segments.length < 2) return { ...base, refused: refusal(new Denial("no_route")) };
   const domain = full ? (target.segments[1] ?? null) : (req.domain ?? null);
   const at = { ...base, domain };
-  const m = resolveRoute(table, method, target.segments, full ? 2 : 0);
+  const m = resolveRoute(table, method, target, full ? 2 : 0);
   if (m instanceof Denial) return { ...at, refused: refusal(m) };
   const r = m.route;
   const route: RouteView = { id: r.id, method: r.method, path: r.path, operation: r.operation, entity_type: r.entityType, entity: r.entity, body_limit: r.bodyLimit };

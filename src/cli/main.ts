@@ -4,15 +4,18 @@
  * line on stderr and an exit code: 0 ok, 1 error, 2 usage.
  */
 import { readFileSync } from "node:fs";
+import path from "node:path";
+import { packageRoot } from "./root.ts";
 import { DOMAIN_COMMANDS, MEMBER_COMMANDS, ROLE_COMMANDS } from "./admin.ts";
 import { Client, oneLine } from "./client.ts";
 import { CliError, Ctx, UsageError, commandHelp, parseCommandLine, type Command, type Io } from "./command.ts";
 import { ME_COMMANDS } from "./me.ts";
 import { PAT_COMMANDS } from "./pats.ts";
 import { ROUTE_COMMANDS } from "./routes.ts";
+import { CATALOG_COMMANDS } from "./catalog.ts";
 
 /** Every command, in the order help lists them. */
-export const COMMANDS: readonly Command[] = [...PAT_COMMANDS, ...DOMAIN_COMMANDS, ...MEMBER_COMMANDS, ...ROLE_COMMANDS, ...ROUTE_COMMANDS, ...ME_COMMANDS];
+export const COMMANDS: readonly Command[] = [...PAT_COMMANDS, ...DOMAIN_COMMANDS, ...MEMBER_COMMANDS, ...ROLE_COMMANDS, ...ROUTE_COMMANDS, ...ME_COMMANDS, ...CATALOG_COMMANDS];
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 // Every prefix of a command name that is not itself a command: `pat`, `pat scope`, …
@@ -26,7 +29,7 @@ The management commands call a running gateway at PATGATE_URL (default
 http://127.0.0.1:8080) with PATGATE_TOKEN: an admin key (operators) or a user's
 OIDC token. --url and --token override them. Every command takes --json.
 Exit status: 0 ok, 1 error (one line on stderr), 2 wrong usage.
-Docs: docs/cli.md`;
+Docs: docs/cli.md, in ${packageRoot()}`;
 
 /** Runs one command line; resolves with the exit code. */
 export async function main(argv: readonly string[], io: Io): Promise<number> {
@@ -119,7 +122,7 @@ function groupHelp(group: string): string {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string };
+  const pkg = JSON.parse(readFileSync(path.join(packageRoot(), "package.json"), "utf8")) as { version?: string };
   return `patgate ${pkg.version ?? "?"}`;
 }
 

@@ -22,6 +22,8 @@ interface PatJson {
   readonly status: string;
   readonly previous_secret_expires_at: string | null;
   readonly token?: string;
+  /** On create: scopes that grant nothing now (the user's membership or roles lack them). */
+  readonly warnings?: readonly string[];
 }
 
 interface PatList {
@@ -74,6 +76,7 @@ function showPat(c: Ctx, p: PatJson): void {
 function printNewToken(c: Ctx, p: PatJson, verb: string): number {
   if (c.json) {
     c.printJson(p);
+    for (const w of p.warnings ?? []) c.io.err(`warning: ${w}\n`);
     return 0;
   }
   c.io.out(`${p.token ?? ""}\n`);
@@ -82,6 +85,7 @@ function printNewToken(c: Ctx, p: PatJson, verb: string): number {
     `${verb} PAT "${p.name}" (id ${p.id}) for ${p.user_id}, expires ${p.expires_at} (${relative(p.expires_at, c.io.now())}).\n` +
       `Scopes: ${scopeText}\n` +
       (p.previous_secret_expires_at === null ? "" : `The old secret keeps working until ${p.previous_secret_expires_at}.\n`) +
+      (p.warnings ?? []).map((w) => `warning: ${w}\n`).join("") +
       "The token is printed on stdout only this once: store it now.\n",
   );
   return 0;
@@ -124,13 +128,14 @@ export const PAT_COMMANDS: readonly Command[] = [
       status: { type: "string", arg: "S", help: "only active, expired or revoked PATs" },
       name: { type: "string", arg: "N", help: "only PATs whose name contains N (any case)" },
       limit: { type: "string", arg: "N", help: "at most N PATs (1–100, default 20)" },
-      offset: { type: "string", arg: "N", help: "skip the first N" },
+      offset: { type: "string", arg: "N", help: "skip the first N (without --limit and --offset: every PAT, page by page)" },
       user: USER,
       quiet: { type: "boolean", short: "q", help: "print only the ids, one per line" },
     },
     async run(c) {
       const query = { ...who(c), status: c.str("status"), name: c.str("name"), limit: c.str("limit"), offset: c.str("offset") };
-      const r = await c.api.call<PatList>("GET", "/pats", { query });
+      // Without --limit/--offset, every page: a script reading `pat list -q` must see every PAT, not the first 20.
+      const r = c.str("limit") === undefined && c.str("offset") === undefined ? await allPages(c, query) : await c.api.call<PatList>("GET", "/pats", { query });
       if (c.json) return done(c, r, "");
       if (c.flag("quiet")) {
         c.io.out(r.pats.map((p) => `${p.id}\n`).join(""));
@@ -192,12 +197,18 @@ export const PAT_COMMANDS: readonly Command[] = [
   },
   {
     name: "pat delete",
-    summary: "Delete a PAT.",
-    usage: "ID [--user U]",
-    args: ["ID"],
+    summary: "Delete a PAT, or with --all every PAT of the user.",
+    usage: "(ID | --all) [--user U]",
+    optionalArgs: ["ID"],
     api: true,
-    options: { user: USER },
+    options: { all: { type: "boolean", help: "delete every PAT of the user (yours, or --user's for an operator)" }, user: USER },
     async run(c) {
+      if (c.flag("all")) {
+        if (c.args.length > 0) throw new UsageError("give an ID or --all, not both");
+        const r = await c.api.call<{ deleted: number }>("DELETE", "/pats", { query: who(c) });
+        return done(c, r, `Deleted ${r.deleted} PAT${r.deleted === 1 ? "" : "s"}${c.str("user") === undefined ? "" : ` of ${c.str("user") ?? ""}`}.`);
+      }
+      if (c.args.length === 0) throw new UsageError("missing ID (or --all)");
       await c.api.call("DELETE", path(c.arg(0)), { query: who(c) });
       return done(c, { id: c.arg(0), deleted: true }, `Deleted PAT ${c.arg(0)}.`);
     },
@@ -229,13 +240,15 @@ export const PAT_COMMANDS: readonly Command[] = [
   {
     name: "pat scope list",
     summary: "List a PAT's scopes, one per line.",
-    usage: "ID [--user U]",
+    usage: "ID [--ids] [--user U]",
     args: ["ID"],
     api: true,
-    options: { user: USER },
+    options: { ids: { type: "boolean", help: "print each scope's id first (for pat scope remove --id)" }, user: USER },
     async run(c) {
-      const r = await c.api.call<{ total: number; scopes: ScopeJson[] }>("GET", path(c.arg(0), "/scope"), { query: who(c) });
-      return done(c, r, r.scopes.length === 0 ? "(none: the PAT grants nothing)" : r.scopes.map(formatScope).join("\n"));
+      const r = await c.api.call<{ total: number; scopes: Array<ScopeJson & { id: string }> }>("GET", path(c.arg(0), "/scope"), { query: who(c) });
+      // One scope per line, as --scope takes it; with --ids, each after its id (what `pat scope remove --id` takes).
+      const line = (s: ScopeJson & { id: string }): string => (c.flag("ids") ? `${s.id}  ${formatScope(s)}` : formatScope(s));
+      return done(c, r, r.scopes.length === 0 ? "(none: the PAT grants nothing)" : r.scopes.map(line).join("\n"));
     },
   },
   scopeEdit("add", "Add scopes to a PAT (you can only grant what you hold)."),
@@ -255,20 +268,40 @@ export const PAT_COMMANDS: readonly Command[] = [
 ];
 
 function scopeEdit(verb: "add" | "remove", summary: string): Command {
+  const byId = verb === "remove";
   return {
     name: `pat scope ${verb}`,
     summary,
-    usage: "ID --scope S [--scope S]… [--domain D] [--user U]",
+    usage: byId ? "ID (--scope S [--scope S]… [--domain D] | --id SCOPE_ID…) [--user U]" : "ID --scope S [--scope S]… [--domain D] [--user U]",
     args: ["ID"],
     api: true,
-    options: { scope: { ...SCOPE, required: true }, domain: DOMAIN, user: USER },
+    options: {
+      scope: byId ? SCOPE : { ...SCOPE, required: true },
+      domain: DOMAIN,
+      ...(byId ? { id: { type: "string", multiple: true, arg: "SCOPE_ID", help: "a scope's id, as `pat scope list` shows it (instead of --scope)" } } : {}),
+      user: USER,
+    },
     notes: SCOPE_NOTES,
     async run(c) {
-      const p = await c.api.call<PatJson>("PATCH", path(c.arg(0), `/scope/${verb}`), { query: who(c), body: { scopes: scopes(c) } });
+      const ids = byId ? c.list("id", true) : [];
+      if (ids.length > 0 && c.list("scope").length > 0) throw new UsageError("give --scope or --id, not both");
+      const body = ids.length > 0 ? { scopes_id: ids } : { scopes: scopes(c) };
+      const p = await c.api.call<PatJson>("PATCH", path(c.arg(0), `/scope/${verb}`), { query: who(c), body });
       const list = p.scopes.length === 0 ? "  (none: the PAT grants nothing)" : p.scopes.map((s) => `  ${formatScope(s)}`).join("\n");
       return done(c, p, `PAT ${p.id} now has ${p.scopes.length} scope${p.scopes.length === 1 ? "" : "s"}:\n${list}`);
     },
   };
+}
+
+/** Every page of GET /pats, 100 at a time, as one list (stops at `total`, or at an empty page if PATs vanish meanwhile). */
+async function allPages(c: Ctx, query: Record<string, string | undefined>): Promise<PatList> {
+  const pats: PatJson[] = [];
+  let page: PatList;
+  do {
+    page = await c.api.call<PatList>("GET", "/pats", { query: { ...query, limit: "100", offset: String(pats.length) } });
+    pats.push(...page.pats);
+  } while (page.pats.length > 0 && pats.length < page.total);
+  return { total: page.total, offset: 0, limit: Math.max(pats.length, 1), pats };
 }
 
 function scopeSummary(list: readonly ScopeJson[]): string {

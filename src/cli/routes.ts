@@ -12,8 +12,9 @@ import { CliError } from "./command.ts";
 import { oneLine } from "./client.ts";
 import type { Explanation } from "./explain.ts";
 import { fields } from "./format.ts";
+import { packageRoot } from "./root.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..", "..");
+const ROOT = packageRoot();
 const CONFIG: Opt = { type: "string", arg: "FILE", help: "the gateway's config (env PATGATE_CONFIG; default config/patgate.yaml)" };
 const ROUTES: Opt = { type: "string", arg: "FILE", help: "the route table (default: the config's routes_file)" };
 

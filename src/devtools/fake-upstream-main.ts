@@ -68,7 +68,12 @@ if (args.quiet !== true) {
   };
 }
 
-const upstream = await startFakeUpstream(opts);
+const upstream = await startFakeUpstream(opts).catch((err: NodeJS.ErrnoException) => {
+  // One line a person can act on, not a stack trace: the port is the usual reason.
+  if (err.code === "EADDRINUSE") process.stderr.write(`fake upstream: port ${port} on ${opts.host ?? ""} is already in use; free it, or pick another with --port <n>\n`);
+  else process.stderr.write(`fake upstream: cannot start: ${err.message}\n`);
+  process.exit(1);
+});
 process.stdout.write(`fake upstream listening on ${upstream.url}\n`);
 
 let stopping = false;

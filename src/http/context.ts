@@ -3,11 +3,18 @@ import type { Route } from "../routing/table.ts";
 import type { Need } from "../scopes/scope.ts";
 import type { VerifiedPat } from "../tokens/verifier.ts";
 import type { Usage } from "../upstream/usage.ts";
+import type { ErrorCode } from "../errors.ts";
 
 const NONE: readonly Need[] = Object.freeze([]);
 
 /** Why a request ended the way it did: a catalogue code, or "ok" when it was forwarded. */
 export type Outcome = string;
+
+/** A response being relayed as a stream, which the gateway can end in-band (an error frame, then the end). */
+export interface StreamRelay {
+  /** Ends the stream with `code` (a catalogue code) as its last frame, or cuts the connection mid-frame. */
+  cut(code: ErrorCode): void;
+}
 
 /**
  * The one object a data-plane request carries through the pipeline. Fixed
@@ -27,8 +34,12 @@ export class RequestContext {
   /** The presented token, kept for the request's life so a running stream can be re-decided after a change. */
   token: string;
   outcome: Outcome;
-  /** Set when the gateway cuts a running response because the grant behind it changed. */
+  /** Set when the gateway cuts a running response: the grant behind it changed or ended, or the drain deadline passed. */
   cutReason: string | null;
+  /** When the token's own validity ends (expiry, or a rotated-out secret's grace end), epoch ms; 0 until verified. */
+  until: number;
+  /** The running stream, once the response is one (set by the forwarder). */
+  relay: StreamRelay | null;
   upstreamStartedAt: number;
   upstreamHeadersAt: number;
   upstreamFirstByteAt: number;
@@ -51,6 +62,8 @@ export class RequestContext {
     this.token = "";
     this.outcome = "pending";
     this.cutReason = null;
+    this.until = 0;
+    this.relay = null;
     this.upstreamStartedAt = 0;
     this.upstreamHeadersAt = 0;
     this.upstreamFirstByteAt = 0;

@@ -1,22 +1,24 @@
 import type { ServerResponse } from "node:http";
-import { ERRORS, errorBody, type ErrorCode } from "../errors.ts";
+import { ERRORS, errorBody, retryHeaders, type ErrorCode, type ErrorEnvelope } from "../errors.ts";
 
 /**
- * Sends a catalogue error in the OpenAI envelope. 401s carry WWW-Authenticate
- * (RFC 6750) so clients know to fetch a new token; 403s name the missing scope.
+ * Sends a catalogue error in the route's envelope (OpenAI's unless the route
+ * says otherwise). 401s carry WWW-Authenticate (RFC 6750) so clients know to
+ * fetch a new token; 403s name the missing scope; the retry headers SDKs obey
+ * come from the catalogue.
  */
 export function sendError(
   res: ServerResponse,
   requestId: string,
   code: ErrorCode,
-  opts: { message?: string | undefined; param?: string | null | undefined; scope?: string | undefined; allow?: readonly string[] | undefined; close?: boolean } = {},
+  opts: { message?: string | undefined; param?: string | null | undefined; scope?: string | undefined; allow?: readonly string[] | undefined; close?: boolean; envelope?: ErrorEnvelope } = {},
 ): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const status = ERRORS[code].status;
-  const body = errorBody(code, opts.message, opts.param);
+  const body = errorBody(code, opts.message, opts.param, opts.envelope);
   const headers: Record<string, string | number> = {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
@@ -31,6 +33,8 @@ export function sendError(
     headers["www-authenticate"] = `Bearer realm="patgate", error="insufficient_scope", scope="${scope}"`;
   }
   if (opts.allow !== undefined) headers.allow = opts.allow.join(", ");
+  const retry = retryHeaders(code);
+  for (let i = 0; i < retry.length; i += 2) headers[retry[i] as string] = retry[i + 1] as string;
   // A body we did not read would otherwise be drained before the connection is reused.
   if (opts.close === true) headers.connection = "close";
   res.writeHead(status, headers);

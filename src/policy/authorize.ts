@@ -59,7 +59,7 @@ export function authorize(d: Deciders, ctx: RequestContext, token: string, route
 function rightsOf(d: Deciders, ctx: RequestContext, route: Route, v: VerifyResult): Granted | Denial | Promise<Granted | Denial> {
   if (!v.ok) return TOKEN_DENIAL[v.reason];
   const pat = (ctx.pat = v.pat);
-  const until = v.until;
+  const until = (ctx.until = v.until);
   const ph = d.rights.rightsIn(ctx.domainId, pat.record.userId);
   if (ph instanceof Promise) return ph.then((held) => heldAllows(d, ctx.domainId, route, pat, until, held));
   return heldAllows(d, ctx.domainId, route, pat, until, ph);
@@ -145,6 +145,6 @@ function roleDenied(operation: string, domainId: string): Denial {
 
 function scopeMissing(need: Need): Denial {
   const scope = formatNeed(need);
-  return new Denial("insufficient_scope", { scope, message: `The token lacks the scope "${scope}" in domain "${need.domainId}".` });
+  return new Denial("insufficient_scope", { scope, message: `The token lacks the scope "${need.domainId}:${scope}" (DOMAIN:TYPE:ID:OP, as \`patgate pat scope add\` takes it).` });
 }
 

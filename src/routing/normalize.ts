@@ -18,7 +18,14 @@ export interface Target {
   readonly segments: string[];
   /** The same segments as received (still percent-encoded). */
   readonly rawSegments: string[];
+  /**
+   * Only when splitTarget was asked to accept encoded slashes and met one: the
+   * index of the first segment holding a `%2F` (decoded to `/` in `segments`).
+   */
+  readonly slashedAt?: number;
 }
+
+const ENCODED_SLASH = /%2F/gi;
 
 // Characters allowed unencoded in a path segment: RFC 3986 pchar minus ';'
 // (some servers strip `;params` from segments, a classic auth-bypass) and with
@@ -52,9 +59,12 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Split and validate a request target; null means "not canonical" (→ 400 bad_path).
- * Never throws.
+ * With `encodedSlashes`, a `%2F` inside a segment is decoded to `/` instead of
+ * refused (when the parts it separates are clean segments themselves) and
+ * `slashedAt` says where: only a `{name+}` parameter may take it (see
+ * resolveRoute in request.ts). Never throws.
  */
-export function splitTarget(rawUrl: string): Target | null {
+export function splitTarget(rawUrl: string, encodedSlashes = false): Target | null {
   if (typeof rawUrl !== "string" || rawUrl.charCodeAt(0) !== 0x2f /* / */) return null;
 
   const q = rawUrl.indexOf("?");
@@ -65,6 +75,7 @@ export function splitTarget(rawUrl: string): Target | null {
   const segments: string[] = [];
   const rawSegments: string[] = [];
   if (rawPath.length === 1) return { rawPath, query, segments, rawSegments };
+  let slashedAt = -1;
 
   const len = rawPath.length;
   let start = 1;
@@ -75,7 +86,13 @@ export function splitTarget(rawUrl: string): Target | null {
       // Empty segment: `//` anywhere or a trailing slash. Neither is guessed at.
       if (i === start) return null;
       const raw = rawPath.slice(start, i);
-      const decoded = hasPercent ? decodeSegment(raw) : raw;
+      let decoded = hasPercent ? decodeSegment(raw, false) : raw;
+      // Cold path: the segment may hold an encoded '/', which the caller accepts where a {name+} parameter is.
+      if (decoded === null && hasPercent && encodedSlashes) {
+        decoded = decodeSegment(raw, true);
+        if (decoded === null || !cleanParts(decoded)) return null;
+        if (slashedAt === -1) slashedAt = segments.length;
+      }
       if (decoded === null || decoded === "." || decoded === "..") return null;
       rawSegments.push(raw);
       segments.push(decoded);
@@ -87,7 +104,23 @@ export function splitTarget(rawUrl: string): Target | null {
       hasPercent = true;
     }
   }
-  return { rawPath, query, segments, rawSegments };
+  return slashedAt === -1 ? { rawPath, query, segments, rawSegments } : { rawPath, query, segments, rawSegments, slashedAt };
+}
+
+/**
+ * The raw path to forward. An encoded `/` (accepted only inside a `{name+}`
+ * parameter: see resolveRoute) is forwarded as a plain `/`, the form such a
+ * parameter matches and backends route (`meta-llama%2FLlama-3` →
+ * `meta-llama/Llama-3`). `rawSegments` stay as received.
+ */
+export function forwardedPath(t: Target): string {
+  return t.slashedAt === undefined ? t.rawPath : t.rawPath.replace(ENCODED_SLASH, "/");
+}
+
+/** A decoded segment holding `/`: each part it separates must be a segment splitTarget would accept on its own. */
+function cleanParts(decoded: string): boolean {
+  for (const part of decoded.split("/")) if (part === "" || part === "." || part === "..") return false;
+  return true;
 }
 
 // The query is forwarded untouched and parsed by the upstream; we only refuse
@@ -100,7 +133,7 @@ function queryIsClean(query: string): boolean {
   return true;
 }
 
-function decodeSegment(raw: string): string | null {
+function decodeSegment(raw: string, slashOk: boolean): string | null {
   const bytes = new Uint8Array(raw.length);
   let n = 0;
   let nonAscii = false;
@@ -114,7 +147,7 @@ function decodeSegment(raw: string): string | null {
     const lo = i + 2 < raw.length ? hexValue(raw.charCodeAt(i + 2)) : -1;
     if (hi < 0 || lo < 0) return null;
     const b = hi * 16 + lo;
-    if (BAD_ENCODED[b] === 1) return null;
+    if (BAD_ENCODED[b] === 1 && !(slashOk && b === 0x2f)) return null;
     if (b >= 0x80) nonAscii = true;
     bytes[n++] = b;
     i += 2;

@@ -6,16 +6,23 @@
  */
 import { Denial } from "../errors.ts";
 import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId, type EntityResult } from "./entity.ts";
+import type { Target } from "./normalize.ts";
 import type { EntitySource, Match, Route, RouteTable } from "./table.ts";
 
 /** A request matched to its route, with the path parameters it bound. */
 export type RouteMatch = Extract<Match, { kind: "ok" }>;
 
 const NO_ROUTE = new Denial("no_route");
+const MISPLACED_SLASH = new Denial("bad_path", { message: "An encoded '/' (%2F) is accepted only inside a path parameter that takes '/' ({name+})." });
 
-/** The route for `method` and the decoded path `segments` from index `start` on: 404, or 405 with the methods the path has. */
-export function resolveRoute(table: RouteTable, method: string, segments: readonly string[], start: number): RouteMatch | Denial {
-  const m = table.match(method, segments, start);
+/**
+ * The route for `method` and the target's decoded segments from index `start`
+ * on: 404, or 405 with the methods the path has. An encoded `/` is refused
+ * (400) unless it lies inside the matched route's `{name+}` parameter.
+ */
+export function resolveRoute(table: RouteTable, method: string, target: Target, start: number): RouteMatch | Denial {
+  const m = table.match(method, target.segments, start);
+  if (target.slashedAt !== undefined && (m.kind !== "ok" || m.restAt < 0 || target.slashedAt < m.restAt)) return MISPLACED_SLASH;
   if (m.kind === "ok") return m;
   if (m.kind === "no_route") return NO_ROUTE;
   return new Denial("method_not_allowed", { allow: m.allow });

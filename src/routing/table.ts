@@ -10,6 +10,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yam
 import type { Document, Node as YamlNode } from "yaml";
 import { applies } from "../config/catalog.ts";
 import type { Catalog } from "../config/catalog.ts";
+import { ERROR_ENVELOPES, type ErrorEnvelope } from "../errors.ts";
 
 /** Where a route reads the id of the entity it acts on. */
 export type EntitySource =
@@ -34,6 +35,8 @@ export interface Route {
    * is authorized with its own operation.
    */
   readonly also: readonly AlsoNeeds[];
+  /** The shape of the gateway's own error bodies on this route (its clients' format). */
+  readonly errors: ErrorEnvelope;
 }
 
 /** A further body field checked as its own requirement. */
@@ -44,7 +47,8 @@ export interface AlsoNeeds {
 
 /** The outcome of matching one request against the table. */
 export type Match =
-  | { readonly kind: "ok"; readonly route: Route; readonly params: ReadonlyMap<string, string> }
+  /** `restAt`: the index in `segments` where the route's `{name+}` parameter starts, -1 when it has none. */
+  | { readonly kind: "ok"; readonly route: Route; readonly params: ReadonlyMap<string, string>; readonly restAt: number }
   | { readonly kind: "no_route" }
   | { readonly kind: "method_not_allowed"; readonly allow: readonly string[] };
 
@@ -225,7 +229,7 @@ export class RouteTable {
 
 function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], start: number): Match | null {
   const route = mr.byPath.get(key);
-  if (route !== undefined) return { kind: "ok", route, params: NO_PARAMS };
+  if (route !== undefined) return { kind: "ok", route, params: NO_PARAMS, restAt: -1 };
   const n = segments.length - start;
   for (const c of mr.dynamic) {
     const segs = c.segs;
@@ -240,12 +244,14 @@ function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], sta
     }
     if (!ok) continue;
     const params = new Map<string, string>();
+    let restAt = -1;
     for (let i = 0; i < segs.length; i++) {
       const s = segs[i];
       if (s === undefined || s.kind === LIT) continue;
+      if (s.kind === REST) restAt = start + i;
       params.set(s.text, s.kind === REST ? segments.slice(start + i).join("/") : (segments[start + i] ?? ""));
     }
-    return { kind: "ok", route: c.route, params };
+    return { kind: "ok", route: c.route, params, restAt };
   }
   return null;
 }
@@ -254,7 +260,7 @@ function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], sta
 
 const TOP_KEYS = ["version", "defaults", "routes"] as const;
 const DEFAULTS_KEYS = ["body_limit"] as const;
-const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit"] as const;
+const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit", "errors"] as const;
 const ENTITY_KEYS = ["type", "from", "field", "param", "also"] as const;
 const ALSO_KEYS = ["field", "operation"] as const;
 const FROM_VALUES = ["body", "form", "path", "domain"] as const;
@@ -395,6 +401,15 @@ function bodyLimit(e: Entry | undefined, fallback: number, what: string, p: Prob
   return n;
 }
 
+/** `errors: openai | ollama`: the envelope of the gateway's own errors on the route (default openai). */
+function errorEnvelope(e: Entry | undefined, what: string, p: Problems): ErrorEnvelope {
+  if (e === undefined) return "openai";
+  const v = isScalar(e.value) ? e.value.value : undefined;
+  if (typeof v === "string" && (ERROR_ENVELOPES as readonly string[]).includes(v)) return v as ErrorEnvelope;
+  p.add(e.value ?? e.key, `${what}: errors must be one of ${ERROR_ENVELOPES.join(", ")} (the shape of the gateway's error bodies on this route)`);
+  return "openai";
+}
+
 /** A route as read; `route` is null when some field is invalid, but the
  * overlap check still runs on any route whose id, method and path are valid. */
 interface Draft {
@@ -524,6 +539,7 @@ function readRoute(
   }
 
   const limit = bodyLimit(m.get("body_limit"), defaultLimit, what, p);
+  const errors = errorEnvelope(m.get("errors"), what, p);
 
   const entEntry = required(m, "entity", node, what, p);
   let entityType: string | null = null;
@@ -602,7 +618,7 @@ function readRoute(
   if (id === null || method === null || path === null || segs === null || !METHODS.has(method)) return null;
   let route: Route | null = null;
   if (p.list.length === before && operation !== null && entityType !== null && entity !== null) {
-    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit, also: Object.freeze(also) });
+    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit, also: Object.freeze(also), errors });
   }
   return { id, method, path, segs, node, route };
 }

@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /** A grant on a PAT: one operation on one entity (or `*`) of one type in one domain. */
 export interface Scope {
   readonly domainId: string;
@@ -72,4 +74,13 @@ export function sameScope(a: Scope, b: Scope): boolean {
     a.entityId === b.entityId &&
     a.operation === b.operation
   );
+}
+
+/**
+ * A scope's stable id on one PAT (what `PATCH /pats/{id}/scope/remove` takes as
+ * `scopes_id`): derived from the PAT id and the scope itself, so it needs no
+ * storage, is the same on every read and replica, and differs between PATs.
+ */
+export function scopeId(patId: string, s: Scope): string {
+  return createHash("sha256").update(key(patId, s.domainId, s.entityType, s.entityId) + SEP + s.operation).digest("hex").slice(0, 24);
 }

@@ -266,6 +266,14 @@ export class EmbeddedStore implements Store {
     });
   }
 
+  insertDomain(domain: Domain): Promise<boolean> {
+    return this.#mutate((s): Change<boolean> => {
+      if (s.domains.has(domain.id)) return unchanged(false);
+      const rec = normalizeDomain(domain);
+      return { next: { ...s, domains: withEntry(s.domains, rec.id, rec) }, result: true, events: [{ kind: "domain", id: rec.id }] };
+    });
+  }
+
   deleteDomain(id: string): Promise<boolean> {
     return this.#mutate((s): Change<boolean> => {
       const existed = s.domains.has(id);

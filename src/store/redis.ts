@@ -30,7 +30,17 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs?: number;
   /** A call that gets no answer within this time rejects with StoreUnavailableError; default 1000. */
   readonly commandTimeoutMs?: number;
+  /**
+   * Told once when the connection is lost (with the address and the cause) and
+   * once when it is back: state changes, not one call per failed request or reconnect.
+   */
+  readonly onHealth?: (h: StoreHealth) => void;
 }
+
+/** A change of the store connection's state, for one log line each way. */
+export type StoreHealth =
+  | { readonly up: false; readonly address: string; readonly cause: string }
+  | { readonly up: true; readonly address: string; readonly downMs: number };
 
 const DEFAULT_PREFIX = "patgate:";
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
@@ -157,6 +167,14 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1`,
   },
+  // KEYS: hash. ARGV: field, json, channel, event. Only when the field is absent (an atomic create); 0 when it exists.
+  pgHashInsert: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1`,
+  },
   // KEYS: hash. ARGV: field, channel, event. Publishes only when something was deleted.
   pgHashDel: {
     numberOfKeys: 1,
@@ -231,17 +249,38 @@ export class RedisStore implements Store {
   #closed = false;
   // Set by the first connection error; only used to end connect()'s initial wait early.
   #sawError = false;
+  /** Where the store is, for people: host:port, the Sentinel master, or the Cluster seeds (never credentials). */
+  readonly #address: string;
+  /** Why the connection is down, from the last connection error; null while it is up. */
+  #cause: string | null = null;
+  /** null until the first connection settles; then whether it is up, for onHealth's once-per-change lines. */
+  #up: boolean | null = null;
+  #downSince = 0;
+  readonly #onHealth: ((h: StoreHealth) => void) | undefined;
 
-  private constructor(client: Client, keys: Keys, makeFeedConn: () => Redis) {
+  private constructor(client: Client, keys: Keys, makeFeedConn: () => Redis, address: string, onHealth: ((h: StoreHealth) => void) | undefined) {
     this.#client = client;
     this.#keys = keys;
+    this.#address = address;
+    this.#onHealth = onHealth;
     // ioredis emits 'error' on every failed (re)connect; without a listener that is
     // an unhandled 'error' event. The state is what matters: calls fail fast meanwhile.
-    client.on("error", () => {
+    client.on("error", (err: Error) => {
       this.#sawError = true;
+      this.#down(connectionCause(err));
       this.#wake();
     });
-    for (const ev of ["ready", "close", "end"]) client.on(ev, () => this.#wake());
+    client.on("ready", () => {
+      this.#cause = null;
+      if (this.#up === false) this.#onHealth?.({ up: true, address: this.#address, downMs: Math.round(performance.now() - this.#downSince) });
+      this.#up = true;
+      this.#wake();
+    });
+    client.on("close", () => {
+      if (!this.#closed) this.#down(this.#cause ?? "the connection closed");
+      this.#wake();
+    });
+    client.on("end", () => this.#wake());
     this.#feed = new ChangeFeed(makeFeedConn, keys.channel, {
       event: (e, at) => {
         this.#deliver(e, at);
@@ -263,13 +302,14 @@ export class RedisStore implements Store {
     const keys = new Keys(prefix);
 
     let store: RedisStore;
+    const address = describeAddress(opts);
     if (plan.mode === "cluster") {
       const cluster = new Cluster(plan.seeds, { ...plan.options, scripts: SCRIPTS });
-      store = new RedisStore(cluster, keys, clusterFeedConnections(cluster, plan.seeds, plan.node));
+      store = new RedisStore(cluster, keys, clusterFeedConnections(cluster, plan.seeds, plan.node), address, opts.onHealth);
     } else {
       const client = plan.mode === "sentinel" ? new Redis({ ...plan.options, scripts: SCRIPTS }) : new Redis(plan.url, { ...plan.options, scripts: SCRIPTS });
       // The subscriber follows the same server (or the same Sentinel-resolved master).
-      store = new RedisStore(client, keys, () => client.duplicate({ autoResubscribe: false, scripts: {} }));
+      store = new RedisStore(client, keys, () => client.duplicate({ autoResubscribe: false, scripts: {} }), address, opts.onHealth);
     }
     store.#feed.start();
     await store.#settle(plan.connectTimeoutMs);
@@ -294,6 +334,15 @@ export class RedisStore implements Store {
     });
   }
 
+  /** The connection is down: say so once (until it is back), with the cause. */
+  #down(cause: string): void {
+    this.#cause = cause;
+    if (this.#up === false || this.#closed) return;
+    this.#up = false;
+    this.#downSince = performance.now();
+    this.#onHealth?.({ up: false, address: this.#address, cause });
+  }
+
   #wake(): void {
     for (const w of [...this.#watchers]) w();
   }
@@ -315,7 +364,9 @@ export class RedisStore implements Store {
     } catch (err) {
       // A caller's mistake (TypeError) is not an outage: let it through as is.
       if (err instanceof StoreUnavailableError || err instanceof TypeError) throw err;
-      throw new StoreUnavailableError(`Redis store unavailable: ${errorMessage(err)}`, { cause: err });
+      // ioredis' own text ("Stream isn't writeable…") says neither where nor why: the connection's last error does.
+      const why = this.#cause ?? callCause(err, this.#client.status);
+      throw new StoreUnavailableError(`Redis at ${this.#address} is unavailable: ${why}`, { cause: err });
     }
   }
 
@@ -414,6 +465,14 @@ export class RedisStore implements Store {
       const k = this.#keys;
       const json = JSON.stringify({ id: domain.id, name: domain.name, upstream: domain.upstream, createdAt: domain.createdAt });
       await this.#run("pgHashPut", k.domains, domain.id, json, k.channel, eventJson({ kind: "domain", id: domain.id }));
+    });
+  }
+
+  insertDomain(domain: Domain): Promise<boolean> {
+    return this.#call(async () => {
+      const k = this.#keys;
+      const json = JSON.stringify({ id: domain.id, name: domain.name, upstream: domain.upstream, createdAt: domain.createdAt });
+      return (await this.#run("pgHashInsert", k.domains, domain.id, json, k.channel, eventJson({ kind: "domain", id: domain.id }))) === 1;
     });
   }
 
@@ -899,6 +958,41 @@ function parseEvent(message: string): ChangeEvent | null {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Where the store is, without credentials: `redis://host:port/db`, the Sentinel master and sentinels, or the Cluster seeds. */
+export function describeAddress(opts: RedisStoreOptions): string {
+  const nodes = (list: readonly { host: string; port: number }[]): string => list.map((n) => `${n.host}:${n.port}`).join(",");
+  if (opts.cluster !== undefined) return `cluster ${nodes(opts.cluster.nodes)}`;
+  if (opts.sentinel !== undefined) return `sentinel master "${opts.sentinel.name}" via ${nodes(opts.sentinel.sentinels)}`;
+  if (opts.url === undefined) return "(no address)";
+  try {
+    const u = new URL(opts.url);
+    return `${u.protocol}//${u.host}${u.pathname === "/" ? "" : u.pathname}`;
+  } catch {
+    return "(an unparsable URL)";
+  }
+}
+
+/** A connection error as people read it: what failed and the system's code (`connect ECONNREFUSED 127.0.0.1:6379`). */
+function connectionCause(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const msg = err.message;
+  if (code === "ECONNREFUSED") return `connection refused (${msg}): is redis-server running there?`;
+  if (code === "ECONNRESET" || code === "EPIPE") return `the connection was reset (${msg})`;
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return `the host name does not resolve (${msg})`;
+  if (code === "ETIMEDOUT" || /timeout/i.test(msg)) return `no answer in time (${msg})`;
+  if (/NOAUTH|WRONGPASS|invalid password|ACL/i.test(msg)) return `authentication failed (${msg}): check the password or ACL user in the URL`;
+  return code === undefined || msg.includes(code) ? msg : `${msg} (${code})`;
+}
+
+/** A failed call as people read it, when no connection error says more. */
+function callCause(err: unknown, status: string): string {
+  const msg = errorMessage(err);
+  // ioredis' texts for "no connection" (we run without an offline queue) and for a command timeout.
+  if (msg.startsWith("Stream isn't writeable") || msg.startsWith("Connection is closed")) return `the connection is down (${status === "ready" ? "it just closed" : status})`;
+  if (/timed out/i.test(msg)) return `no answer within the command timeout (${msg})`;
+  return msg;
 }
 
 function errorMessage(err: unknown): string {

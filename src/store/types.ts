@@ -94,6 +94,11 @@ export interface Store {
   getDomain(id: string): Promise<Domain | null>;
   listDomains(): Promise<Domain[]>;
   putDomain(domain: Domain): Promise<void>;
+  /**
+   * Creates the domain only if no domain has its id, atomically (of two
+   * concurrent creates of one id, exactly one gets true); false when it exists.
+   */
+  insertDomain(domain: Domain): Promise<boolean>;
   /** Deletes the domain and all its memberships. */
   deleteDomain(id: string): Promise<boolean>;
 

@@ -1,15 +1,19 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
-import type { RequestContext } from "../http/context.ts";
+import type { RequestContext, StreamRelay } from "../http/context.ts";
 import { sendError } from "../http/respond.ts";
 import { BodyTooLargeError } from "../http/body.ts";
-import type { ErrorCode } from "../errors.ts";
+import { errorBody, type ErrorCode } from "../errors.ts";
 import type { HeaderPolicy } from "./headers.ts";
 import type { PooledTarget } from "./upstreams.ts";
 import { Tail, usageFromTail } from "./usage.ts";
 
 const STREAMING_TYPES = ["text/event-stream", "application/x-ndjson", "application/jsonl"];
+// A cut stream whose client does not take its last frame within this time is closed without waiting further.
+const CUT_FLUSH_MS = 2000;
+// The end of an SSE event (a blank line), in any of the line endings the format allows.
+const SSE_EVENT_END = /(?:\r\n\r\n|\n\n|\r\r)$/;
 
 /** What the data plane hears from a forwarded request: its end (once), and the start of a stream. */
 export interface ForwardHooks {
@@ -26,12 +30,16 @@ class ClientGone extends Error {
  * body chunk as it arrives (never buffered), with backpressure both ways and
  * the upstream request aborted as soon as the client leaves.
  */
-class ProxyHandler implements Dispatcher.DispatchHandler {
+class ProxyHandler implements Dispatcher.DispatchHandler, StreamRelay {
   readonly #ctx: RequestContext;
   readonly #policy: HeaderPolicy;
   readonly #hooks: ForwardHooks;
   #controller: Dispatcher.DispatchController | null = null;
   #finished = false;
+  /** Set when the gateway ended the stream: later upstream data is dropped. */
+  #cut = false;
+  /** The response is Server-Sent Events (else NDJSON-like), for the shape of a cut's last frame. */
+  #sse = false;
   readonly #tail = new Tail();
 
   constructor(ctx: RequestContext, policy: HeaderPolicy, hooks: ForwardHooks) {
@@ -55,6 +63,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     const type = headers["content-type"];
     const streaming = typeof type === "string" && STREAMING_TYPES.some((t) => type.startsWith(t));
     ctx.streaming = streaming;
+    this.#sse = streaming && type.startsWith("text/event-stream");
     if (streaming) {
       // Tell nginx-style ingresses not to buffer; send headers now so the first byte is not held back.
       out["x-accel-buffering"] = "no";
@@ -64,11 +73,13 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     else ctx.res.writeHead(statusCode, out);
     if (streaming) {
       ctx.res.flushHeaders();
+      ctx.relay = this;
       this.#hooks.streamStarted(ctx);
     }
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#cut) return;
     const ctx = this.#ctx;
     if (ctx.responseBytes === 0) ctx.upstreamFirstByteAt = performance.now();
     ctx.responseBytes += chunk.length;
@@ -77,6 +88,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.#cut) return;
     const ctx = this.#ctx;
     if (ctx.responseBytes > 0) ctx.usage = usageFromTail(this.#tail.text());
     ctx.res.end();
@@ -93,7 +105,46 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
     this.#finish(code);
     // Mid-body failures cannot be reported in-band: cut the connection so the client sees a truncated response, not a clean end.
     if (ctx.res.headersSent) ctx.res.destroy();
-    else sendError(ctx.res, ctx.requestId, code);
+    else sendError(ctx.res, ctx.requestId, code, { envelope: ctx.route?.errors ?? "openai" });
+  }
+
+  /**
+   * Ends the stream on the gateway's behalf: the upstream request is aborted,
+   * and the client gets one last frame saying why (an SSE `error` event, or an
+   * NDJSON error line; the route's envelope), then the end. Mid-frame there is
+   * no in-band way to say it: the connection is cut.
+   */
+  cut(code: ErrorCode): void {
+    const ctx = this.#ctx;
+    if (this.#finished || this.#cut || ctx.res.destroyed) return;
+    this.#cut = true;
+    ctx.cutReason = code;
+    const frame = this.#errorFrame(code);
+    if (this.#controller !== null && !this.#controller.aborted) this.#controller.abort(new ClientGone("cut by the gateway"));
+    this.#finish(code);
+    if (frame === null) {
+      ctx.res.destroy();
+      return;
+    }
+    ctx.res.end(frame);
+    // A client that stopped reading must not hold the socket open for ever.
+    const res = ctx.res;
+    const timer = setTimeout(() => res.destroy(), CUT_FLUSH_MS);
+    timer.unref();
+    res.once("close", () => clearTimeout(timer));
+  }
+
+  /** The last frame for a cut stream, or null when the bytes so far end mid-frame. */
+  #errorFrame(code: ErrorCode): string | null {
+    const ctx = this.#ctx;
+    const envelope = ctx.route?.errors ?? "openai";
+    const body = errorBody(code, undefined, null, envelope);
+    const sse = this.#sse;
+    if (ctx.responseBytes > 0) {
+      const tail = this.#tail.text();
+      if (sse ? !SSE_EVENT_END.test(tail) : !tail.endsWith("\n")) return null;
+    }
+    return sse ? `event: error\ndata: ${body}\n\n` : `${body}\n`;
   }
 
   #finish(outcome: string): void {

@@ -6,7 +6,7 @@
  */
 import { Denial } from "../errors.ts";
 import type { RequestContext } from "../http/context.ts";
-import type { Target } from "../routing/normalize.ts";
+import { forwardedPath, type Target } from "../routing/normalize.ts";
 import type { Domain } from "../store/types.ts";
 import type { HeaderPolicy } from "./headers.ts";
 import type { PooledTarget, Upstreams } from "./upstreams.ts";
@@ -29,7 +29,7 @@ export function upstreamCall(upstreams: Upstreams, policy: HeaderPolicy, ctx: Re
   const extra = ["x-request-id", ctx.requestId];
   const credential = picked.upstream.credential;
   if (credential !== null) extra.push(credential.header, credential.value);
-  // Everything after `/proxy/<domain>`, exactly as the client sent it (the normalised raw path).
-  const path = target.rawPath.slice(target.rawSegments[0]!.length + target.rawSegments[1]!.length + 2) + target.query;
+  // Everything after `/proxy/<domain>`, as the client sent it (an encoded '/' inside a {name+} parameter decoded: see forwardedPath).
+  const path = forwardedPath(target).slice(target.rawSegments[0]!.length + target.rawSegments[1]!.length + 2) + target.query;
   return { target: picked, path, headers: policy.requestHeaders(ctx.req.rawHeaders, extra, credential === null ? null : credential.header) };
 }

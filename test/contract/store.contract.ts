@@ -315,6 +315,18 @@ export function storeContract(name: string, makeStore: () => Promise<StoreFixtur
         expect(await store.listDomains()).toEqual([b]);
       });
 
+      it("insertDomain creates a domain only once: of concurrent creates of one id, exactly one wins", async () => {
+        expect(await store.insertDomain(dom("dom-new"))).toBe(true);
+        expect(await store.insertDomain(dom("dom-new", { name: "Other" }))).toBe(false);
+        expect((await store.getDomain("dom-new"))?.name).toBe("Domain dom-new");
+        // Racing creates, from this instance and (where the store has one) a second over the same data.
+        const other = fx.peer === undefined ? store : await fx.peer();
+        const racers = Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? store : other).insertDomain(dom("dom-race", { name: `racer ${i}` })));
+        const won = (await Promise.all(racers)).filter((x) => x);
+        expect(won).toHaveLength(1);
+        expect((await store.getDomain("dom-race"))?.name).toMatch(/^racer \d$/);
+      });
+
       it("keeps memberships by domain and by user", async () => {
         const m1: Membership = { domainId: "dom-a", userId: "alice", roles: ["admin", "user"] };
         const m2: Membership = { domainId: "dom-a", userId: "bob", roles: ["user"] };

@@ -38,6 +38,29 @@ describe("domains, members and roles", () => {
     await fx?.close();
   });
 
+  it("GET /catalog shows every entity type with its operations, to users and operators alike", async () => {
+    const alice = await fx.user("catalog-reader");
+    for (const who of [ops, alice]) {
+      const r = await who.get<{ entity_types: Array<{ name: string; operations: string[] }>; operations: Array<{ name: string; description: string | null }> }>("/catalog");
+      expect(r.status).toBe(200);
+      const types = new Map(r.body.entity_types.map((t) => [t.name, t.operations]));
+      expect(types.get("datasets")).toEqual(["read", "update", "delete"]);
+      expect(types.get("models")).toContain("llm_chat_completions");
+      expect(types.get("models")).not.toContain("read");
+      expect(types.get("domains")).toContain("read");
+      expect(r.body.operations.find((o) => o.name === "llm_embeddings")?.description).toBe("Generate vector embeddings");
+    }
+    expect((await fetch(`${fx.gw.url}/catalog`)).status).toBe(401);
+  });
+
+  it("concurrent creates of one domain id: exactly one 201, every other 409 domain_exists", async () => {
+    const all = await Promise.all(Array.from({ length: 8 }, (_, i) => ops.post<DomainJson>("/domains", { id: "racy", name: `racer ${i}` })));
+    expect(all.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    for (const r of all.filter((x) => x.status === 409)) expect(r.error.code).toBe("domain_exists");
+    const winner = all.find((r) => r.status === 201)!;
+    expect((await ops.get<DomainJson>("/domains/racy")).body.name).toBe(winner.body.name);
+  });
+
   /** A PAT for `user` in `domain` with the chat scope, via the API. */
   async function chatPat(domain: string, user: string): Promise<string> {
     const r = await ops.post<PatJson>(`/pats?user_id=${user}`, { name: `chat-${domain}-${user}`, duration: "1d", scopes: [scope(domain, "models", "llama3", "llm_chat_completions")] });

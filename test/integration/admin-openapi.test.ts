@@ -92,15 +92,16 @@ describe("docs/openapi.yaml", () => {
     expect(checked).toBeGreaterThan(20);
   });
 
-  it("shows a PAT with its token exactly as a PAT plus `token`", () => {
+  it("shows a PAT with its token exactly as a PAT plus `token` (and, on create, `warnings`)", () => {
     const schemas = (doc.components as { schemas: Record<string, { properties: Record<string, unknown>; required: string[] }> }).schemas;
     const pat = schemas.Pat;
     const withToken = schemas.PatWithToken;
     expect(pat).toBeDefined();
     expect(withToken).toBeDefined();
     if (pat === undefined || withToken === undefined) return;
-    const { token, ...rest } = withToken.properties;
+    const { token, warnings, ...rest } = withToken.properties;
     expect(token).toBeDefined();
+    expect(warnings).toBeDefined();
     expect(rest).toEqual(pat.properties);
     expect(withToken.required).toEqual([...pat.required, "token"]);
     // Nothing that could carry a secret hash is even documented.

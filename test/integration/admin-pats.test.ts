@@ -63,6 +63,21 @@ describe("the /pats API", () => {
       expect(scopes.text).not.toContain(p.token);
     });
 
+    it("warns when a scope can grant nothing yet (no membership in its domain, or no role with its operation)", async () => {
+      const mine = await alice.post<PatJson & { warnings: string[] }>("/pats", { name: `w-${++n}`, duration: "1d", scopes: [CHAT] });
+      expect(mine.body.warnings).toEqual([]);
+      const r = await ops.post<PatJson & { warnings: string[] }>("/pats?user_id=alice", {
+        name: `w-${++n}`,
+        duration: "1d",
+        scopes: [CHAT, scope("d2", "models", "llama3", "llm_chat_completions"), scope("d1", "models", "llama3", "llm_delete")],
+      });
+      expect(r.status).toBe(201);
+      expect(r.body.warnings).toEqual([
+        '"d2:models:llama3:llm_chat_completions" grants nothing yet: alice is not a member of domain "d2" (patgate member add d2 alice --role R).',
+        '"d1:models:llama3:llm_delete" grants nothing yet: no role of alice in domain "d1" holds "llm_delete".',
+      ]);
+    });
+
     it("an operator creates a PAT for a user named with ?user_id=, and must name one", async () => {
       const p = await made(ops, {}, "?user_id=carol");
       expect(p.user_id).toBe("carol");
@@ -409,8 +424,8 @@ describe("the /pats API", () => {
     it("lists, adds (deduplicated), removes and clears; the data plane follows", async () => {
       const p = await made(alice, { scopes: [READ] });
       expect(await fx.chat(p.token)).toBe(403);
-      const list = await alice.get<{ total: number; scopes: ScopeJson[] }>(`/pats/${p.id}/scope`);
-      expect(list.body).toEqual({ total: 1, scopes: [READ] });
+      const list = await alice.get<{ total: number; scopes: Array<ScopeJson & { id: string }> }>(`/pats/${p.id}/scope`);
+      expect(list.body).toEqual({ total: 1, scopes: [{ id: expect.stringMatching(/^[0-9a-f]{24}$/) as string, ...READ }] });
 
       const added = await alice.patch<PatJson>(`/pats/${p.id}/scope/add`, { scopes: [CHAT, READ] });
       expect(added.status).toBe(200);
@@ -425,6 +440,27 @@ describe("the /pats API", () => {
       expect((await alice.delete(`/pats/${p.id}/scope`)).status).toBe(204);
       expect((await alice.get<{ scopes: ScopeJson[] }>(`/pats/${p.id}/scope`)).body.scopes).toEqual([]);
       expect(await fx.chat(p.token)).toBe(403);
+    });
+
+    it("removes by the stable ids GET /pats/{id}/scope shows (scopes_id, the reference system's form)", async () => {
+      const p = await made(alice, { scopes: [READ, CHAT] });
+      const ids = async (): Promise<string[]> => (await alice.get<{ scopes: Array<{ id: string }> }>(`/pats/${p.id}/scope`)).body.scopes.map((s) => s.id);
+      const before = await ids();
+      expect(before).toHaveLength(2);
+      // Stable: the same on every read, and unchanged by an unrelated edit.
+      await alice.patch(`/pats/${p.id}/description`, { description: "x" });
+      expect(await ids()).toEqual(before);
+      expect(await fx.chat(p.token)).toBe(200);
+      const r = await alice.patch<PatJson>(`/pats/${p.id}/scope/remove`, { scopes_id: [before[1], "0123456789abcdef01234567"] });
+      expect(r.status).toBe(200);
+      expect(r.body.scopes).toEqual([READ]);
+      expect(await ids()).toEqual([before[0]]);
+      expect(await fx.chat(p.token)).toBe(403);
+      // Exactly one of the two forms.
+      expect((await alice.patch(`/pats/${p.id}/scope/remove`, { scopes: [READ], scopes_id: before })).error).toMatchObject({ code: "invalid_field" });
+      expect((await alice.patch(`/pats/${p.id}/scope/remove`, {})).error).toMatchObject({ code: "invalid_field", param: "scopes" });
+      expect((await alice.patch(`/pats/${p.id}/scope/remove`, { scopes_id: [] })).error).toMatchObject({ code: "invalid_field", param: "scopes_id" });
+      expect((await alice.patch(`/pats/${p.id}/scope/remove`, { scopes_id: [7] })).error).toMatchObject({ code: "invalid_field", param: "scopes_id" });
     });
 
     it("add checks the catalog and the user's rights; remove checks only the shape", async () => {

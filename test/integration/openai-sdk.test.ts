@@ -74,6 +74,18 @@ describe("openai SDK through the gateway", () => {
     await expect(client.models.retrieve("mistral")).rejects.toBeInstanceOf(OpenAI.PermissionDeniedError);
   });
 
+  it("model retrieve for an id with '/': the SDK sends it as %2F; it is authorized as that id and forwarded as the backend routes it", async () => {
+    const id = "meta-llama/Llama-3.1-8B-Instruct";
+    const slashed = await gw.issue({ userId: "dave", scopes: [{ entityType: "models", entityId: id, operation: "llm_read" }] });
+    const c = new OpenAI({ baseURL: `${gw.url}/proxy/d1/v1`, apiKey: slashed.token, maxRetries: 0 });
+    upstream.clear();
+    expect((await c.models.retrieve(id)).id).toBe(id);
+    expect(upstream.requests[0]!.path).toBe(`/v1/models/${id}`);
+    // The id is the whole of it: a scope on its first part does not grant it, nor the other way round.
+    await expect(c.models.retrieve("meta-llama/other")).rejects.toBeInstanceOf(OpenAI.PermissionDeniedError);
+    await expect(client.models.retrieve(id)).rejects.toBeInstanceOf(OpenAI.PermissionDeniedError);
+  });
+
   it("audio transcription (multipart), with the upload forwarded intact", async () => {
     upstream.clear();
     const audio = Buffer.alloc(40_000, 7);

@@ -62,5 +62,38 @@ describe("store outage", () => {
     const again = await gw.issue({ scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
     expect((await chat(again.token)).status).toBe(200);
     expect((await fetch(`${gw.url}/readyz`)).status).toBe(200);
+
+    // Many requests failed meanwhile, and ioredis retried many times: one line each way, naming where and why.
+    const records = gw.logs.records();
+    const lost = records.filter((r) => typeof r["msg"] === "string" && r["msg"].startsWith("store lost"));
+    const back = records.filter((r) => typeof r["msg"] === "string" && r["msg"].startsWith("store back"));
+    expect(lost).toHaveLength(1);
+    expect(back).toHaveLength(1);
+    const address = `redis://${new URL(redis.url).host}`;
+    expect(lost[0]?.["store"]).toContain(address);
+    expect(lost[0]?.["msg"]).toContain(`Redis at ${address}`);
+    expect(String(lost[0]?.["cause"])).toMatch(/connection (refused|closed|was reset)|ECONNREFUSED/);
+    expect(records.filter((r) => r["msg"] === "management API dependency unavailable")).toHaveLength(0);
+  });
+
+  it("a management call while Redis is down names the address and the cause", async ({ skip }) => {
+    if (redis.external) skip("REDIS_URL is set: this test must kill its own redis-server");
+    await redis.kill();
+    try {
+      let problem = "";
+      for (let i = 0; i < 40 && problem === ""; i++) {
+        try {
+          await gw.store.listDomains();
+          await new Promise((r) => setTimeout(r, 50));
+        } catch (err) {
+          problem = (err as Error).message;
+        }
+      }
+      expect(problem).toContain(`Redis at redis://${new URL(redis.url).host} is unavailable: `);
+      expect(problem, problem).toMatch(/refused|closed|reset|connection is down/);
+      expect(problem).not.toContain("enableOfflineQueue");
+    } finally {
+      await redis.restart();
+    }
   });
 });

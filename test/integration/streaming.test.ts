@@ -87,7 +87,7 @@ describe("streaming", () => {
     await stream.finished;
   });
 
-  it("a stream whose PAT is revoked mid-stream is cut at once, and the upstream request aborted", async () => {
+  it("a stream whose PAT is revoked mid-stream is cut at once with an error event, and the upstream request aborted", async () => {
     const issued = await gw.issue({ userId: "streamer", scopes: [{ entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }] });
     upstream.configure({ sseMode: "manual", sseChunks: 50 });
     const res = await fetch(`${gw.url}/proxy/d1/v1/chat/completions`, {
@@ -101,14 +101,15 @@ describe("streaming", () => {
     await reader.read();
     const t0 = performance.now();
     expect(await gw.store.replacePat({ ...issued.record, revoked: true, revokedAt: Date.now() }, issued.record.version)).toBe("ok");
-    // The client's stream ends abruptly (an error, not a clean end) and the upstream hears the abort.
-    await expect((async () => {
-      for (;;) if ((await reader.read()).done) return "ended cleanly";
-    })()).rejects.toThrow();
+    // The client's stream ends with an SSE error event saying why, and the upstream hears the abort.
+    let rest = "";
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
     expect(performance.now() - t0).toBeLessThan(1000);
+    expect(rest).toMatch(/event: error\ndata: \{"error":\{"message":"[^"]+","type":"invalid_request_error","code":"stream_revoked","param":null\}\}\n\n$/);
     await stream.waitForAbort(2_000);
+    await new Promise((r) => setTimeout(r, 50));
     const line = gw.logs.records().findLast((r) => r["pat_id"] === issued.record.id);
-    expect(line?.["reason"]).toBe("revoked_mid_stream");
+    expect(line?.["reason"]).toBe("stream_revoked");
   });
 
   it("a scope change that still allows the stream leaves it running", async () => {

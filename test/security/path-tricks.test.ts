@@ -51,6 +51,14 @@ describe("path tricks", () => {
     "/proxy/d1/v1\\models",
     "/proxy/d1/v1/models%5c..",
     "/proxy/d1/v1/mod%zzels",
+    // An encoded '/' is accepted only inside a {name+} parameter, and only between clean parts.
+    "/proxy/d1%2Fd2/v1/models",
+    "/proxy/d1/api%2Ftags",
+    "/proxy/d1/v1/models/meta-llama%2F..%2Fother",
+    "/proxy/d1/v1/models/meta-llama%2F%2FLlama",
+    "/proxy/d1/v1/models/meta-llama%2F",
+    "/proxy/d1/v1/models/%2Fetc",
+    "/proxy/d1/v1/models/a%2F.%2Fb",
   ])("%s → 400, never forwarded", async (target) => {
     upstream.clear();
     expect(await rawGet(gw.port, target, token)).toBe(400);
@@ -61,6 +69,13 @@ describe("path tricks", () => {
     upstream.clear();
     expect(await rawGet(gw.port, "/proxy/d1/v1/models/meta-llama/Llama-3-8B", token)).toBe(200);
     expect(upstream.requests[0]!.path).toBe("/v1/models/meta-llama/Llama-3-8B");
+  });
+
+  it("an encoded '/' in a model id ({model+}) is the same id, and forwarded as a plain '/'", async () => {
+    upstream.clear();
+    expect(await rawGet(gw.port, "/proxy/d1/v1/models/meta-llama%2FLlama-3-8B", token)).toBe(200);
+    expect(await rawGet(gw.port, "/proxy/d1/v1/models/meta-llama%2fLlama-3-8B", token)).toBe(200);
+    expect(upstream.requests.map((r) => r.path)).toEqual(["/v1/models/meta-llama/Llama-3-8B", "/v1/models/meta-llama/Llama-3-8B"]);
   });
 
   it("absolute-form targets are refused", async () => {

@@ -24,7 +24,9 @@ describe("parseScope", () => {
   });
 
   it.each([
-    ["models:llama3:llm_read", undefined, /put the domain first \(DOMAIN:models:llama3:llm_read\) or pass --domain/],
+    ["models:llama3:llm_read", undefined, /the domain is missing: DOMAIN:models:llama3:llm_read, or pass --domain DOMAIN$/],
+    ["demo:llama3:llm_read", undefined, /the entity type is missing: demo:TYPE:llama3:llm_read \(TYPE is models, datasets, domains/],
+    ["demo:models:llm_read", undefined, /the entity id is missing: demo:models:ID:llm_read \(ID "\*" is every entity of the type\)$/],
     ["demo:models", undefined, /is not DOMAIN:TYPE:ID:OP/],
     ["llama3:llm_read", "demo", /is not TYPE:ID:OP \(with --domain\)/],
     ["demo::llama3:llm_read", undefined, /empty entity type/],

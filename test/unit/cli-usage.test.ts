@@ -69,7 +69,7 @@ describe("patgate usage", () => {
   });
 
   it.each([
-    [[], /^patgate: missing command \(usage: patgate <pat\|domain\|member\|role\|routes\|serve\|me\|grantable>; see --help\)\n$/],
+    [[], /^patgate: missing command \(usage: patgate <pat\|domain\|member\|role\|routes\|serve\|me\|grantable\|catalog>; see --help\)\n$/],
     [["bogus"], /unknown command "bogus"/],
     [["pat"], /"pat" needs a command \(usage: patgate pat <create\|list\|show/],
     [["pat", "scope"], /"pat scope" needs a command \(usage: patgate pat scope <list\|add\|remove\|clear>/],
@@ -85,7 +85,7 @@ describe("patgate usage", () => {
     [["pat", "rename", "id"], /missing NAME/],
     [["member", "add", "demo", "alice"], /missing --role/],
     [["role", "set", "chatter"], /missing --op/],
-    [["pat", "create", "--name", "n", "--duration", "30d", "--scope", "models:llama3:llm_read"], /put the domain first/],
+    [["pat", "create", "--name", "n", "--duration", "30d", "--scope", "models:llama3:llm_read"], /the domain is missing/],
     [["pat", "scope", "add", "id", "--scope", "x:y"], /is not DOMAIN:TYPE:ID:OP/],
     [["pat", "list", "--url", "ftp://gw"], /--url must be http/],
     [["routes", "explain", "GET"], /missing PATH/],

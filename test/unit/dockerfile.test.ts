@@ -110,11 +110,11 @@ describe("Dockerfile", () => {
     }
   });
 
-  it("copies only package.json, config/ and routes.yaml from the context (the code comes from the build stage)", () => {
+  it("copies only package.json, bin/, config/ and routes.yaml from the context (the code comes from the build stage)", () => {
     const sources = final.body
       .filter((i) => (i.cmd === "COPY" || i.cmd === "ADD") && !i.args.startsWith("--from="))
       .flatMap((i) => i.args.split(/\s+/).filter((a) => !a.startsWith("--")).slice(0, -1));
-    expect(sources.sort()).toEqual(["config", "package.json", "routes.yaml"]);
+    expect(sources.sort()).toEqual(["bin", "config", "package.json", "routes.yaml"]);
     expect(final.body.some((i) => i.cmd === "ADD")).toBe(false);
   });
 
@@ -123,12 +123,23 @@ describe("Dockerfile", () => {
     expect(build, "a stage that runs npm run build").toBeDefined();
     expect(build).not.toBe(final);
     const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
-    expect(pkg.scripts["build"]).toBe("tsc -p tsconfig.build.json");
+    // tsc, then the web page's files (served as they are) copied next to the compiled src/ui/.
+    expect(pkg.scripts["build"]).toMatch(/^tsc -p tsconfig\.build\.json && node -e .*cpSync\('src\/ui\/web','dist\/src\/ui\/web'/);
     const tsconfig = JSON.parse(readFileSync(path.join(ROOT, "tsconfig.build.json"), "utf8")) as { compilerOptions: { outDir: string }; include: string[] };
     expect(tsconfig.compilerOptions.outDir).toBe("dist");
     expect(tsconfig.include).toEqual(["src"]);
     const copied = final.body.filter((i) => i.cmd === "COPY" && i.args.startsWith(`--from=${build?.name ?? "?"} `));
     expect(copied.map((i) => i.args.split(/\s+/).slice(1).join(" "))).toEqual(["/app/dist/src ./dist/src"]);
+  });
+
+  it("has the patgate CLI on the PATH, running the build (no sources in the image)", () => {
+    expect(final.body.some((i) => i.cmd === "COPY" && /^bin\s+\.\/bin$/.test(i.args))).toBe(true);
+    expect(final.body.some((i) => i.cmd === "RUN" && /\bln -s \/app\/bin\/patgate\.js \/usr\/local\/bin\/patgate\b/.test(i.args))).toBe(true);
+    // bin/patgate.js falls back to the build when src/ is absent, which the image never copies.
+    const bin = readFileSync(path.join(ROOT, "bin", "patgate.js"), "utf8");
+    expect(bin).toContain('"../dist/src/cli/main.js"');
+    expect(final.body.some((i) => i.cmd === "COPY" && /^src\b/.test(i.args))).toBe(false);
+    expect(readFileSync(path.join(ROOT, "bin", "patgate.js"), "utf8").startsWith("#!/usr/bin/env node\n")).toBe(true);
   });
 
   it("works in /app as a numeric non-root user", () => {
@@ -220,8 +231,14 @@ describe(".dockerignore", () => {
     .filter((l) => l !== "" && !l.startsWith("#"));
 
   it("lets in every file the Dockerfile copies", () => {
-    for (const f of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "src/main.ts", "src/app.ts", "config/patgate.yaml", "routes.yaml"]) {
+    for (const f of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json", "src/main.ts", "src/app.ts", "config/patgate.yaml", "routes.yaml", "bin/patgate.js"]) {
       expect(excluded(patterns, f), f).toBe(false);
+    }
+    // And whatever any stage copies from the context (a COPY of a left-out path fails the build).
+    for (const stage of parsed.stages) {
+      for (const i of stage.body.filter((x) => x.cmd === "COPY" && !x.args.startsWith("--from="))) {
+        for (const src of i.args.split(/\s+/).filter((a) => !a.startsWith("--")).slice(0, -1)) expect(excluded(patterns, src), `Dockerfile:${i.line} ${src}`).toBe(false);
+      }
     }
   });
 

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ERRORS, errorBody, type ErrorCode } from "../../src/errors.ts";
+import { ERRORS, errorBody, retryHeaders, type ErrorCode } from "../../src/errors.ts";
 
 const DOC = path.resolve(import.meta.dirname, "..", "..", "docs", "errors.md");
 // 409 and 422: the management API (name clashes, values the config does not know).
@@ -37,7 +37,8 @@ function parseTable(markdown: string): DocRow[] {
   return rows;
 }
 
-const rows = parseTable(readFileSync(DOC, "utf8"));
+const doc = readFileSync(DOC, "utf8");
+const rows = parseTable(doc);
 const byCode = new Map(rows.map((r) => [r.code, r]));
 const codes = Object.keys(ERRORS) as ErrorCode[];
 
@@ -73,5 +74,36 @@ describe("the catalogue", () => {
     expect(JSON.parse(errorBody("bad_json", undefined, null))).toStrictEqual({
       error: { message: ERRORS.bad_json.message, type: "invalid_request_error", code: "bad_json", param: null },
     });
+  });
+});
+
+/** The codes in backticks on the list item after the `<!-- marker: … -->` comment. */
+function listedAfter(marker: string): string[] {
+  const at = doc.indexOf(`<!-- ${marker}:`);
+  if (at < 0) throw new Error(`docs/errors.md has no <!-- ${marker}: … --> list`);
+  const item = doc.slice(doc.indexOf("\n", at) + 1).split(/\n(?=<!--|\n)/)[0] ?? "";
+  return [...item.matchAll(/`([a-z_]+)`/g)].map((m) => m[1] ?? "").filter((c) => c in ERRORS);
+}
+
+describe("retry hints", () => {
+  it("docs/errors.md names exactly the codes that get Retry-After", () => {
+    const want = codes.filter((c) => typeof (ERRORS[c] as { retry?: unknown }).retry === "number");
+    expect(listedAfter("retry-after").sort()).toEqual(want.sort());
+    for (const c of want) expect(retryHeaders(c)).toEqual(["retry-after", "1", "retry-after-ms", "1000"]);
+  });
+
+  it("docs/errors.md describes exactly the codes that get x-should-retry: false", () => {
+    const never = codes.filter((c) => (ERRORS[c] as { retry?: unknown }).retry === "never");
+    const exceptions = listedAfter("should-retry");
+    // "every 4xx code except …, and …": the 4xx codes minus the named exceptions, plus the named 5xx ones.
+    const described = codes.filter((c) => (ERRORS[c].status < 500 ? !exceptions.includes(c) : exceptions.includes(c)));
+    expect(described.sort()).toEqual(never.sort());
+    for (const c of never) expect(retryHeaders(c)).toEqual(["x-should-retry", "false"]);
+  });
+});
+
+describe("the Ollama envelope", () => {
+  it.each(codes)("%s: Ollama's {error: message}", (code) => {
+    expect(JSON.parse(errorBody(code, undefined, "model", "ollama"))).toStrictEqual({ error: ERRORS[code].message });
   });
 });

@@ -1,6 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { splitTarget } from "../../src/routing/normalize.ts";
+import { Denial } from "../../src/errors.ts";
+import { forwardedPath, splitTarget } from "../../src/routing/normalize.ts";
+import { resolveRoute } from "../../src/routing/request.ts";
+import { RouteTable, type Route } from "../../src/routing/table.ts";
 
 describe("splitTarget: accepted targets", () => {
   it("splits path and query and keeps the raw forms", () => {
@@ -133,5 +136,38 @@ describe("splitTarget: robustness", () => {
   it("handles very long segments without throwing", () => {
     const long = "%41".repeat(200_000);
     expect(splitTarget("/" + long)?.segments[0]?.length).toBe(200_000);
+  });
+});
+
+describe("encoded slashes (splitTarget(url, true))", () => {
+  it("decodes %2F inside a segment and says where the first one is", () => {
+    const t = splitTarget("/proxy/acme/v1/models/meta-llama%2FLlama-3%2f8B", true);
+    expect(t?.segments).toEqual(["proxy", "acme", "v1", "models", "meta-llama/Llama-3/8B"]);
+    expect(t?.slashedAt).toBe(4);
+    expect(splitTarget("/proxy/acme/v1/models/x", true)?.slashedAt).toBeUndefined();
+  });
+
+  it.each(["/a/b%2F..%2Fc", "/a/b%2F.", "/a/%2Fb", "/a/b%2F", "/a/b%2F%2Fc", "/a/b%2F%00"])("refuses %s: each part must be a clean segment", (url) => {
+    expect(splitTarget(url, true)).toBeNull();
+  });
+
+  it("stays refused without the flag", () => {
+    expect(splitTarget("/proxy/acme/v1/models/a%2Fb")).toBeNull();
+  });
+
+  it("only inside the {name+} parameter (resolveRoute), forwarded as plain '/' (forwardedPath)", () => {
+    const table = new RouteTable([
+      { id: "rest", method: "GET", path: "/v1/models/{model+}", operation: "llm_read", entityType: "models", entity: { from: "path", param: "model" }, bodyLimit: 1, also: [] } as unknown as Route,
+      { id: "one", method: "GET", path: "/v1/files/{file}", operation: "llm_read", entityType: "models", entity: { from: "path", param: "file" }, bodyLimit: 1, also: [] } as unknown as Route,
+    ]);
+    const t = splitTarget("/proxy/acme/v1/models/a%2Fb", true)!;
+    const m = resolveRoute(table, "GET", t, 2);
+    expect(m).not.toBeInstanceOf(Denial);
+    expect(forwardedPath(t)).toBe("/proxy/acme/v1/models/a/b");
+    expect(resolveRoute(table, "GET", splitTarget("/proxy/acme/v1/files/a%2Fb", true)!, 2)).toMatchObject({ error: "bad_path" });
+    expect(resolveRoute(table, "GET", splitTarget("/proxy/acme/v1%2Fmodels/a", true)!, 2)).toMatchObject({ error: "bad_path" });
+    expect(resolveRoute(table, "GET", splitTarget("/proxy/acme/v9/nothing%2Fhere", true)!, 2)).toMatchObject({ error: "bad_path" });
+    const plain = splitTarget("/proxy/acme/v1/models/a", true)!;
+    expect(forwardedPath(plain)).toBe(plain.rawPath);
   });
 });

@@ -130,6 +130,7 @@ describe("RouteTable.match", () => {
     entity,
     bodyLimit: 1024,
     also: [],
+    errors: "openai",
   });
   const t = new RouteTable([
     r("root", "GET", "/"),
