@@ -120,6 +120,7 @@ export class EmbeddedStore implements Store {
   #draining = false;
   #retryWait = 0;
   #closed = false;
+  #inSnapshot = false;
   #closing: Promise<void> | null = null;
   #onIdle: (() => void) | null = null;
   // The change feed from other processes.
@@ -197,6 +198,10 @@ export class EmbeddedStore implements Store {
       const job: Job = {
         deadline: performance.now() + this.#lockTimeoutMs,
         attempt: () => {
+          if (this.#inSnapshot) {
+            reject(new Error("a write through an embedded store instance that is holding a snapshot (beginSnapshot) would end the snapshot"));
+            return true;
+          }
           let outcome: Outcome<T>;
           const now = Date.now();
           try {
@@ -545,6 +550,28 @@ export class EmbeddedStore implements Store {
     return this.#read(() => {
       this.#db.prepare("VACUUM INTO ?").run(target);
     });
+  }
+
+  /**
+   * Makes every read through this instance see one snapshot of the database
+   * until `end()`: a read transaction, so writers (here none, elsewhere any)
+   * go on meanwhile. For export; writes through this instance are refused
+   * until then.
+   */
+  beginSnapshot(): { end(): void } {
+    if (this.#closed) throw closedError();
+    if (this.#inSnapshot) throw new Error("a snapshot is already open on this embedded store instance");
+    this.#db.exec("BEGIN");
+    // A deferred transaction starts its snapshot at its first read: now.
+    this.#q.countPats.get();
+    this.#inSnapshot = true;
+    return {
+      end: () => {
+        if (!this.#inSnapshot) return;
+        this.#inSnapshot = false;
+        if (this.#db.isOpen && this.#db.isTransaction) this.#db.exec("COMMIT");
+      },
+    };
   }
 
   /** SQLite's own check of the file (`PRAGMA integrity_check`): "ok" or the problems found. */
