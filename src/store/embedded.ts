@@ -2,20 +2,9 @@ import { randomUUID } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
 import { mkdir, open as openFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import {
-  Statements,
-  adminKeyFromRow,
-  checkedRecords,
-  rowWriters,
-  type BulkRecords,
-  type NameConflict,
-  domainFromRow,
-  memberFromRow,
-  patFromRow,
-  patUpdateValues,
-  patValues,
-  roleFromRow,
-} from "./embedded-rows.ts";
+import { Statements, adminKeyFromRow, checkedRecords, domainFromRow, memberFromRow, patFromRow, roleFromRow, type BulkRecords, type NameConflict } from "./embedded-rows.ts";
+import { WriterClient, type WriteError } from "./embedded-writer.ts";
+import { transaction, type WriteOp } from "./embedded-writes.ts";
 import { parseEvent } from "./events.ts";
 import { migrateLegacyFile, type LegacyMigration } from "./legacy-json.ts";
 import { checkedPat, decodeAdminKey, decodeDomain, decodeMembership, decodeRole } from "./records.ts";
@@ -48,9 +37,12 @@ import type {
  *   works again. A commit costs about half a millisecond on an SSD; changes
  *   come at human speed and last-used times are batched.
  * - node:sqlite is synchronous, so nothing here may hold the event loop for
- *   long: writes run from a queue in slices of a few milliseconds, and large
- *   jobs (a last-used flush, an import) are split into chunks, one
- *   transaction each, with the loop served between them.
+ *   long. Writes go to a writer thread with its own connection
+ *   (embedded-writer.ts): the fsync of each commit, SQLite's checkpoints and
+ *   waits for another process's lock happen there. Reads stay here: one
+ *   indexed query each, a few microseconds (in WAL mode a reader never waits
+ *   for the writer). Large jobs (a last-used flush, an import) are sent in
+ *   chunks, one transaction each.
  * - Several processes may share the file (a gateway and `patgate` maintenance
  *   commands, or two gateways on one machine). Each change also writes its
  *   event to the `changes` table in the same transaction; every process polls
@@ -69,33 +61,15 @@ export interface EmbeddedStoreOptions {
 
 const DEFAULT_POLL_MS = 20;
 const DEFAULT_LOCK_TIMEOUT_MS = 5000;
-// SQLite's own wait on a lock, synchronous: kept tiny, longer waits are async (below).
+// This connection's own wait on a lock (reads, rarely; the open): synchronous, so kept tiny; longer waits are async.
 const BUSY_TIMEOUT_MS = 5;
-// The write queue gives the event loop back after this much work.
-const SLICE_MS = 4;
-// Rows per transaction for last-used flushes and bulk loads: a few milliseconds each.
+// Rows per transaction for last-used flushes and bulk loads.
 const TOUCH_CHUNK = 500;
 const LOAD_CHUNK = 1000;
 // Change rows a poll reads at once; more are read on the next poll.
 const POLL_ROWS = 500;
-// Change rows are kept this long for processes that were busy or paused, then pruned (checked once a minute).
-const CHANGE_RETENTION_MS = 10 * 60_000;
-const PRUNE_EVERY_MS = 60_000;
 
 type Listener = (event: ChangeEvent, committedAt?: number) => void;
-
-/** What a write decided: its answer and the events it commits. */
-interface Outcome<T> {
-  readonly result: T;
-  readonly events: readonly ChangeEvent[];
-}
-
-/** A queued write: `attempt` returns false while another process holds the write lock. */
-interface Job {
-  attempt(): boolean;
-  fail(err: Error): void;
-  readonly deadline: number;
-}
 
 /** What a bulk load did; `conflicts` are PATs left out because another PAT of the user holds the name. */
 export interface BulkResult {
@@ -114,22 +88,18 @@ export class EmbeddedStore implements Store {
   readonly #q: Statements;
   readonly #lockTimeoutMs: number;
   // Marks this instance's rows in `changes`, so its own events are not delivered twice.
-  readonly #origin = randomUUID();
+  readonly #origin: string;
+  readonly #writer: WriterClient;
   readonly #listeners = new Set<Listener>();
-  readonly #jobs: Job[] = [];
-  #draining = false;
-  #retryWait = 0;
   #closed = false;
   #inSnapshot = false;
   #closing: Promise<void> | null = null;
-  #onIdle: (() => void) | null = null;
   // The change feed from other processes.
   readonly #pollTimer: NodeJS.Timeout;
   #cursor: number;
   #dataVersion: number;
   #feedOk = true;
   #backlog = false;
-  #lastPrune = 0;
   #longestHoldMs = 0;
 
   private constructor(file: string, db: DatabaseSync, opts: EmbeddedStoreOptions, migration: LegacyMigration | null) {
@@ -138,6 +108,8 @@ export class EmbeddedStore implements Store {
     this.#db = db;
     this.#q = new Statements(db);
     this.#lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    this.#origin = randomUUID();
+    this.#writer = new WriterClient({ file, origin: this.#origin, lockTimeoutMs: this.#lockTimeoutMs });
     this.#cursor = Number((this.#q.lastChange.get() as { seq: number }).seq);
     this.#dataVersion = this.#readDataVersion();
     this.#pollTimer = setInterval(() => this.#poll(), opts.pollIntervalMs ?? DEFAULT_POLL_MS);
@@ -195,83 +167,31 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  /** Runs `decide` in one write transaction (queued), commits its events with it, then delivers them here. */
-  #write<T>(decide: (q: Statements, now: number) => Outcome<T>): Promise<T> {
+  /**
+   * Sends one change to the writer thread (in order with the others); once it
+   * is committed and durable, delivers its events here and resolves with its
+   * answer. `build` checks the caller's records first: a TypeError rejects
+   * before anything is sent.
+   */
+  #write<T>(build: () => WriteOp): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
-    return new Promise<T>((resolvePromise, reject) => {
-      const job: Job = {
-        deadline: performance.now() + this.#lockTimeoutMs,
-        attempt: () => {
-          if (this.#inSnapshot) {
-            reject(new Error("a write through an embedded store instance that is holding a snapshot (beginSnapshot) would end the snapshot"));
-            return true;
-          }
-          let outcome: Outcome<T>;
-          const now = Date.now();
-          try {
-            outcome = transaction(this.#db, () => {
-              const o = decide(this.#q, now);
-              for (const e of o.events) this.#q.addChange.run(this.#origin, now, JSON.stringify(e));
-              if (o.events.length > 0) this.#maybePrune(now);
-              return o;
-            });
-          } catch (err) {
-            if (isBusy(err)) return false;
-            reject(err instanceof TypeError ? err : this.#failure(err));
-            return true;
-          }
-          for (const e of outcome.events) this.#deliver(e, now);
-          resolvePromise(outcome.result);
-          return true;
-        },
-        fail: reject,
-      };
-      this.#jobs.push(job);
-      this.#schedule();
-    });
-  }
-
-  #schedule(): void {
-    if (this.#draining) return;
-    this.#draining = true;
-    setImmediate(() => this.#drain());
-  }
-
-  /** Runs queued writes in order for up to SLICE_MS, then yields; a busy lock is retried after a pause. */
-  #drain(): void {
-    const start = performance.now();
+    let write: WriteOp;
     try {
-      this.#drainSlice(start);
-    } finally {
-      this.#held(start);
+      write = build();
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-  }
-
-  #drainSlice(start: number): void {
-    for (;;) {
-      const job = this.#jobs[0];
-      if (job === undefined) {
-        this.#draining = false;
-        this.#onIdle?.();
-        return;
-      }
-      if (!job.attempt()) {
-        if (performance.now() > job.deadline) {
-          this.#jobs.shift();
-          job.fail(new StoreUnavailableError(`embedded store ${this.file} stayed locked by another process for ${this.#lockTimeoutMs} ms`));
-          continue;
-        }
-        this.#retryWait = Math.min(Math.max(2, this.#retryWait * 2), 50);
-        setTimeout(() => this.#drain(), this.#retryWait).unref();
-        return;
-      }
-      this.#retryWait = 0;
-      this.#jobs.shift();
-      if (performance.now() - start > SLICE_MS) {
-        setImmediate(() => this.#drain());
-        return;
-      }
-    }
+    return this.#writer.call(write).then(
+      (c) => {
+        for (const e of c.events) this.#deliver(e, c.at);
+        return c.result as T;
+      },
+      (err: WriteError) => {
+        if (err.kind === "type") throw new TypeError(err.message);
+        if (err.kind === "busy") throw new StoreUnavailableError(`embedded store ${this.file} stayed locked by another process for ${this.#lockTimeoutMs} ms`, { cause: err });
+        throw new StoreUnavailableError(`embedded store ${this.file} failed${err.code === null ? "" : ` (SQLite code ${err.code})`}: ${err.message}`, { cause: err });
+      },
+    );
   }
 
   #held(since: number): void {
@@ -345,16 +265,6 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  /** Drops change rows older than the retention, at most once a minute; inside a write transaction. */
-  #maybePrune(now: number): void {
-    if (now - this.#lastPrune < PRUNE_EVERY_MS) return;
-    this.#lastPrune = now;
-    const upTo = Number((this.#q.lastChangeBefore.get(now - CHANGE_RETENTION_MS) as { seq: number }).seq);
-    if (upTo === 0) return;
-    this.#q.pruneChanges.run(upTo);
-    this.#q.putMeta.run("pruned_through", String(upTo));
-  }
-
   // ---- PATs -----------------------------------------------------------------
 
   getPat(id: string): Promise<PatRecord | null> {
@@ -369,38 +279,15 @@ export class EmbeddedStore implements Store {
   }
 
   insertPat(pat: PatRecord): Promise<InsertResult> {
-    return this.#write((q): Outcome<InsertResult> => {
-      const rec = checkedPat(pat, pat.version);
-      if (q.patMeta.get(rec.id) !== undefined) return { result: "id_taken", events: [] };
-      if (q.nameHolder.get(rec.userId, rec.name) !== undefined) return { result: "name_taken", events: [] };
-      q.insertPat.run(...patValues(rec));
-      return { result: "ok", events: [{ kind: "pat", id: rec.id }] };
-    });
+    return this.#write(() => ({ op: "insertPat", pat: checkedPat(pat, pat.version) }));
   }
 
   replacePat(pat: PatRecord, expectedVersion: number): Promise<ReplaceResult> {
-    return this.#write((q): Outcome<ReplaceResult> => {
-      const rec = checkedPat(pat, expectedVersion + 1);
-      const cur = q.patMeta.get(rec.id) as { user_id: string; name: string; version: number; last_used_at: number | null } | undefined;
-      if (cur === undefined) return { result: "not_found", events: [] };
-      if (cur.version !== expectedVersion) return { result: "conflict", events: [] };
-      if (cur.user_id !== rec.userId) throw new TypeError(`replacePat cannot move PAT ${rec.id} to another user`);
-      if (cur.name !== rec.name) {
-        const holder = q.nameHolder.get(rec.userId, rec.name) as { id: string } | undefined;
-        if (holder !== undefined && holder.id !== rec.id) return { result: "name_taken", events: [] };
-      }
-      // Last-used times only move forward: a replace built from an older read must not undo a flush.
-      const lastUsedAt = cur.last_used_at === null ? rec.lastUsedAt : rec.lastUsedAt === null ? cur.last_used_at : Math.max(cur.last_used_at, rec.lastUsedAt);
-      q.updatePat.run(...patUpdateValues(rec, lastUsedAt, expectedVersion + 1));
-      return { result: "ok", events: [{ kind: "pat", id: rec.id }] };
-    });
+    return this.#write(() => ({ op: "replacePat", pat: checkedPat(pat, expectedVersion + 1), expectedVersion }));
   }
 
   deletePat(id: string): Promise<boolean> {
-    return this.#write((q): Outcome<boolean> => {
-      const gone = Number(q.deletePat.run(id).changes) > 0;
-      return { result: gone, events: gone ? [{ kind: "pat", id }] : [] };
-    });
+    return this.#write(() => ({ op: "deletePat", id }));
   }
 
   /** Written in chunks of TOUCH_CHUNK PATs, one transaction each, with the event loop served between them. */
@@ -411,10 +298,7 @@ export class EmbeddedStore implements Store {
     for (let i = 0; i < entries.length; i += TOUCH_CHUNK) {
       if (i > 0) await nextTurn();
       const chunk = entries.slice(i, i + TOUCH_CHUNK);
-      await this.#write((q): Outcome<undefined> => {
-        for (const [id, t] of chunk) q.touchPat.run(id, t);
-        return { result: undefined, events: [] };
-      });
+      await this.#write(() => ({ op: "touchPats", entries: chunk }));
     }
   }
 
@@ -443,21 +327,11 @@ export class EmbeddedStore implements Store {
   }
 
   putDomain(domain: Domain): Promise<void> {
-    return this.#write((q): Outcome<undefined> => {
-      const d = decodeDomain({ ...domain }, "domain", TypeError);
-      q.putDomain.run(d.id, d.name, d.upstream, d.createdAt);
-      return { result: undefined, events: [{ kind: "domain", id: d.id }] };
-    });
+    return this.#write(() => ({ op: "putDomain", domain: decodeDomain({ ...domain }, "domain", TypeError) }));
   }
 
   deleteDomain(id: string): Promise<boolean> {
-    return this.#write((q): Outcome<boolean> => {
-      const users = (q.deleteMembersOf.all(id) as { user_id: string }[]).map((r) => r.user_id);
-      const existed = Number(q.deleteDomain.run(id).changes) > 0;
-      const events: ChangeEvent[] = users.map((userId) => ({ kind: "member", domainId: id, userId }));
-      if (existed) events.push({ kind: "domain", id });
-      return { result: existed, events };
-    });
+    return this.#write(() => ({ op: "deleteDomain", id }));
   }
 
   // ---- memberships ----------------------------------------------------------
@@ -478,18 +352,11 @@ export class EmbeddedStore implements Store {
   }
 
   putMembership(m: Membership): Promise<void> {
-    return this.#write((q): Outcome<undefined> => {
-      const rec = decodeMembership({ ...m, roles: [...m.roles] }, "membership", TypeError);
-      q.putMember.run(rec.domainId, rec.userId, JSON.stringify(rec.roles));
-      return { result: undefined, events: [{ kind: "member", domainId: rec.domainId, userId: rec.userId }] };
-    });
+    return this.#write(() => ({ op: "putMembership", membership: decodeMembership({ ...m, roles: [...m.roles] }, "membership", TypeError) }));
   }
 
   deleteMembership(domainId: string, userId: string): Promise<boolean> {
-    return this.#write((q): Outcome<boolean> => {
-      const gone = Number(q.deleteMember.run(domainId, userId).changes) > 0;
-      return { result: gone, events: gone ? [{ kind: "member", domainId, userId }] : [] };
-    });
+    return this.#write(() => ({ op: "deleteMembership", domainId, userId }));
   }
 
   // ---- roles ----------------------------------------------------------------
@@ -506,18 +373,11 @@ export class EmbeddedStore implements Store {
   }
 
   putRole(role: Role): Promise<void> {
-    return this.#write((q): Outcome<undefined> => {
-      const r = decodeRole({ ...role, operations: [...role.operations] }, "role", TypeError);
-      q.putRole.run(r.name, JSON.stringify(r.operations));
-      return { result: undefined, events: [{ kind: "role", name: r.name }] };
-    });
+    return this.#write(() => ({ op: "putRole", role: decodeRole({ ...role, operations: [...role.operations] }, "role", TypeError) }));
   }
 
   deleteRole(name: string): Promise<boolean> {
-    return this.#write((q): Outcome<boolean> => {
-      const gone = Number(q.deleteRole.run(name).changes) > 0;
-      return { result: gone, events: gone ? [{ kind: "role", name }] : [] };
-    });
+    return this.#write(() => ({ op: "deleteRole", name }));
   }
 
   // ---- admin keys -------------------------------------------------------------
@@ -527,24 +387,15 @@ export class EmbeddedStore implements Store {
   }
 
   addFirstAdminKey(key: AdminKeyRecord): Promise<boolean> {
-    return this.#write((q): Outcome<boolean> => {
-      const k = decodeAdminKey({ ...key }, "admin key", TypeError);
-      if (Number((q.countAdminKeys.get() as { n: number }).n) > 0) return { result: false, events: [] };
-      q.putAdminKey.run(k.id, k.hash, k.createdAt);
-      return { result: true, events: [] };
-    });
+    return this.#write(() => ({ op: "addFirstAdminKey", key: decodeAdminKey({ ...key }, "admin key", TypeError) }));
   }
 
   addAdminKey(key: AdminKeyRecord): Promise<void> {
-    return this.#write((q): Outcome<undefined> => {
-      const k = decodeAdminKey({ ...key }, "admin key", TypeError);
-      q.putAdminKey.run(k.id, k.hash, k.createdAt);
-      return { result: undefined, events: [] };
-    });
+    return this.#write(() => ({ op: "addAdminKey", key: decodeAdminKey({ ...key }, "admin key", TypeError) }));
   }
 
   deleteAdminKey(id: string): Promise<boolean> {
-    return this.#write((q): Outcome<boolean> => ({ result: Number(q.deleteAdminKey.run(id).changes) > 0, events: [] }));
+    return this.#write(() => ({ op: "deleteAdminKey", id }));
   }
 
   // ---- bulk ---------------------------------------------------------------------
@@ -557,19 +408,15 @@ export class EmbeddedStore implements Store {
    */
   async bulkLoad(records: BulkRecords): Promise<BulkResult> {
     if (this.#closed) throw closedError();
+    const checked = checkedRecords(records);
+    const chunks = chunkRecords(checked, LOAD_CHUNK);
     const conflicts: NameConflict[] = [];
-    const rows = rowWriters(this.#q, checkedRecords(records), conflicts);
-    for (let i = 0; i < rows.length; i += LOAD_CHUNK) {
+    for (const [i, chunk] of chunks.entries()) {
       if (i > 0) await nextTurn();
-      const chunk = rows.slice(i, i + LOAD_CHUNK);
-      const last = i + LOAD_CHUNK >= rows.length;
-      await this.#write((): Outcome<undefined> => {
-        for (const row of chunk) row();
-        return { result: undefined, events: last ? [{ kind: "reset" }] : [] };
-      });
+      conflicts.push(...(await this.#write<NameConflict[]>(() => ({ op: "load", records: chunk, reset: i === chunks.length - 1 }))));
     }
-    if (rows.length === 0) await this.#write((): Outcome<undefined> => ({ result: undefined, events: [{ kind: "reset" }] }));
-    return { written: rows.length - conflicts.length, conflicts };
+    const total = checked.domains.length + checked.roles.length + checked.memberships.length + checked.adminKeys.length + checked.pats.length;
+    return { written: total - conflicts.length, conflicts };
   }
 
   /**
@@ -585,9 +432,8 @@ export class EmbeddedStore implements Store {
 
   /**
    * Makes every read through this instance see one snapshot of the database
-   * until `end()`: a read transaction, so writers (here none, elsewhere any)
-   * go on meanwhile. For export; writes through this instance are refused
-   * until then.
+   * until `end()`: a read transaction on the reading connection, so writers
+   * (this instance's writer thread included) go on meanwhile. For export.
    */
   beginSnapshot(): { end(): void } {
     if (this.#closed) throw closedError();
@@ -634,37 +480,23 @@ export class EmbeddedStore implements Store {
     });
   }
 
-  /** Finishes queued writes, then closes the database (SQLite checkpoints its log into the file). */
+  /** Lets the writes already sent finish, then closes both connections (SQLite checkpoints its log into the file). */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
       clearInterval(this.#pollTimer);
-      if (this.#jobs.length > 0 || this.#draining) {
-        await new Promise<void>((r) => {
-          this.#onIdle = r;
-        });
+      try {
+        await this.#writer.close();
+      } finally {
+        this.#listeners.clear();
+        this.#db.close();
       }
-      this.#listeners.clear();
-      this.#db.close();
     })();
     return this.#closing;
   }
 }
 
 // ---- helpers ----------------------------------------------------------------------
-
-/** Runs `body` in one write transaction (BEGIN IMMEDIATE takes the write lock up front); rolls back on any error. */
-export function transaction<T>(db: DatabaseSync, body: () => T): T {
-  db.exec("BEGIN IMMEDIATE");
-  try {
-    const result = body();
-    db.exec("COMMIT");
-    return result;
-  } catch (err) {
-    if (db.isTransaction) db.exec("ROLLBACK");
-    throw err;
-  }
-}
 
 /** Retries `fn` while SQLite reports the file locked by another connection, asynchronously, until `deadline`. */
 async function untilUnlocked<T>(deadline: number, fn: () => T): Promise<T> {
@@ -732,4 +564,17 @@ function legacyDbName(jsonFile: string): string {
 
 function closedError(): StoreUnavailableError {
   return new StoreUnavailableError("embedded store is closed");
+}
+
+/** The records in order (domains, roles, memberships, admin keys, PATs), cut into parts of at most `size`. */
+function chunkRecords(r: BulkRecords, size: number): BulkRecords[] {
+  const items: [keyof BulkRecords, unknown][] = [];
+  for (const k of ["domains", "roles", "memberships", "adminKeys", "pats"] as const) for (const x of r[k]) items.push([k, x]);
+  const out: BulkRecords[] = [];
+  for (let i = 0; i < items.length || out.length === 0; i += size) {
+    const part = { domains: [] as unknown[], roles: [] as unknown[], memberships: [] as unknown[], adminKeys: [] as unknown[], pats: [] as unknown[] };
+    for (const [k, x] of items.slice(i, i + size)) part[k].push(x);
+    out.push(part as unknown as BulkRecords);
+  }
+  return out;
 }
