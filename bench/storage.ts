@@ -94,7 +94,6 @@ const CPU_LOAD = pin ? "0" : null;
 const CPU_GATEWAY = pin ? "1" : null;
 
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
-const hold = (ms: number | null): number | null => (ms === null ? null : Math.round(ms * 10) / 10);
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 const MB = 1024 * 1024;
 
@@ -155,12 +154,49 @@ async function timed(n: number, call: (i: number) => Promise<void>): Promise<Ret
   return percentiles(ms);
 }
 
-/** listPatsByUser in the store itself, µs per call. */
-async function listTiming(store: Store, userId: string, n = 300): Promise<number> {
-  for (let i = 0; i < 20; i++) await store.listPatsByUser(userId);
+/**
+ * listPatsByUser in the store itself, µs per call: batches of `n` calls, the
+ * cases interleaved batch by batch, the fastest batch of each kept (other
+ * tenants only ever add time).
+ */
+async function listTimings(cases: readonly { name: string; store: Store; userId: string; n: number }[], batches = 7): Promise<Record<string, number>> {
+  const best = new Map<string, number>();
+  for (const c of cases) for (let i = 0; i < 10; i++) await c.store.listPatsByUser(c.userId);
+  for (let b = 0; b < batches; b++) {
+    for (const c of cases) {
+      const t = performance.now();
+      for (let i = 0; i < c.n; i++) await c.store.listPatsByUser(c.userId);
+      const us = ((performance.now() - t) / c.n) * 1000;
+      best.set(c.name, Math.min(best.get(c.name) ?? Infinity, us));
+    }
+  }
+  return Object.fromEntries([...best].map(([k, v]) => [k, round(v, 0)]));
+}
+
+/** Reading every PAT once, in ms: what listing a user would cost without an index. */
+async function scanAll(store: Store): Promise<number> {
   const t = performance.now();
-  for (let i = 0; i < n; i++) await store.listPatsByUser(userId);
-  return round(((performance.now() - t) / n) * 1000, 0);
+  let n = 0;
+  for await (const page of store.allPats(2000)) n += page.length;
+  void n;
+  return round(performance.now() - t, 0);
+}
+
+/** Event-loop figures of one run: wall-clock delay (what a request waits), and the part the gateway itself caused. */
+interface Stall {
+  readonly maxMs: number;
+  readonly p99Ms: number;
+  readonly rps: number;
+  /** The longest block the gateway's own work caused (wall lateness while its thread was using CPU; see gateway-main.ts). */
+  readonly ownMaxMs: number;
+  /** The longest synchronous part of one store call, in CPU time. */
+  readonly storeCallMaxCpuMs: number;
+}
+
+type Stats = GatewayStats & { ownStallMs: number; storeCallMaxCpuMs: number };
+
+function stall(st: Stats, rps: number): Stall {
+  return { maxMs: round(st.eldMs.max, 1), p99Ms: round(st.eldMs.p99, 1), rps: round(rps, 0), ownMaxMs: round(st.ownStallMs, 1), storeCallMaxCpuMs: round(st.storeCallMaxCpuMs, 2) };
 }
 
 interface StoreResult {
@@ -170,9 +206,11 @@ interface StoreResult {
   readonly startup: { readonly spawnToReadyMs: number; readonly appToReadyMs: number; readonly rssAtReadyMB: number };
   readonly api: Record<string, { p50: number; p99: number; n: number }>;
   readonly listInStoreUs: Record<string, number>;
+  /** Reading every PAT (what a list without the index would cost), ms. */
+  readonly scanMs: number;
   readonly stall: {
-    readonly s1OneToken: { readonly maxMs: number; readonly p99Ms: number; readonly rps: number; readonly storeHoldMs: number | null };
-    readonly s1AllTokensWithCreates: { readonly maxMs: number; readonly p99Ms: number; readonly rps: number; readonly non2xx: number; readonly burstCreateP99Ms: number; readonly storeHoldMs: number | null };
+    readonly s1OneToken: Stall;
+    readonly s1AllTokensWithCreates: Stall & { readonly non2xx: number; readonly burstCreateP99Ms: number };
     readonly patsWithLastUsed: number;
   };
   readonly rssAfterMB: number;
@@ -218,16 +256,21 @@ async function benchStore(kind: "embedded" | "redis", children: { upstream: Node
     const seedSec = round((performance.now() - t0) / 1000, 1);
     log(`seeded in ${seedSec} s${redisBytesPerPat === null ? "" : `; Redis used_memory per PAT ${redisBytesPerPat} bytes`}`);
 
-    // listPatsByUser in the store itself: a small store, then the full one.
-    const listInStoreUs: Record<string, number> = {};
-    {
-      const s = await openSmall();
-      await loadRecords(s, small.records);
-      listInStoreUs["10-PAT user, 1,000-PAT store"] = await listTiming(s, small.lightUser);
-      await s.close();
-      const big = await open();
-      listInStoreUs[`10-PAT user, ${PATS.toLocaleString("en")}-PAT store`] = await listTiming(big, data.lightUser);
-      listInStoreUs[`${HEAVY.toLocaleString("en")}-PAT user, ${PATS.toLocaleString("en")}-PAT store`] = await listTiming(big, data.heavyUser, 50);
+    // listPatsByUser in the store itself: a small store beside the full one.
+    const smallStore = await openSmall();
+    const big = await open();
+    let listInStoreUs: Record<string, number>;
+    let scanMs: number;
+    try {
+      await loadRecords(smallStore, small.records);
+      listInStoreUs = await listTimings([
+        { name: "10-PAT user, 1,000-PAT store", store: smallStore, userId: small.lightUser, n: 100 },
+        { name: `10-PAT user, ${PATS.toLocaleString("en")}-PAT store`, store: big, userId: data.lightUser, n: 100 },
+        { name: `${HEAVY.toLocaleString("en")}-PAT user, ${PATS.toLocaleString("en")}-PAT store`, store: big, userId: data.heavyUser, n: 5 },
+      ]);
+      scanMs = await scanAll(big);
+    } finally {
+      await smallStore.close();
       await big.close();
     }
     log(`listPatsByUser (µs): ${JSON.stringify(listInStoreUs)}`);
@@ -276,8 +319,7 @@ async function benchStore(kind: "embedded" | "redis", children: { upstream: Node
     await children.loadgen.request({ cmd: "cannon", job: { request: chatRequest(target, body, data.tokens[0] ?? ""), connections: CONNECTIONS, durationSec: 2 } });
     await gateway.request({ cmd: "reset" });
     const one = await children.loadgen.request<CannonResult>({ cmd: "cannon", job: { request: chatRequest(target, body, data.tokens[0] ?? ""), connections: CONNECTIONS, durationSec: 8 } });
-    const oneStats = await gateway.request<GatewayStats & { storeLongestHoldMs: number | null }>({ cmd: "stats" });
-    const s1OneToken = { maxMs: round(oneStats.eldMs.max, 1), p99Ms: round(oneStats.eldMs.p99, 1), rps: round(one.rps, 0), storeHoldMs: hold(oneStats.storeLongestHoldMs) };
+    const s1OneToken = stall(await gateway.request<Stats>({ cmd: "stats" }), one.rps);
     log(`S1, one token: ${JSON.stringify(s1OneToken)}`);
 
     // S1's traffic over every token (each flush: every PAT used in the last 10 s), with bursts of creates.
@@ -295,9 +337,9 @@ async function benchStore(kind: "embedded" | "redis", children: { upstream: Node
       burstMs.push(...(await Promise.all(burst)));
     }
     const all = await run;
-    const allStats = await gateway.request<GatewayStats & { storeLongestHoldMs: number | null }>({ cmd: "stats" });
+    const allStats = await gateway.request<Stats>({ cmd: "stats" });
     const non2xx = Object.entries(all.statuses).reduce((n, [code, c]) => (code === "200" ? n : n + c), all.errors);
-    const s1All = { maxMs: round(allStats.eldMs.max, 1), p99Ms: round(allStats.eldMs.p99, 1), rps: round(all.rps, 0), non2xx, burstCreateP99Ms: round(percentiles(burstMs).p99, 1), storeHoldMs: hold(allStats.storeLongestHoldMs) };
+    const s1All = { ...stall(allStats, all.rps), non2xx, burstCreateP99Ms: round(percentiles(burstMs).p99, 1) };
     log(`S1, every token, ${BURST}-create bursts: ${JSON.stringify(s1All)}`);
     const rssAfterMB = round(allStats.rssBytes / MB, 1);
     await gateway.stop(10_000);
@@ -309,7 +351,7 @@ async function benchStore(kind: "embedded" | "redis", children: { upstream: Node
     for await (const page of s.allPats(2000)) for (const p of page) if (p.lastUsedAt !== null) patsWithLastUsed++;
     await s.close();
     log(`PATs with last_used_at: ${patsWithLastUsed}`);
-    return { store: kind, seedSec, redisBytesPerPat, startup, api, listInStoreUs, stall: { s1OneToken, s1AllTokensWithCreates: s1All, patsWithLastUsed }, rssAfterMB };
+    return { store: kind, seedSec, redisBytesPerPat, startup, api, listInStoreUs, scanMs, stall: { s1OneToken, s1AllTokensWithCreates: s1All, patsWithLastUsed }, rssAfterMB };
   } finally {
     await gateway?.stop();
     await redis?.stop();
@@ -333,9 +375,12 @@ function table(results: readonly StoreResult[], meta: { loadavg: number[]; cpus:
     row("RSS after the traffic, MB", (r) => r.rssAfterMB),
     ...Object.keys(results[0]?.api ?? {}).map((k) => row(`API ${k}: p50 / p99, ms`, (r) => `${r.api[k]?.p50} / ${r.api[k]?.p99}`)),
     ...Object.keys(results[0]?.listInStoreUs ?? {}).map((k) => row(`listPatsByUser in the store, ${k}, µs`, (r) => r.listInStoreUs[k] ?? null)),
-    row("S1, one token: longest event-loop stall / p99, ms", (r) => `${r.stall.s1OneToken.maxMs} / ${r.stall.s1OneToken.p99Ms} (${r.stall.s1OneToken.rps} req/s)`),
-    row(`S1 over every token + last-used flushes + ${BURST}-create bursts: longest stall / p99, ms`, (r) => `**${r.stall.s1AllTokensWithCreates.maxMs}** / ${r.stall.s1AllTokensWithCreates.p99Ms} (${r.stall.s1AllTokensWithCreates.rps} req/s, ${r.stall.s1AllTokensWithCreates.non2xx} non-200)`),
-    row("… the store's own longest hold of the event loop (a write slice, a read, a poll), ms", (r) => r.stall.s1AllTokensWithCreates.storeHoldMs ?? "n/a (async client)"),
+    row(`for scale: reading all ${PATS.toLocaleString("en")} PATs once (a list without the index), ms`, (r) => r.scanMs),
+    row("S1, one token: event-loop delay max / p99, ms (wall clock)", (r) => `${r.stall.s1OneToken.maxMs} / ${r.stall.s1OneToken.p99Ms} (${r.stall.s1OneToken.rps} req/s)`),
+    row("… of it the gateway's own longest block, ms", (r) => r.stall.s1OneToken.ownMaxMs),
+    row(`S1 over every token + last-used flushes + ${BURST}-create bursts: event-loop delay max / p99, ms (wall clock)`, (r) => `${r.stall.s1AllTokensWithCreates.maxMs} / ${r.stall.s1AllTokensWithCreates.p99Ms} (${r.stall.s1AllTokensWithCreates.rps} req/s, ${r.stall.s1AllTokensWithCreates.non2xx} non-200)`),
+    row("… of it the gateway's own longest block, ms", (r) => `**${r.stall.s1AllTokensWithCreates.ownMaxMs}**`),
+    row("… the longest store call on the event loop (CPU), ms", (r) => r.stall.s1AllTokensWithCreates.storeCallMaxCpuMs),
     row("… a burst's creates: p99, ms", (r) => r.stall.s1AllTokensWithCreates.burstCreateP99Ms),
     row("PATs with last_used_at after the run", (r) => r.stall.patsWithLastUsed),
   ];

@@ -100,7 +100,6 @@ export class EmbeddedStore implements Store {
   #dataVersion: number;
   #feedOk = true;
   #backlog = false;
-  #longestHoldMs = 0;
 
   private constructor(file: string, db: DatabaseSync, opts: EmbeddedStoreOptions, migration: LegacyMigration | null) {
     this.file = file;
@@ -155,15 +154,12 @@ export class EmbeddedStore implements Store {
 
   #read<T>(fn: (q: Statements) => T): Promise<T> {
     if (this.#closed) return Promise.reject(closedError());
-    const start = performance.now();
     try {
       return Promise.resolve(fn(this.#q));
     } catch (err) {
       if (!isBusy(err)) return Promise.reject(this.#failure(err));
       // Reads wait only while another connection recovers or checkpoints the log: rare and short.
       return untilUnlocked(performance.now() + this.#lockTimeoutMs, () => fn(this.#q)).catch((e: unknown) => Promise.reject(this.#failure(e)));
-    } finally {
-      this.#held(start);
     }
   }
 
@@ -194,22 +190,6 @@ export class EmbeddedStore implements Store {
     );
   }
 
-  #held(since: number): void {
-    const ms = performance.now() - since;
-    if (ms > this.#longestHoldMs) this.#longestHoldMs = ms;
-  }
-
-  /**
-   * The longest this store held the event loop in one go (a slice of queued
-   * writes, a read, a poll) since the last call, in ms; then starts over. For
-   * the storage benchmark, which separates it from other tenants' time.
-   */
-  takeLongestHoldMs(): number {
-    const ms = this.#longestHoldMs;
-    this.#longestHoldMs = 0;
-    return ms;
-  }
-
   #deliver(event: ChangeEvent, committedAt?: number): void {
     for (const l of [...this.#listeners]) {
       try {
@@ -236,7 +216,6 @@ export class EmbeddedStore implements Store {
   /** One poll: if another connection committed since the last one, deliver its new change rows. */
   #poll(): void {
     if (this.#closed) return;
-    const start = performance.now();
     try {
       const version = this.#readDataVersion();
       if (version === this.#dataVersion && this.#feedOk && !this.#backlog) return;
@@ -260,8 +239,6 @@ export class EmbeddedStore implements Store {
     } catch {
       // Not live until a poll succeeds again; that poll delivers `reset` first.
       this.#feedOk = false;
-    } finally {
-      this.#held(start);
     }
   }
 
