@@ -117,9 +117,9 @@ export class WriterClient {
   constructor(data: WriterData) {
     // The same file as this module, whether it runs as .ts (type stripping) or from the build as .js.
     const self = new URL(`./embedded-writer${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-    // A worker inherits the process's node flags; --input-type (a `node -e` script's) is refused for a file.
-    const execArgv = process.execArgv.filter((f) => !f.startsWith("--input-type"));
-    this.#worker = new Worker(self, { execArgv, workerData: { patgateEmbeddedWriter: data } });
+    // No node flags of the process's: V8 flags (the image's heap tuning) are process-wide and a worker refuses
+    // them, as it does a `node -e` script's --input-type; the writer needs none (Node strips types by itself).
+    this.#worker = new Worker(self, { execArgv: [], workerData: { patgateEmbeddedWriter: data } });
     // Idle, it must not keep a process alive (a CLI command ends when its work does); busy, it must.
     this.#worker.unref();
     this.#worker.on("message", (r: Reply) => this.#onReply(r));
