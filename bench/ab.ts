@@ -17,6 +17,7 @@
  * Output: a table on stdout and bench/results/ab.json.
  */
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm, symlink, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -121,9 +122,10 @@ async function main(): Promise<void> {
     children.push(upstream);
     const loadgen = await NodeChild.start("loadgen", path.join(ROOT, "bench", "load-main.ts"), { cpus: pin ? "0" : null });
     children.push(loadgen);
-    // Each gateway has its own store file (an embedded store is locked to one process) and so its own token.
-    const fixture = (): ReturnType<typeof makeGatewayFixture> => makeGatewayFixture({ upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheMaxEntries: null, distinct: 0, connections: 1024 });
-    const fixtures = { base: await fixture(), tree: await fixture() };
+    // Each gateway has its own store and so its own token; a base from before the SQLite store reads the JSON file as its store.
+    const fixture = (storeFile: "db" | "json"): ReturnType<typeof makeGatewayFixture> =>
+      makeGatewayFixture({ upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheMaxEntries: null, distinct: 0, connections: 1024, storeFile });
+    const fixtures = { base: await fixture(existsSync(path.join(baseDir, "src", "store", "schema.ts")) ? "db" : "json"), tree: await fixture("db") };
     dirs.push(fixtures.base.dir, fixtures.tree.dir);
     const start = (build: "base" | "tree", script: string): Promise<NodeChild> => {
       const { flags, memory } = sides[build];

@@ -3,8 +3,10 @@
  * (full auth, the production logger writing every access line to `--log`,
  * /dev/null by default), plus what only the benchmark needs:
  *
- * - every Store method call is counted (S4: zero store calls for malformed tokens);
- * - RSS, heap and event-loop delay are reported on request (S6 soak).
+ * - every Store method call is counted (S4: zero store calls for malformed tokens)
+ *   and its synchronous CPU time taken (the storage bench);
+ * - RSS, heap and event-loop delay are reported on request (S6 soak), and
+ *   how long it took to start (the storage bench).
  *
  * Both are read over the IPC channel, so the data plane's event loop serves
  * nothing extra while traffic runs.
@@ -26,17 +28,42 @@ const { values } = parseArgs({
 });
 if (values.config === undefined) throw new Error("--config is required");
 
+// Start-up, as the storage bench reports it: from process start (node's time origin) and from here, when the modules are loaded.
+const appStart = performance.now();
 const settings = loadSettings(values.config);
 // The same destination options as the shipped logger, only pointed elsewhere than stdout.
 const logger = createLogger(settings.logging.level, pino.destination({ ...DESTINATION, dest: values.log }));
 const app = await buildApp(settings, { logger });
-const storeCalls = countCalls(app.store);
+// The longest synchronous part of one store call, in this thread's CPU time: what the store itself costs the
+// event loop, whatever other tenants of a shared machine take from the process meanwhile.
+const storeCpu = { max: 0 };
+const storeCalls = countCalls(app.store, storeCpu);
+// The event loop's longest block that this thread's own work caused: for each 5 ms tick, the smaller of how
+// late it came and how much CPU the thread used since the last one. Lateness while the process was not
+// running (another tenant had the core) uses no CPU and so is left out; a long task is not.
+const ownStall = { max: 0 };
+{
+  let last = performance.now();
+  let lastCpu = process.threadCpuUsage();
+  setInterval(() => {
+    const now = performance.now();
+    const cpu = process.threadCpuUsage(lastCpu);
+    const late = now - last - 5;
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    ownStall.max = Math.max(ownStall.max, Math.min(late, cpuMs));
+    last = now;
+    lastCpu = process.threadCpuUsage();
+  }, 5).unref();
+}
+const round2 = (x: number): number => Math.round(x * 100) / 100;
 const ELD_RESOLUTION_MS = 10;
 const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
 // The histogram holds whole timer intervals (an idle loop reads ~10 ms): report the delay beyond the interval.
 const delayMs = (ns: number): number => Math.max(0, ns / 1e6 - ELD_RESOLUTION_MS);
 eld.enable();
 const port = await app.listen(0, "127.0.0.1");
+const readyAt = performance.now();
+const startup = { processToReadyMs: readyAt, appToReadyMs: readyAt - appStart, rssAtReadyBytes: process.memoryUsage().rss };
 
 serveIpc((msg) => {
   switch (msg["cmd"]) {
@@ -50,10 +77,15 @@ serveIpc((msg) => {
         eldMs: { mean: delayMs(eld.mean), p50: delayMs(eld.percentile(50)), p99: delayMs(eld.percentile(99)), max: delayMs(eld.max) },
         storeCalls: Object.fromEntries(storeCalls),
         verifierCacheSize: app.verifier.cacheSize,
+        startup,
+        ownStallMs: round2(ownStall.max),
+        storeCallMaxCpuMs: round2(storeCpu.max),
       };
     }
     case "reset":
       eld.reset();
+      ownStall.max = 0;
+      storeCpu.max = 0;
       storeCalls.clear();
       return true;
     default:
@@ -75,7 +107,7 @@ process.on("SIGTERM", () => {
  * an own property of the same object the verifier and rights already hold,
  * so their calls go through it.
  */
-function countCalls(store: Store): Map<string, number> {
+function countCalls(store: Store, cpu: { max: number }): Map<string, number> {
   const counts = new Map<string, number>();
   const target = store as unknown as Record<string, unknown>;
   for (let proto: object | null = Object.getPrototypeOf(store) as object | null; proto !== null && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
@@ -87,7 +119,13 @@ function countCalls(store: Store): Map<string, number> {
         configurable: true,
         value: (...args: unknown[]): unknown => {
           counts.set(name, (counts.get(name) ?? 0) + 1);
-          return method.apply(store, args);
+          const before = process.threadCpuUsage();
+          try {
+            return method.apply(store, args);
+          } finally {
+            const used = process.threadCpuUsage(before);
+            cpu.max = Math.max(cpu.max, (used.user + used.system) / 1000);
+          }
         },
       });
     }

@@ -367,7 +367,7 @@ async function main(): Promise<void> {
     machine: { ...machine(), loadavgAtEnd },
     layout: { ...layout, note: "loadgen and bench orchestrator on one core, the proxy under test alone on the other; the fake upstream shares the load generator's core unless --upstream-cpu says otherwise (S2 then runs once more with it moved onto the proxy's core)" },
     gateway: {
-      store: "embedded (temp dir, seeded snapshot file)",
+      store: "embedded (temp dir, seeded from a JSON store file migrated at start)",
       cacheMaxEntries: fx.cacheMaxEntries,
       s4: auth === null ? null : { store: "embedded", pats: opts.distinct + 1, cacheMaxEntries: auth.cacheMaxEntries },
       upstreamConnections: fx.connections,

@@ -1,9 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import { randomBytes, randomUUID } from "node:crypto";
-import { readFile, writeFile, mkdir } from "node:fs/promises";
-import path from "node:path";
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { ConfigError, usesRedis, type Settings, type StoreSettings } from "./config/config.ts";
+import type { Settings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
 import { deny, proxy, type DataPlane } from "./pipeline.ts";
 import { decideAgain } from "./policy/authorize.ts";
@@ -15,7 +13,9 @@ import { Rights } from "./policy/rights.ts";
 import { Upstreams } from "./upstream/upstreams.ts";
 import { HeaderPolicy } from "./upstream/headers.ts";
 import { EmbeddedStore } from "./store/embedded.ts";
-import { RedisStore, createRedisClient, untilReady, type RedisStoreOptions } from "./store/redis.ts";
+import { openStore, redisStoreOptions } from "./store/open.ts";
+import { gatewayPepper } from "./store/pepper.ts";
+import { createRedisClient, untilReady, type RedisStoreOptions } from "./store/redis.ts";
 import { StoreUnavailableError, type ChangeEvent, type Store } from "./store/types.ts";
 import { createLogger } from "./telemetry/logger.ts";
 import { createAdminApi } from "./admin/api.ts";
@@ -74,7 +74,8 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
   const auditReady = auditRedis !== null && redisOpts !== null ? untilReady(auditRedis, redisOpts) : Promise.resolve(true);
   let store: Store | null = null;
   try {
-    store = redisOpts !== null ? await RedisStore.connect(redisOpts) : await EmbeddedStore.open(settings.store.embeddedPath);
+    store = await openStore(settings.store, { redis: redisOpts });
+    if (store instanceof EmbeddedStore && store.migration !== null) log.info({ ...store.migration, store: store.file }, "migrated the JSON store file of an earlier version into the database; the JSON file is kept as a backup");
     return await assemble(settings, opts, { log, routes, store, auditRedis, auditReady });
   } catch (err) {
     // Nothing may keep a process that failed to start alive: no Redis socket, no reconnect timer.
@@ -96,7 +97,7 @@ interface Opened {
 
 async function assemble(settings: Settings, opts: AppOptions, opened: Opened): Promise<App> {
   const { log, routes, store, auditRedis, auditReady } = opened;
-  const pepper = settings.security.pepper ?? (await embeddedPepper(settings, store));
+  const pepper = await gatewayPepper(settings);
 
   const verifier = new Verifier(store, {
     pepper,
@@ -343,17 +344,6 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
   };
 }
 
-/** The Redis store's connection settings from the config; null for the embedded store. */
-export function redisStoreOptions(store: StoreSettings): RedisStoreOptions | null {
-  if (!usesRedis(store)) return null;
-  const base = { keyPrefix: store.keyPrefix, ...(store.redisUrl === null ? {} : { url: store.redisUrl }) };
-  switch (store.redisMode) {
-    case "single": return base;
-    case "cluster": return { ...base, cluster: { nodes: store.redisNodes } };
-    case "sentinel": return { ...base, sentinel: { sentinels: store.redisNodes, name: store.sentinelName ?? "" } };
-  }
-}
-
 /** One line when the store connection is lost (where, and why) and one when it is back: not one per request. */
 function withHealthLog(opts: RedisStoreOptions | null, log: Logger): RedisStoreOptions | null {
   if (opts === null) return null;
@@ -364,26 +354,6 @@ function withHealthLog(opts: RedisStoreOptions | null, log: Logger): RedisStoreO
       else log.error({ store: h.address, cause: h.cause }, `store lost: Redis at ${h.address} is unavailable (${h.cause}); requests that need it get 503 store_unavailable until it is back`);
     },
   };
-}
-
-/** With the embedded store a missing pepper is generated once and kept next to the data (mode 0600). */
-async function embeddedPepper(settings: Settings, store: Store): Promise<Buffer> {
-  if (store.kind !== "embedded") {
-    throw new ConfigError(`${settings.configFile}: security.pepper: required with Redis (every replica must share it; e.g. \`openssl rand -hex 32\`)`);
-  }
-  const file = path.join(path.dirname(settings.store.embeddedPath), "pepper");
-  try {
-    const hex = (await readFile(file, "utf8")).trim();
-    const buf = Buffer.from(hex, "hex");
-    if (buf.length >= 32) return buf;
-    throw new ConfigError(`${file}: the stored pepper is damaged; restore it (tokens cannot be verified without it)`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-  const pepper = randomBytes(32);
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, pepper.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
-  return pepper;
 }
 
 function listenOn(server: http.Server, port: number, host: string): Promise<number> {

@@ -3,11 +3,12 @@
  * config/patgate.yaml (as the tests derive theirs), and an embedded store
  * file holding the bench domain, its members and their PATs.
  *
- * The store file is written directly, in the embedded store's snapshot
- * format, rather than through `Store.insertPat`: the embedded store rewrites
- * and fsyncs its whole file on every change, so 10,000 inserts would take
- * minutes. The gateway validates the file when it opens it, so a format
- * change fails loudly at start, never silently.
+ * The data is written as a JSON store file of the kind earlier versions
+ * kept (`data/patgate.json`), which both kinds of build read: a build with
+ * the SQLite store migrates it into `data/patgate.db` in one transaction at
+ * start, an older one (bench:ab's base) reads it as its store. The gateway
+ * validates the file when it reads it, so a format change fails loudly at
+ * start, never silently.
  */
 import { mkdtemp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
@@ -44,6 +45,8 @@ export interface FixtureOptions {
   readonly distinct: number;
   /** `upstreams.default.connections`; null keeps the shipped value. */
   readonly connections: number | null;
+  /** What `store.embedded_path` names: the SQLite database (default), or the JSON file itself for a build from before it. */
+  readonly storeFile?: "db" | "json";
 }
 
 type Tree = Record<string, unknown>;
@@ -55,9 +58,10 @@ export async function makeGatewayFixture(opts: FixtureOptions): Promise<GatewayF
   const pepper = Buffer.from(pepperHex, "hex");
   const cfg = parse(await readFile(path.join(ROOT, "config", "patgate.yaml"), "utf8")) as Tree;
   const dataFile = path.join(dir, "data", "patgate.json");
+  const storePath = opts.storeFile === "json" ? dataFile : path.join(dir, "data", "patgate.db");
 
   cfg["server"] = { ...(cfg["server"] as Tree), host: "127.0.0.1", port: 0 };
-  cfg["store"] = { redis_url: "", embedded_path: dataFile, key_prefix: "patgate:" };
+  cfg["store"] = { redis_url: "", embedded_path: storePath, key_prefix: "patgate:" };
   cfg["security"] = { ...(cfg["security"] as Tree), pepper: pepperHex };
   cfg["routes_file"] = path.join(ROOT, "routes.yaml");
   if (opts.cacheMaxEntries !== null) cfg["cache"] = { ...(cfg["cache"] as Tree), max_entries: opts.cacheMaxEntries };

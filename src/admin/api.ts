@@ -187,6 +187,7 @@ export function printToStderr(key: string): void {
     "\npatgate: no admin key was configured, so this first start created one.\n" +
       "It is shown ONCE and only its hash is stored; keep it somewhere safe:\n\n" +
       `  ${key}\n\n` +
-      "Use it as 'Authorization: Bearer <key>' on /pats, /domains and /roles (docs/admin-api.md).\n\n",
+      "Use it as 'Authorization: Bearer <key>' on /pats, /domains and /roles (docs/admin-api.md).\n" +
+      "Lost it? `patgate admin-key create` on this machine makes another (docs/cli.md).\n\n",
   );
 }

@@ -13,9 +13,11 @@ import { ME_COMMANDS } from "./me.ts";
 import { PAT_COMMANDS } from "./pats.ts";
 import { ROUTE_COMMANDS } from "./routes.ts";
 import { CATALOG_COMMANDS } from "./catalog.ts";
+import { ADMIN_KEY_COMMANDS } from "./admin-key.ts";
+import { STORAGE_COMMANDS } from "./storage.ts";
 
 /** Every command, in the order help lists them. */
-export const COMMANDS: readonly Command[] = [...PAT_COMMANDS, ...DOMAIN_COMMANDS, ...MEMBER_COMMANDS, ...ROLE_COMMANDS, ...ROUTE_COMMANDS, ...ME_COMMANDS, ...CATALOG_COMMANDS];
+export const COMMANDS: readonly Command[] = [...PAT_COMMANDS, ...DOMAIN_COMMANDS, ...MEMBER_COMMANDS, ...ROLE_COMMANDS, ...ROUTE_COMMANDS, ...ME_COMMANDS, ...CATALOG_COMMANDS, ...STORAGE_COMMANDS, ...ADMIN_KEY_COMMANDS];
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 // Every prefix of a command name that is not itself a command: `pat`, `pat scope`, …
@@ -28,6 +30,8 @@ usage: patgate <command> [arguments] [options]      patgate <command> --help
 The management commands call a running gateway at PATGATE_URL (default
 http://127.0.0.1:8080) with PATGATE_TOKEN: an admin key (operators) or a user's
 OIDC token. --url and --token override them. Every command takes --json.
+export, import, backup and admin-key create work on the store of the gateway's
+config (--config) directly, with or without a gateway running.
 Exit status: 0 ok, 1 error (one line on stderr), 2 wrong usage.
 Docs: docs/cli.md, in ${packageRoot()}`;
 

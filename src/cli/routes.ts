@@ -4,7 +4,6 @@
  * modules are imported on first use, so API commands start fast.
  */
 import { readFileSync } from "node:fs";
-import path from "node:path";
 import type { Settings } from "../config/config.ts";
 import type { RouteTable } from "../routing/table.ts";
 import type { Command, Ctx, Opt } from "./command.ts";
@@ -12,27 +11,11 @@ import { CliError } from "./command.ts";
 import { oneLine } from "./client.ts";
 import type { Explanation } from "./explain.ts";
 import { fields } from "./format.ts";
-import { packageRoot } from "./root.ts";
+import { CONFIG_OPT, configFile, loadConfig } from "./local.ts";
 
-const ROOT = packageRoot();
-const CONFIG: Opt = { type: "string", arg: "FILE", help: "the gateway's config (env PATGATE_CONFIG; default config/patgate.yaml)" };
+// The config option and loader are shared with the local store commands (local.ts).
+const CONFIG = CONFIG_OPT;
 const ROUTES: Opt = { type: "string", arg: "FILE", help: "the route table (default: the config's routes_file)" };
-
-function configFile(c: Ctx): string {
-  return c.str("config") ?? c.io.env.PATGATE_CONFIG ?? path.join(ROOT, "config", "patgate.yaml");
-}
-
-async function settings(c: Ctx): Promise<Settings> {
-  const { ConfigError, loadSettings } = await import("../config/config.ts");
-  try {
-    return loadSettings(configFile(c), c.io.env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    const problems = err.message.split("\n");
-    throw new CliError(`the config is invalid: ${problems[0] ?? ""}${problems.length > 1 ? ` (and ${problems.length - 1} more; see patgate routes check)` : ""}`);
-  }
-}
-
 /** The table and the file it came from; a RouteTableError is left to the caller. */
 async function loadTable(c: Ctx, s: Settings): Promise<{ file: string; table: RouteTable }> {
   const { loadRouteTable } = await import("../routing/table.ts");
@@ -88,7 +71,7 @@ name exactly one valid entity).
 Example:
   patgate routes explain POST /proxy/demo/v1/chat/completions --body req.json`,
     async run(c) {
-      const s = await settings(c);
+      const s = await loadConfig(c);
       const { RouteTableError } = await import("../routing/table.ts");
       let table: RouteTable;
       try {

@@ -351,7 +351,7 @@ function parseStore(c: Checker, raw: unknown, dir: string): StoreSettings {
     redisUrl: redisUrl === "" ? null : redisUrl,
     redisNodes,
     sentinelName: sentinelName === "" ? null : sentinelName,
-    embeddedPath: path.resolve(dir, c.str(st.embedded_path, "store.embedded_path", "../data/patgate.json")),
+    embeddedPath: path.resolve(dir, c.str(st.embedded_path, "store.embedded_path", "../data/patgate.db")),
     keyPrefix: c.str(st.key_prefix, "store.key_prefix", "patgate:"),
   };
 }

@@ -1,6 +1,15 @@
-import { mkdir, open, readFile, readdir, rename, unlink } from "node:fs/promises";
-import type { FileHandle } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { randomUUID } from "node:crypto";
+import { closeSync, openSync, readSync } from "node:fs";
+import { mkdir, open as openFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { Statements, adminKeyFromRow, checkedRecords, domainFromRow, memberFromRow, patFromRow, roleFromRow, type BulkRecords, type NameConflict } from "./embedded-rows.ts";
+import { WriterClient, type WriteError } from "./embedded-writer.ts";
+import { transaction, type WriteOp } from "./embedded-writes.ts";
+import { parseEvent } from "./events.ts";
+import { migrateLegacyFile, type LegacyMigration } from "./legacy-json.ts";
+import { checkedPat, decodeAdminKey, decodeDomain, decodeMembership, decodeRole } from "./records.ts";
+import { migrate } from "./schema.ts";
+import { DatabaseSync, isBusy, sqliteCode } from "./sqlite.ts";
 import { StoreUnavailableError } from "./types.ts";
 import type {
   AdminKeyRecord,
@@ -13,133 +22,172 @@ import type {
   Role,
   Store,
 } from "./types.ts";
-import type { Scope } from "../scopes/scope.ts";
 
 /*
- * The embedded store keeps everything in memory and rewrites ONE JSON file on
- * every committed change (temp file + fsync + rename, so a crash leaves either
- * the old or the new snapshot, never a torn one). Rewriting the whole file is
- * O(n) per change, which suits its purpose: one machine, thousands of records,
- * changes at human speed. Lookups by user scan all PATs for the same reason.
+ * The embedded store: one SQLite database file (node:sqlite, built into Node),
+ * one row per record, every change one transaction. Nothing is held in memory
+ * beyond SQLite's page cache, so start-up does not grow with the data.
  *
- * State is copy-on-write: a mutation builds the next state, writes it, and only
- * then swaps it in. Readers therefore only ever see committed (durable) data,
- * and a failed write leaves nothing to roll back.
+ * - WAL journal: readers never wait for the writer, and a backup or export
+ *   running in another process does not hold up the gateway.
+ * - synchronous = FULL: in WAL mode that fsyncs the log on every commit, so a
+ *   change is durable when its promise resolves, across a power cut as well as
+ *   a crash. NORMAL would survive a killed process but could lose the last
+ *   commits on power loss, and a revocation that comes undone is a token that
+ *   works again. A commit costs about half a millisecond on an SSD; changes
+ *   come at human speed and last-used times are batched.
+ * - node:sqlite is synchronous, so nothing here may hold the event loop for
+ *   long. Writes go to a writer thread with its own connection
+ *   (embedded-writer.ts): the fsync of each commit, SQLite's checkpoints and
+ *   waits for another process's lock happen there. Reads stay here: one
+ *   indexed query each, a few microseconds (in WAL mode a reader never waits
+ *   for the writer). Large jobs (a last-used flush, an import) are sent in
+ *   chunks, one transaction each.
+ * - Several processes may share the file (a gateway and `patgate` maintenance
+ *   commands, or two gateways on one machine). Each change also writes its
+ *   event to the `changes` table in the same transaction; every process polls
+ *   `PRAGMA data_version` (a few microseconds) and, when another connection
+ *   has committed, reads the new rows and hands them to its subscribers, as
+ *   Redis pub/sub does between replicas.
  */
 
-const FORMAT = "patgate-embedded-store";
-const FORMAT_VERSION = 1;
-// last-used times are coalesced: written at most this often, and on close().
-const TOUCH_FLUSH_DELAY_MS = 1000;
-
-interface State {
-  readonly pats: ReadonlyMap<string, PatRecord>;
-  readonly domains: ReadonlyMap<string, Domain>;
-  /** domainId → userId → membership. */
-  readonly members: ReadonlyMap<string, ReadonlyMap<string, Membership>>;
-  readonly roles: ReadonlyMap<string, Role>;
-  readonly adminKeys: ReadonlyMap<string, AdminKeyRecord>;
+/** Tunables; the defaults are what the gateway uses. */
+export interface EmbeddedStoreOptions {
+  /** How often to look for other processes' changes (default 20 ms: well inside the 100 ms bound). */
+  readonly pollIntervalMs?: number;
+  /** How long a write waits for another process's write lock before it fails (default 5 s). */
+  readonly lockTimeoutMs?: number;
 }
 
-/** What a mutation decided: the next state (null: nothing changed), its answer and its events. */
-interface Change<T> {
-  readonly next: State | null;
-  readonly result: T;
-  readonly events: readonly ChangeEvent[];
-  /** PAT ids whose coalesced last-used times must be forgotten (the PAT is gone). */
-  readonly forget?: readonly string[];
+const DEFAULT_POLL_MS = 20;
+const DEFAULT_LOCK_TIMEOUT_MS = 5000;
+// This connection's own wait on a lock (reads, rarely; the open): synchronous, so kept tiny; longer waits are async.
+const BUSY_TIMEOUT_MS = 5;
+// Rows per transaction for last-used flushes and bulk loads.
+const TOUCH_CHUNK = 500;
+const LOAD_CHUNK = 1000;
+// Change rows a poll reads at once; more are read on the next poll.
+const POLL_ROWS = 500;
+
+type Listener = (event: ChangeEvent, committedAt?: number) => void;
+
+/** What a bulk load did; `conflicts` are PATs left out because another PAT of the user holds the name. */
+export interface BulkResult {
+  readonly written: number;
+  readonly conflicts: readonly NameConflict[];
 }
 
-const EMPTY: State = { pats: new Map(), domains: new Map(), members: new Map(), roles: new Map(), adminKeys: new Map() };
-
-function unchanged<T>(result: T): Change<T> {
-  return { next: null, result, events: [] };
-}
-
-/** The default store when no Redis is configured: memory plus one local JSON file. */
+/** The default store when no Redis is configured: a local SQLite database file. */
 export class EmbeddedStore implements Store {
   readonly kind = "embedded";
-  readonly #file: string;
-  readonly #lockFile: string;
-  #state: State;
-  readonly #listeners = new Set<(event: ChangeEvent, committedAt?: number) => void>();
-  // Mutations (and touch flushes) run one at a time through this chain.
-  #tail: Promise<void> = Promise.resolve();
-  // Coalesced last-used times, newer than the records they belong to.
-  readonly #lastUsed = new Map<string, number>();
-  #touchSeq = 0;
-  #savedTouchSeq = 0;
-  #flushTimer: NodeJS.Timeout | null = null;
-  #tmpCounter = 0;
-  #closing = false;
-  #closed: Promise<void> | null = null;
+  /** The database file (absolute). */
+  readonly file: string;
+  /** Set when this open migrated a JSON store file of an earlier version (for the start-up log). */
+  readonly migration: LegacyMigration | null;
+  readonly #db: DatabaseSync;
+  readonly #q: Statements;
+  readonly #lockTimeoutMs: number;
+  // Marks this instance's rows in `changes`, so its own events are not delivered twice.
+  readonly #origin: string;
+  readonly #writer: WriterClient;
+  readonly #listeners = new Set<Listener>();
+  #closed = false;
+  #inSnapshot = false;
+  #closing: Promise<void> | null = null;
+  // The change feed from other processes.
+  readonly #pollTimer: NodeJS.Timeout;
+  #cursor: number;
+  #dataVersion: number;
+  #feedOk = true;
+  #backlog = false;
 
-  private constructor(file: string, state: State) {
-    this.#file = file;
-    this.#lockFile = `${file}.lock`;
-    this.#state = state;
+  private constructor(file: string, db: DatabaseSync, opts: EmbeddedStoreOptions, migration: LegacyMigration | null) {
+    this.file = file;
+    this.migration = migration;
+    this.#db = db;
+    this.#q = new Statements(db);
+    this.#lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    this.#origin = randomUUID();
+    this.#writer = new WriterClient({ file, origin: this.#origin, lockTimeoutMs: this.#lockTimeoutMs });
+    this.#cursor = Number((this.#q.lastChange.get() as { seq: number }).seq);
+    this.#dataVersion = this.#readDataVersion();
+    this.#pollTimer = setInterval(() => this.#poll(), opts.pollIntervalMs ?? DEFAULT_POLL_MS);
+    this.#pollTimer.unref();
   }
 
   /**
-   * Opens (or creates) the store file, taking `<file>.lock` so no other process
-   * shares it. Throws if the file is locked by a live process or is corrupt.
+   * Opens (or creates) the database: WAL, schema migrations, and, on a first
+   * open beside a JSON store file of an earlier version, its one-time
+   * migration (see legacy-json.ts). Throws with the file named if it is not a
+   * usable database.
    */
-  static async open(path: string): Promise<EmbeddedStore> {
+  static async open(path: string, opts: EmbeddedStoreOptions = {}): Promise<EmbeddedStore> {
     const file = resolve(path);
     await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-    await acquireLock(`${file}.lock`, file);
+    await createPrivate(file);
+    let db: DatabaseSync;
     try {
-      await removeStaleTemps(file);
-      const text = await readFile(file, "utf8").catch((err: unknown) => {
-        if (errCode(err) === "ENOENT") return null;
-        throw err;
-      });
-      if (text === null) {
-        const store = new EmbeddedStore(file, EMPTY);
-        // Write the empty file now, so a bad path or permission fails at start, not at first change.
-        await store.#save(EMPTY);
-        return store;
-      }
-      return new EmbeddedStore(file, decodeSnapshot(text, file));
+      db = new DatabaseSync(file);
     } catch (err) {
-      await releaseLock(`${file}.lock`);
-      throw err;
+      throw openError(file, err);
+    }
+    try {
+      const deadline = performance.now() + (opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      // Switching to WAL needs a moment alone with the file; already WAL is a no-op.
+      const mode = await untilUnlocked(deadline, () => (db.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode: string }).journal_mode);
+      if (mode !== "wal") throw new Error(`embedded store ${file}: SQLite would not use its WAL journal (journal_mode ${mode}); is the file on a network filesystem?`);
+      db.exec("PRAGMA synchronous = FULL");
+      const migrated = await untilUnlocked(deadline, () => transaction(db, () => {
+        migrate(db, file);
+        return migrateLegacyFile(db, file);
+      }));
+      await migrated.finish();
+      return new EmbeddedStore(file, db, opts, migrated.migration);
+    } catch (err) {
+      db.close();
+      throw openError(file, err);
     }
   }
 
   // ---- plumbing -------------------------------------------------------------
 
-  #read<T>(fn: (s: State) => T): Promise<T> {
-    if (this.#closing) return Promise.reject(closedError());
+  #read<T>(fn: (q: Statements) => T): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError());
     try {
-      return Promise.resolve(fn(this.#state));
+      return Promise.resolve(fn(this.#q));
     } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      if (!isBusy(err)) return Promise.reject(this.#failure(err));
+      // Reads wait only while another connection recovers or checkpoints the log: rare and short.
+      return untilUnlocked(performance.now() + this.#lockTimeoutMs, () => fn(this.#q)).catch((e: unknown) => Promise.reject(this.#failure(e)));
     }
   }
 
-  #enqueue<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.#tail.then(job);
-    this.#tail = run.then(
-      () => undefined,
-      () => undefined,
+  /**
+   * Sends one change to the writer thread (in order with the others); once it
+   * is committed and durable, delivers its events here and resolves with its
+   * answer. `build` checks the caller's records first: a TypeError rejects
+   * before anything is sent.
+   */
+  #write<T>(build: () => WriteOp): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError());
+    let write: WriteOp;
+    try {
+      write = build();
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return this.#writer.call(write).then(
+      (c) => {
+        for (const e of c.events) this.#deliver(e, c.at);
+        return c.result as T;
+      },
+      (err: WriteError) => {
+        if (err.kind === "type") throw new TypeError(err.message);
+        if (err.kind === "busy") throw new StoreUnavailableError(`embedded store ${this.file} stayed locked by another process for ${this.#lockTimeoutMs} ms`, { cause: err });
+        throw new StoreUnavailableError(`embedded store ${this.file} failed${err.code === null ? "" : ` (SQLite code ${err.code})`}: ${err.message}`, { cause: err });
+      },
     );
-    return run;
-  }
-
-  #mutate<T>(decide: (s: State) => Change<T>): Promise<T> {
-    if (this.#closing) return Promise.reject(closedError());
-    return this.#enqueue(async () => {
-      // Decided against the latest committed state: the queue makes this a compare-and-set.
-      const change = decide(this.#state);
-      if (change.next === null) return change.result;
-      await this.#save(change.next);
-      this.#state = change.next;
-      for (const id of change.forget ?? []) this.#lastUsed.delete(id);
-      const committedAt = Date.now();
-      for (const e of change.events) this.#deliver(e, committedAt);
-      return change.result;
-    });
   }
 
   #deliver(event: ChangeEvent, committedAt?: number): void {
@@ -152,235 +200,248 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  /** Writes `state` (plus coalesced last-used times) durably; only the queue calls this. */
-  async #save(state: State): Promise<void> {
-    const seq = this.#touchSeq;
-    const text = encodeSnapshot(state, this.#lastUsed);
-    await writeAtomic(this.#file, text, `${this.#file}.tmp-${process.pid}-${++this.#tmpCounter}`);
-    this.#savedTouchSeq = seq;
+  #failure(err: unknown): Error {
+    if (err instanceof StoreUnavailableError) return err;
+    const code = sqliteCode(err);
+    const message = err instanceof Error ? err.message : String(err);
+    return new StoreUnavailableError(`embedded store ${this.file} failed${code === null ? "" : ` (SQLite code ${code})`}: ${message}`, { cause: err });
   }
 
-  #scheduleTouchFlush(): void {
-    if (this.#flushTimer !== null) return;
-    this.#flushTimer = setTimeout(() => {
-      this.#flushTimer = null;
-      // A failed background flush stays pending: the next touch or close() retries it.
-      this.#enqueue(() => this.#flushTouches()).catch(() => undefined);
-    }, TOUCH_FLUSH_DELAY_MS);
-    this.#flushTimer.unref();
+  // ---- the change feed from other processes -------------------------------------
+
+  #readDataVersion(): number {
+    return Number((this.#q.dataVersion.get() as { data_version: number }).data_version);
   }
 
-  async #flushTouches(): Promise<void> {
-    if (this.#touchSeq !== this.#savedTouchSeq) await this.#save(this.#state);
-  }
-
-  /** The record with its coalesced last-used time applied. */
-  #withTouch(pat: PatRecord): PatRecord {
-    const t = this.#lastUsed.get(pat.id);
-    if (t === undefined || (pat.lastUsedAt !== null && pat.lastUsedAt >= t)) return pat;
-    return Object.freeze({ ...pat, lastUsedAt: t });
+  /** One poll: if another connection committed since the last one, deliver its new change rows. */
+  #poll(): void {
+    if (this.#closed) return;
+    try {
+      const version = this.#readDataVersion();
+      if (version === this.#dataVersion && this.#feedOk && !this.#backlog) return;
+      this.#dataVersion = version;
+      if (!this.#feedOk) this.#deliver({ kind: "reset" });
+      const pruned = Number((this.#q.getMeta.get("pruned_through") as { value: string } | undefined)?.value ?? 0);
+      if (this.#cursor < pruned) {
+        // Rows this process never read are gone (it was paused for minutes): caches must start over.
+        this.#cursor = pruned;
+        this.#deliver({ kind: "reset" });
+      }
+      const rows = this.#q.changesAfter.all(this.#cursor, POLL_ROWS) as { seq: number; origin: string; at: number; event: string }[];
+      for (const r of rows) {
+        this.#cursor = r.seq;
+        if (r.origin === this.#origin) continue;
+        const event = parseEvent(r.event);
+        if (event !== null) this.#deliver(event, r.at);
+      }
+      this.#backlog = rows.length === POLL_ROWS;
+      this.#feedOk = true;
+    } catch {
+      // Not live until a poll succeeds again; that poll delivers `reset` first.
+      this.#feedOk = false;
+    }
   }
 
   // ---- PATs -----------------------------------------------------------------
 
   getPat(id: string): Promise<PatRecord | null> {
-    return this.#read((s) => {
-      const p = s.pats.get(id);
-      return p === undefined ? null : this.#withTouch(p);
+    return this.#read((q) => {
+      const row = q.getPat.get(id);
+      return row === undefined ? null : patFromRow(row);
     });
   }
 
   listPatsByUser(userId: string): Promise<PatRecord[]> {
-    return this.#read((s) =>
-      [...s.pats.values()]
-        .filter((p) => p.userId === userId)
-        .sort((a, b) => compare(a.id, b.id))
-        .map((p) => this.#withTouch(p)),
-    );
+    return this.#read((q) => q.patsOfUser.all(userId).map(patFromRow));
   }
 
   insertPat(pat: PatRecord): Promise<InsertResult> {
-    return this.#mutate((s): Change<InsertResult> => {
-      const rec = normalizePat(pat, pat.version);
-      if (s.pats.has(rec.id)) return unchanged("id_taken");
-      if (nameHolder(s, rec.userId, rec.name) !== undefined) return unchanged("name_taken");
-      return { next: { ...s, pats: withEntry(s.pats, rec.id, rec) }, result: "ok", events: [{ kind: "pat", id: rec.id }] };
-    });
+    return this.#write(() => ({ op: "insertPat", pat: checkedPat(pat, pat.version) }));
   }
 
   replacePat(pat: PatRecord, expectedVersion: number): Promise<ReplaceResult> {
-    return this.#mutate((s): Change<ReplaceResult> => {
-      const rec = normalizePat(pat, expectedVersion + 1);
-      const cur = s.pats.get(rec.id);
-      if (cur === undefined) return unchanged("not_found");
-      if (cur.version !== expectedVersion) return unchanged("conflict");
-      if (cur.userId !== rec.userId) throw new TypeError(`replacePat cannot move PAT ${rec.id} to another user`);
-      if (cur.name !== rec.name) {
-        const holder = nameHolder(s, rec.userId, rec.name);
-        if (holder !== undefined && holder !== rec.id) return unchanged("name_taken");
-      }
-      return { next: { ...s, pats: withEntry(s.pats, rec.id, rec) }, result: "ok", events: [{ kind: "pat", id: rec.id }] };
-    });
+    return this.#write(() => ({ op: "replacePat", pat: checkedPat(pat, expectedVersion + 1), expectedVersion }));
   }
 
   deletePat(id: string): Promise<boolean> {
-    return this.#mutate((s): Change<boolean> => {
-      if (!s.pats.has(id)) return unchanged(false);
-      return { next: { ...s, pats: withoutEntry(s.pats, id) }, result: true, events: [{ kind: "pat", id }], forget: [id] };
-    });
+    return this.#write(() => ({ op: "deletePat", id }));
   }
 
-  touchPats(lastUsed: ReadonlyMap<string, number>): Promise<void> {
-    if (this.#closing) return Promise.reject(closedError());
-    let changed = false;
-    for (const [id, t] of lastUsed) {
-      const pat = this.#state.pats.get(id);
-      if (pat === undefined || !Number.isFinite(t)) continue;
-      const cur = Math.max(pat.lastUsedAt ?? -Infinity, this.#lastUsed.get(id) ?? -Infinity);
-      if (t > cur) {
-        this.#lastUsed.set(id, t);
-        changed = true;
-      }
+  /** Written in chunks of TOUCH_CHUNK PATs, one transaction each, with the event loop served between them. */
+  async touchPats(lastUsed: ReadonlyMap<string, number>): Promise<void> {
+    if (this.#closed) throw closedError();
+    const entries: [string, number][] = [];
+    for (const [id, t] of lastUsed) if (Number.isFinite(t)) entries.push([id, Math.floor(t)]);
+    for (let i = 0; i < entries.length; i += TOUCH_CHUNK) {
+      if (i > 0) await nextTurn();
+      const chunk = entries.slice(i, i + TOUCH_CHUNK);
+      await this.#write(() => ({ op: "touchPats", entries: chunk }));
     }
-    if (changed) {
-      this.#touchSeq++;
-      this.#scheduleTouchFlush();
+  }
+
+  /** Every PAT, `pageSize` at a time, by id (keyset pages: each is one short query). */
+  async *allPats(pageSize = 500): AsyncGenerator<PatRecord[]> {
+    let after = "";
+    for (;;) {
+      const page = await this.#read((q) => q.patPage.all(after, pageSize).map(patFromRow));
+      if (page.length > 0) yield page;
+      if (page.length < pageSize) return;
+      after = page[page.length - 1]?.id ?? after;
     }
-    return Promise.resolve();
   }
 
   // ---- domains --------------------------------------------------------------
 
   getDomain(id: string): Promise<Domain | null> {
-    return this.#read((s) => s.domains.get(id) ?? null);
+    return this.#read((q) => {
+      const row = q.getDomain.get(id);
+      return row === undefined ? null : domainFromRow(row);
+    });
   }
 
   listDomains(): Promise<Domain[]> {
-    return this.#read((s) => [...s.domains.values()].sort((a, b) => compare(a.id, b.id)));
+    return this.#read((q) => q.listDomains.all().map(domainFromRow));
   }
 
   putDomain(domain: Domain): Promise<void> {
-    return this.#mutate((s): Change<undefined> => {
-      const rec = normalizeDomain(domain);
-      return { next: { ...s, domains: withEntry(s.domains, rec.id, rec) }, result: undefined, events: [{ kind: "domain", id: rec.id }] };
-    });
+    return this.#write(() => ({ op: "putDomain", domain: decodeDomain({ ...domain }, "domain", TypeError) }));
   }
 
   insertDomain(domain: Domain): Promise<boolean> {
-    return this.#mutate((s): Change<boolean> => {
-      if (s.domains.has(domain.id)) return unchanged(false);
-      const rec = normalizeDomain(domain);
-      return { next: { ...s, domains: withEntry(s.domains, rec.id, rec) }, result: true, events: [{ kind: "domain", id: rec.id }] };
-    });
+    return this.#write(() => ({ op: "insertDomain", domain: decodeDomain({ ...domain }, "domain", TypeError) }));
   }
 
   deleteDomain(id: string): Promise<boolean> {
-    return this.#mutate((s): Change<boolean> => {
-      const existed = s.domains.has(id);
-      const members = s.members.get(id);
-      if (!existed && members === undefined) return unchanged(false);
-      // Same order as the Redis store: one event per membership, then the domain's.
-      const events: ChangeEvent[] = [...(members?.keys() ?? [])]
-        .sort(compare)
-        .map((userId) => ({ kind: "member", domainId: id, userId }));
-      if (existed) events.push({ kind: "domain", id });
-      return {
-        next: { ...s, domains: withoutEntry(s.domains, id), members: withoutEntry(s.members, id) },
-        result: existed,
-        events,
-      };
-    });
+    return this.#write(() => ({ op: "deleteDomain", id }));
   }
 
   // ---- memberships ----------------------------------------------------------
 
   getMembership(domainId: string, userId: string): Promise<Membership | null> {
-    return this.#read((s) => s.members.get(domainId)?.get(userId) ?? null);
+    return this.#read((q) => {
+      const row = q.getMember.get(domainId, userId);
+      return row === undefined ? null : memberFromRow(row);
+    });
   }
 
   listMembers(domainId: string): Promise<Membership[]> {
-    return this.#read((s) => [...(s.members.get(domainId)?.values() ?? [])].sort((a, b) => compare(a.userId, b.userId)));
+    return this.#read((q) => q.membersOf.all(domainId).map(memberFromRow));
   }
 
   listMembershipsOfUser(userId: string): Promise<Membership[]> {
-    return this.#read((s) => {
-      const out: Membership[] = [];
-      for (const byUser of s.members.values()) {
-        const m = byUser.get(userId);
-        if (m !== undefined) out.push(m);
-      }
-      return out.sort((a, b) => compare(a.domainId, b.domainId));
-    });
+    return this.#read((q) => q.membershipsOf.all(userId).map(memberFromRow));
   }
 
   putMembership(m: Membership): Promise<void> {
-    return this.#mutate((s): Change<undefined> => {
-      const rec = normalizeMembership(m);
-      const inner = withEntry(s.members.get(rec.domainId) ?? new Map<string, Membership>(), rec.userId, rec);
-      return {
-        next: { ...s, members: withEntry(s.members, rec.domainId, inner) },
-        result: undefined,
-        events: [{ kind: "member", domainId: rec.domainId, userId: rec.userId }],
-      };
-    });
+    return this.#write(() => ({ op: "putMembership", membership: decodeMembership({ ...m, roles: [...m.roles] }, "membership", TypeError) }));
   }
 
   deleteMembership(domainId: string, userId: string): Promise<boolean> {
-    return this.#mutate((s): Change<boolean> => {
-      const inner = s.members.get(domainId);
-      if (inner?.has(userId) !== true) return unchanged(false);
-      const rest = withoutEntry(inner, userId);
-      return {
-        next: { ...s, members: rest.size === 0 ? withoutEntry(s.members, domainId) : withEntry(s.members, domainId, rest) },
-        result: true,
-        events: [{ kind: "member", domainId, userId }],
-      };
-    });
+    return this.#write(() => ({ op: "deleteMembership", domainId, userId }));
   }
 
   // ---- roles ----------------------------------------------------------------
 
   getRole(name: string): Promise<Role | null> {
-    return this.#read((s) => s.roles.get(name) ?? null);
+    return this.#read((q) => {
+      const row = q.getRole.get(name);
+      return row === undefined ? null : roleFromRow(row);
+    });
   }
 
   listRoles(): Promise<Role[]> {
-    return this.#read((s) => [...s.roles.values()].sort((a, b) => compare(a.name, b.name)));
+    return this.#read((q) => q.listRoles.all().map(roleFromRow));
   }
 
   putRole(role: Role): Promise<void> {
-    return this.#mutate((s): Change<undefined> => {
-      const rec = normalizeRole(role);
-      return { next: { ...s, roles: withEntry(s.roles, rec.name, rec) }, result: undefined, events: [{ kind: "role", name: rec.name }] };
-    });
+    return this.#write(() => ({ op: "putRole", role: decodeRole({ ...role, operations: [...role.operations] }, "role", TypeError) }));
   }
 
   deleteRole(name: string): Promise<boolean> {
-    return this.#mutate((s): Change<boolean> => {
-      if (!s.roles.has(name)) return unchanged(false);
-      return { next: { ...s, roles: withoutEntry(s.roles, name) }, result: true, events: [{ kind: "role", name }] };
-    });
+    return this.#write(() => ({ op: "deleteRole", name }));
   }
 
   // ---- admin keys -------------------------------------------------------------
 
   listAdminKeys(): Promise<AdminKeyRecord[]> {
-    return this.#read((s) => [...s.adminKeys.values()].sort((a, b) => compare(a.id, b.id)));
+    return this.#read((q) => q.listAdminKeys.all().map(adminKeyFromRow));
   }
 
   addFirstAdminKey(key: AdminKeyRecord): Promise<boolean> {
-    return this.#mutate((s): Change<boolean> => {
-      if (s.adminKeys.size > 0) return unchanged(false);
-      const rec = decodeAdminKey({ ...key }, "admin key", TypeError);
-      return { next: { ...s, adminKeys: withEntry(s.adminKeys, rec.id, rec) }, result: true, events: [] };
+    return this.#write(() => ({ op: "addFirstAdminKey", key: decodeAdminKey({ ...key }, "admin key", TypeError) }));
+  }
+
+  addAdminKey(key: AdminKeyRecord): Promise<void> {
+    return this.#write(() => ({ op: "addAdminKey", key: decodeAdminKey({ ...key }, "admin key", TypeError) }));
+  }
+
+  deleteAdminKey(id: string): Promise<boolean> {
+    return this.#write(() => ({ op: "deleteAdminKey", id }));
+  }
+
+  // ---- bulk ---------------------------------------------------------------------
+
+  /**
+   * Writes many records (an import): LOAD_CHUNK rows per transaction, the
+   * event loop served between chunks. A PAT whose id exists is overwritten; one
+   * whose name another PAT of its user holds is left out and reported. Ends
+   * with one `reset` event, so every process drops what it cached.
+   */
+  async bulkLoad(records: BulkRecords): Promise<BulkResult> {
+    if (this.#closed) throw closedError();
+    const checked = checkedRecords(records);
+    const chunks = chunkRecords(checked, LOAD_CHUNK);
+    const conflicts: NameConflict[] = [];
+    for (const [i, chunk] of chunks.entries()) {
+      if (i > 0) await nextTurn();
+      conflicts.push(...(await this.#write<NameConflict[]>(() => ({ op: "load", records: chunk, reset: i === chunks.length - 1 }))));
+    }
+    const total = checked.domains.length + checked.roles.length + checked.memberships.length + checked.adminKeys.length + checked.pats.length;
+    return { written: total - conflicts.length, conflicts };
+  }
+
+  /**
+   * Writes a consistent copy of the whole database to `target` (VACUUM INTO:
+   * one read transaction, so it neither waits for nor holds up writers, here
+   * or in another process). `target` must not exist.
+   */
+  backupTo(target: string): Promise<void> {
+    return this.#read(() => {
+      this.#db.prepare("VACUUM INTO ?").run(target);
     });
+  }
+
+  /**
+   * Makes every read through this instance see one snapshot of the database
+   * until `end()`: a read transaction on the reading connection, so writers
+   * (this instance's writer thread included) go on meanwhile. For export.
+   */
+  beginSnapshot(): { end(): void } {
+    if (this.#closed) throw closedError();
+    if (this.#inSnapshot) throw new Error("a snapshot is already open on this embedded store instance");
+    this.#db.exec("BEGIN");
+    // A deferred transaction starts its snapshot at its first read: now.
+    this.#q.countPats.get();
+    this.#inSnapshot = true;
+    return {
+      end: () => {
+        if (!this.#inSnapshot) return;
+        this.#inSnapshot = false;
+        if (this.#db.isOpen && this.#db.isTransaction) this.#db.exec("COMMIT");
+      },
+    };
+  }
+
+  /** SQLite's own check of the file (`PRAGMA integrity_check`): "ok" or the problems found. */
+  integrityCheck(): Promise<string[]> {
+    return this.#read(() => (this.#db.prepare("PRAGMA integrity_check").all() as { integrity_check: string }[]).map((r) => r.integrity_check));
   }
 
   // ---- events and lifecycle ---------------------------------------------------
 
-  subscribe(listener: (event: ChangeEvent, committedAt?: number) => void): () => void {
+  subscribe(listener: Listener): () => void {
     // Wrapped so the same function can be subscribed twice and unsubscribed independently.
-    const entry = (e: ChangeEvent, at?: number): void => {
+    const entry: Listener = (e, at) => {
       listener(e, at);
     };
     this.#listeners.add(entry);
@@ -389,378 +450,112 @@ export class EmbeddedStore implements Store {
     };
   }
 
-  /** Events are delivered in-process right after each commit, so they are live until close(). */
+  /** Own changes are delivered right after commit; other processes' as long as polling the change table works. */
   eventsLive(): boolean {
-    return !this.#closing;
+    return !this.#closed && this.#feedOk;
   }
 
   ping(): Promise<void> {
-    return this.#read(() => undefined);
+    return this.#read((q) => {
+      q.dataVersion.get();
+    });
   }
 
-  /**
-   * Waits for pending mutations, persists coalesced last-used times and releases
-   * the lock. Rejects only if that final write fails (the lock is released anyway).
-   */
+  /** Lets the writes already sent finish, then closes both connections (SQLite checkpoints its log into the file). */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      this.#closing = true;
-      if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
-      this.#flushTimer = null;
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      clearInterval(this.#pollTimer);
       try {
-        await this.#enqueue(() => this.#flushTouches());
+        await this.#writer.close();
       } finally {
         this.#listeners.clear();
-        await releaseLock(this.#lockFile);
+        this.#db.close();
       }
     })();
-    return this.#closed;
+    return this.#closing;
   }
 }
 
-// ---- copy-on-write helpers ----------------------------------------------------
+// ---- helpers ----------------------------------------------------------------------
 
-function withEntry<K, V>(m: ReadonlyMap<K, V>, k: K, v: V): Map<K, V> {
-  const next = new Map(m);
-  next.set(k, v);
-  return next;
+/** Retries `fn` while SQLite reports the file locked by another connection, asynchronously, until `deadline`. */
+async function untilUnlocked<T>(deadline: number, fn: () => T): Promise<T> {
+  for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+    try {
+      return fn();
+    } catch (err) {
+      if (!isBusy(err) || performance.now() > deadline) throw err;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
 }
 
-function withoutEntry<K, V>(m: ReadonlyMap<K, V>, k: K): Map<K, V> {
-  const next = new Map(m);
-  next.delete(k);
-  return next;
+function nextTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
 }
 
-function nameHolder(s: State, userId: string, name: string): string | undefined {
-  for (const p of s.pats.values()) if (p.userId === userId && p.name === name) return p.id;
-  return undefined;
+/** Creates the file empty with mode 0600 (SQLite gives its -wal and -shm files the same mode); leaves an existing one alone. */
+async function createPrivate(file: string): Promise<void> {
+  try {
+    const fh = await openFile(file, "wx", 0o600);
+    await fh.close();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new Error(`cannot create embedded store file ${file}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+const SQLITE_NOTADB = 26;
+const SQLITE_CORRUPT = 11;
+
+function openError(file: string, err: unknown): Error {
+  const code = sqliteCode(err);
+  if (code === SQLITE_NOTADB && startsLikeJson(file)) {
+    return new Error(
+      `store.embedded_path names ${file}, a JSON store file of an earlier patgate. The embedded store is now a SQLite database: ` +
+        `point store.embedded_path at ${legacyDbName(file)} instead (the JSON file beside it is migrated at start and kept as ${file}.migrated).`,
+      { cause: err },
+    );
+  }
+  if (code === SQLITE_NOTADB || code === SQLITE_CORRUPT) {
+    return new Error(`embedded store file ${file} is not a SQLite database or is damaged (${(err as Error).message}). Refusing to start; restore it from a backup or move it away.`, { cause: err });
+  }
+  if (isBusy(err)) return new Error(`embedded store ${file} stayed locked by another process while opening; try again`, { cause: err });
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+function startsLikeJson(file: string): boolean {
+  try {
+    const fd = openSync(file, "r");
+    try {
+      const head = Buffer.alloc(64);
+      const n = readSync(fd, head, 0, head.length, 0);
+      return head.subarray(0, n).toString("utf8").trimStart().startsWith("{");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+}
+
+function legacyDbName(jsonFile: string): string {
+  return jsonFile.endsWith(".json") ? `${jsonFile.slice(0, -".json".length)}.db` : `${jsonFile}.db`;
 }
 
 function closedError(): StoreUnavailableError {
   return new StoreUnavailableError("embedded store is closed");
 }
 
-// ---- records: normalized on the way in, validated on the way in and out ----------
-
-/*
- * Records are rebuilt field by field (no foreign properties reach the file) and
- * frozen, so a caller can neither smuggle data in nor mutate committed state
- * through a returned object. They are also validated on the way in: a NaN
- * would be written as `null` and then make the file refuse to load.
- */
-
-function normalizePat(p: PatRecord, version: number): PatRecord {
-  return decodePat({ ...pick(p), scopes: p.scopes.map((s) => ({ ...s })), version }, "PAT", TypeError);
-}
-
-function pick(p: PatRecord): Record<string, unknown> {
-  const { id, userId, name, description, secretHash, prevSecretHash, prevSecretExpiresAt, issuedAt, expiresAt, updatedAt, lastUsedAt, revoked, revokedAt } = p;
-  return { id, userId, name, description, secretHash, prevSecretHash, prevSecretExpiresAt, issuedAt, expiresAt, updatedAt, lastUsedAt, revoked, revokedAt };
-}
-
-function normalizeDomain(d: Domain): Domain {
-  return decodeDomain({ ...d }, "domain", TypeError);
-}
-
-function normalizeMembership(m: Membership): Membership {
-  return decodeMembership({ ...m }, "membership", TypeError);
-}
-
-function normalizeRole(r: Role): Role {
-  return decodeRole({ ...r }, "role", TypeError);
-}
-
-type ErrorCtor = new (message: string) => Error;
-
-/** Reads typed fields out of an untrusted object, naming the offending path on failure. */
-class Fields {
-  readonly #o: Record<string, unknown>;
-  readonly #where: string;
-  readonly #Err: ErrorCtor;
-
-  constructor(v: unknown, where: string, Err: ErrorCtor) {
-    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Err(`${where} is not an object`);
-    this.#o = v as Record<string, unknown>;
-    this.#where = where;
-    this.#Err = Err;
+/** The records in order (domains, roles, memberships, admin keys, PATs), cut into parts of at most `size`. */
+function chunkRecords(r: BulkRecords, size: number): BulkRecords[] {
+  const items: [keyof BulkRecords, unknown][] = [];
+  for (const k of ["domains", "roles", "memberships", "adminKeys", "pats"] as const) for (const x of r[k]) items.push([k, x]);
+  const out: BulkRecords[] = [];
+  for (let i = 0; i < items.length || out.length === 0; i += size) {
+    const part = { domains: [] as unknown[], roles: [] as unknown[], memberships: [] as unknown[], adminKeys: [] as unknown[], pats: [] as unknown[] };
+    for (const [k, x] of items.slice(i, i + size)) part[k].push(x);
+    out.push(part as unknown as BulkRecords);
   }
-
-  #fail(k: string, what: string): never {
-    throw new this.#Err(`${this.#where}.${k} is not ${what}`);
-  }
-
-  str(k: string): string {
-    const v = this.#o[k];
-    return typeof v === "string" ? v : this.#fail(k, "a string");
-  }
-
-  num(k: string): number {
-    const v = this.#o[k];
-    return typeof v === "number" && Number.isFinite(v) ? v : this.#fail(k, "a finite number");
-  }
-
-  bool(k: string): boolean {
-    const v = this.#o[k];
-    return typeof v === "boolean" ? v : this.#fail(k, "a boolean");
-  }
-
-  strOrNull(k: string): string | null {
-    return this.#o[k] === null ? null : this.str(k);
-  }
-
-  numOrNull(k: string): number | null {
-    return this.#o[k] === null ? null : this.num(k);
-  }
-
-  list(k: string): readonly unknown[] {
-    const v = this.#o[k];
-    return Array.isArray(v) ? (v as unknown[]) : this.#fail(k, "an array");
-  }
-
-  strs(k: string): readonly string[] {
-    return Object.freeze(this.list(k).map((x, i) => (typeof x === "string" ? x : this.#fail(`${k}[${i}]`, "a string"))));
-  }
-}
-
-function decodeScope(v: unknown, where: string, Err: ErrorCtor): Scope {
-  const f = new Fields(v, where, Err);
-  return Object.freeze({ domainId: f.str("domainId"), entityType: f.str("entityType"), entityId: f.str("entityId"), operation: f.str("operation") });
-}
-
-function decodePat(v: unknown, where: string, Err: ErrorCtor): PatRecord {
-  const f = new Fields(v, where, Err);
-  return Object.freeze({
-    id: f.str("id"),
-    userId: f.str("userId"),
-    name: f.str("name"),
-    description: f.str("description"),
-    scopes: Object.freeze(f.list("scopes").map((s, i) => decodeScope(s, `${where}.scopes[${i}]`, Err))),
-    secretHash: f.str("secretHash"),
-    prevSecretHash: f.strOrNull("prevSecretHash"),
-    prevSecretExpiresAt: f.numOrNull("prevSecretExpiresAt"),
-    issuedAt: f.num("issuedAt"),
-    expiresAt: f.num("expiresAt"),
-    updatedAt: f.num("updatedAt"),
-    lastUsedAt: f.numOrNull("lastUsedAt"),
-    revoked: f.bool("revoked"),
-    revokedAt: f.numOrNull("revokedAt"),
-    version: f.num("version"),
-  });
-}
-
-function decodeDomain(v: unknown, where: string, Err: ErrorCtor): Domain {
-  const f = new Fields(v, where, Err);
-  return Object.freeze({ id: f.str("id"), name: f.str("name"), upstream: f.strOrNull("upstream"), createdAt: f.num("createdAt") });
-}
-
-function decodeMembership(v: unknown, where: string, Err: ErrorCtor): Membership {
-  const f = new Fields(v, where, Err);
-  return Object.freeze({ domainId: f.str("domainId"), userId: f.str("userId"), roles: f.strs("roles") });
-}
-
-function decodeRole(v: unknown, where: string, Err: ErrorCtor): Role {
-  const f = new Fields(v, where, Err);
-  return Object.freeze({ name: f.str("name"), operations: f.strs("operations") });
-}
-
-function decodeAdminKey(v: unknown, where: string, Err: ErrorCtor): AdminKeyRecord {
-  const f = new Fields(v, where, Err);
-  return Object.freeze({ id: f.str("id"), hash: f.str("hash"), createdAt: f.num("createdAt") });
-}
-
-// ---- the file -------------------------------------------------------------------
-
-function encodeSnapshot(s: State, lastUsed: ReadonlyMap<string, number>): string {
-  const pats = [...s.pats.values()].map((p) => {
-    const t = lastUsed.get(p.id);
-    return t !== undefined && (p.lastUsedAt === null || t > p.lastUsedAt) ? { ...p, lastUsedAt: t } : p;
-  });
-  const memberships = [...s.members.values()].flatMap((inner) => [...inner.values()]);
-  return JSON.stringify({
-    format: FORMAT,
-    version: FORMAT_VERSION,
-    pats,
-    domains: [...s.domains.values()],
-    memberships,
-    roles: [...s.roles.values()],
-    adminKeys: [...s.adminKeys.values()],
-  });
-}
-
-class CorruptFile extends Error {}
-
-/** Parses and fully validates a snapshot; any problem is an error naming the file. */
-function decodeSnapshot(text: string, file: string): State {
-  try {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch (err) {
-      throw new CorruptFile(`not valid JSON (${errMessage(err)})`);
-    }
-    const top = new Fields(raw, "file", CorruptFile);
-    if (top.str("format") !== FORMAT) throw new CorruptFile(`format is not "${FORMAT}"`);
-    if (top.num("version") !== FORMAT_VERSION) throw new CorruptFile(`unsupported format version ${top.num("version")}`);
-
-    const pats = new Map<string, PatRecord>();
-    const names = new Set<string>();
-    top.list("pats").forEach((v, i) => {
-      const p = decodePat(v, `pats[${i}]`, CorruptFile);
-      const nameKey = `${p.userId}\u0000${p.name}`;
-      if (pats.has(p.id)) throw new CorruptFile(`duplicate PAT id ${p.id}`);
-      if (names.has(nameKey)) throw new CorruptFile(`duplicate PAT name "${p.name}" for user ${p.userId}`);
-      pats.set(p.id, p);
-      names.add(nameKey);
-    });
-    const domains = new Map<string, Domain>();
-    top.list("domains").forEach((v, i) => {
-      const d = decodeDomain(v, `domains[${i}]`, CorruptFile);
-      domains.set(d.id, d);
-    });
-    const members = new Map<string, Map<string, Membership>>();
-    top.list("memberships").forEach((v, i) => {
-      const m = decodeMembership(v, `memberships[${i}]`, CorruptFile);
-      let inner = members.get(m.domainId);
-      if (inner === undefined) members.set(m.domainId, (inner = new Map<string, Membership>()));
-      inner.set(m.userId, m);
-    });
-    const roles = new Map<string, Role>();
-    top.list("roles").forEach((v, i) => {
-      const r = decodeRole(v, `roles[${i}]`, CorruptFile);
-      roles.set(r.name, r);
-    });
-    const adminKeys = new Map<string, AdminKeyRecord>();
-    // Absent in files written before admin keys existed.
-    if ((raw as Record<string, unknown>)["adminKeys"] !== undefined) {
-      top.list("adminKeys").forEach((v, i) => {
-        const k = decodeAdminKey(v, `adminKeys[${i}]`, CorruptFile);
-        adminKeys.set(k.id, k);
-      });
-    }
-    return { pats, domains, members, roles, adminKeys };
-  } catch (err) {
-    if (!(err instanceof CorruptFile)) throw err;
-    // Never start empty over a damaged file: that would silently drop every token.
-    throw new Error(`embedded store file ${file} is corrupt: ${err.message}. Refusing to start; restore it from a backup or move it away.`, {
-      cause: err,
-    });
-  }
-}
-
-/** temp file in the same directory → fsync → rename over the target → fsync the directory. */
-async function writeAtomic(file: string, text: string, tmp: string): Promise<void> {
-  let fh: FileHandle | null = null;
-  try {
-    fh = await open(tmp, "wx", 0o600);
-    await fh.writeFile(text, "utf8");
-    await fh.sync();
-    await fh.close();
-    fh = null;
-    await rename(tmp, file);
-    await syncDir(dirname(file));
-  } catch (err) {
-    await fh?.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw new StoreUnavailableError(`could not write embedded store file ${file}: ${errMessage(err)}`, { cause: err });
-  }
-}
-
-/** Makes the rename itself durable. Some platforms cannot fsync a directory: that is not an error there. */
-async function syncDir(dir: string): Promise<void> {
-  let dh: FileHandle | null = null;
-  try {
-    dh = await open(dir, "r");
-    await dh.sync();
-  } catch (err) {
-    const code = errCode(err);
-    if (code !== "EISDIR" && code !== "EINVAL" && code !== "ENOTSUP" && code !== "EPERM") throw err;
-  } finally {
-    await dh?.close().catch(() => undefined);
-  }
-}
-
-/** Left behind only by a crash mid-write; safe to delete once we hold the lock. */
-async function removeStaleTemps(file: string): Promise<void> {
-  const prefix = `${basename(file)}.tmp-`;
-  const dir = dirname(file);
-  for (const name of await readdir(dir)) {
-    if (name.startsWith(prefix)) await unlink(join(dir, name)).catch(() => undefined);
-  }
-}
-
-// ---- the lock -------------------------------------------------------------------
-
-/** Lock files this process holds, so a second open in the same process is refused without reading the pid. */
-const locksHeldHere = new Set<string>();
-
-/**
- * `<file>.lock`, created with O_EXCL and holding our pid. A lock whose pid is
- * dead is taken over (its owner crashed). Two processes taking over the same
- * stale lock at the same instant could both succeed; re-reading the lock right
- * before unlinking it narrows that window to a few microseconds.
- */
-async function acquireLock(lockFile: string, target: string): Promise<void> {
-  if (locksHeldHere.has(lockFile)) {
-    throw new Error(`embedded store ${target} is already open in this process (lock file ${lockFile}); two stores must not share one file`);
-  }
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(lockFile, "wx", 0o600);
-      try {
-        await fh.writeFile(`${process.pid}\n`, "utf8");
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      locksHeldHere.add(lockFile);
-      return;
-    } catch (err) {
-      if (errCode(err) !== "EEXIST") throw new Error(`cannot create lock file ${lockFile}: ${errMessage(err)}`, { cause: err });
-    }
-    const content = await readFile(lockFile, "utf8").catch(() => null);
-    if (content === null) continue; // released meanwhile: try again
-    const pid = Number(content.trim());
-    if (!Number.isInteger(pid) || pid <= 0) {
-      throw new Error(`embedded store ${target}: lock file ${lockFile} holds no pid; if no patgate process uses this store, delete the lock file`);
-    }
-    // Our own pid in a lock we do not hold is a crash's leftover: in a container the restarted process is pid 1 again.
-    if (pid !== process.pid && pidAlive(pid)) {
-      throw new Error(
-        `embedded store ${target} is in use by process ${pid} (lock file ${lockFile}); two processes must not share one store file`,
-      );
-    }
-    const again = await readFile(lockFile, "utf8").catch(() => null);
-    if (again === content) await unlink(lockFile).catch(() => undefined);
-  }
-  throw new Error(`embedded store ${target}: could not take lock file ${lockFile}`);
-}
-
-async function releaseLock(lockFile: string): Promise<void> {
-  locksHeldHere.delete(lockFile);
-  // Only our own lock: if it was taken over meanwhile, it is not ours to delete.
-  const content = await readFile(lockFile, "utf8").catch(() => null);
-  if (content !== null && Number(content.trim()) === process.pid) await unlink(lockFile).catch(() => undefined);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to someone else.
-    return errCode(err) === "EPERM";
-  }
-}
-
-function errCode(err: unknown): string | undefined {
-  return typeof err === "object" && err !== null && "code" in err ? String(err.code) : undefined;
-}
-
-function errMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return out;
 }

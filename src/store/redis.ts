@@ -1,6 +1,7 @@
 import { Cluster, Redis } from "ioredis";
 import { refastPrototype } from "../util/fast-prototype.ts";
 import type { RedisOptions } from "ioredis";
+import { parseEvent } from "./events.ts";
 import { StoreUnavailableError } from "./types.ts";
 import type {
   AdminKeyRecord,
@@ -80,6 +81,8 @@ class Keys {
   readonly domainsOf: (userId: string) => string;
   readonly roles: string;
   readonly adminKeys: string;
+  /** A SCAN pattern matching every PAT key and nothing else. */
+  readonly patPattern: string;
   /** Channels are not keys: no hash tag needed, PUBLISH reaches the whole cluster. */
   readonly channel: string;
 
@@ -93,6 +96,7 @@ class Keys {
     this.domainsOf = (userId) => `${base}user-domains:${userId}`; // hash domainId → Membership JSON
     this.roles = `${base}roles`; // hash name → Role JSON
     this.adminKeys = `${base}admin-keys`; // hash id → AdminKeyRecord JSON
+    this.patPattern = `${base.replace(/[*?[\]\\]/g, "\\$&")}pat:*`;
     this.channel = `${prefix}changes`;
   }
 }
@@ -439,6 +443,40 @@ export class RedisStore implements Store {
     });
   }
 
+  /**
+   * SCANs for PAT keys (on Cluster, on every master: only the one serving the
+   * hash tag's slot has any), then reads each page in one pipeline. SCAN may
+   * repeat a key; repeats are dropped.
+   */
+  async *allPats(pageSize = 500): AsyncGenerator<PatRecord[]> {
+    if (this.#closed) throw new StoreUnavailableError("Redis store is closed");
+    const client = this.#client;
+    const nodes = client instanceof Cluster ? client.nodes("master") : [client];
+    const seen = new Set<string>();
+    for (const node of nodes) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await this.#call(() => node.scan(cursor, "MATCH", this.#keys.patPattern, "COUNT", pageSize));
+        cursor = next;
+        const fresh = keys.filter((k) => !seen.has(k));
+        for (const k of fresh) seen.add(k);
+        if (fresh.length === 0) continue;
+        const page = await this.#call(async () => {
+          const pipe = client.pipeline();
+          for (const k of fresh) pipe.hmget(k, "rec", "lu");
+          const out: PatRecord[] = [];
+          for (const [err, value] of (await pipe.exec()) ?? []) {
+            if (err) throw err;
+            const [rec, lu] = value as (string | null)[];
+            if (rec != null) out.push(decodePat(rec, lu ?? null));
+          }
+          return out;
+        });
+        if (page.length > 0) yield page;
+      } while (cursor !== "0");
+    }
+  }
+
   touchPats(lastUsed: ReadonlyMap<string, number>): Promise<void> {
     return this.#call(async () => {
       const entries = [...lastUsed];
@@ -564,6 +602,16 @@ export class RedisStore implements Store {
       const json = JSON.stringify({ id: key.id, hash: key.hash, createdAt: key.createdAt });
       return (await this.#run("pgAddFirstAdminKey", this.#keys.adminKeys, key.id, json)) === 1;
     });
+  }
+
+  addAdminKey(key: AdminKeyRecord): Promise<void> {
+    return this.#call(async () => {
+      await this.#client.hset(this.#keys.adminKeys, key.id, JSON.stringify({ id: key.id, hash: key.hash, createdAt: key.createdAt }));
+    });
+  }
+
+  deleteAdminKey(id: string): Promise<boolean> {
+    return this.#call(async () => (await this.#client.hdel(this.#keys.adminKeys, id)) === 1);
   }
 
   subscribe(listener: (event: ChangeEvent, committedAt?: number) => void): () => void {
@@ -926,33 +974,6 @@ function committedAt(message: string): number | undefined {
     return typeof at === "number" && Number.isFinite(at) ? at : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** A change event from the wire, or null for anything malformed (ignored by the feed). */
-function parseEvent(message: string): ChangeEvent | null {
-  let v: unknown;
-  try {
-    v = JSON.parse(message);
-  } catch {
-    return null;
-  }
-  if (typeof v !== "object" || v === null) return null;
-  const o = v as Record<string, unknown>;
-  const str = (x: unknown): x is string => typeof x === "string";
-  switch (o["kind"]) {
-    case "pat":
-      return str(o["id"]) ? { kind: "pat", id: o["id"] } : null;
-    case "domain":
-      return str(o["id"]) ? { kind: "domain", id: o["id"] } : null;
-    case "role":
-      return str(o["name"]) ? { kind: "role", name: o["name"] } : null;
-    case "member":
-      return str(o["domainId"]) && str(o["userId"]) ? { kind: "member", domainId: o["domainId"], userId: o["userId"] } : null;
-    case "reset":
-      return { kind: "reset" };
-    default:
-      return null;
   }
 }
 

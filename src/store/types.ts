@@ -69,7 +69,8 @@ export class StoreUnavailableError extends Error {
 
 /**
  * The one storage interface. Implementations: RedisStore (shared by replicas)
- * and EmbeddedStore (a local file). Both pass test/contract/store.contract.ts.
+ * and EmbeddedStore (a local SQLite file). Both pass test/contract/store.contract.ts
+ * and test/contract/store-transfer.contract.ts.
  *
  * Every mutating method publishes the matching ChangeEvent to all subscribers
  * (in every process sharing the store) once the change is committed.
@@ -90,6 +91,8 @@ export interface Store {
   deletePat(id: string): Promise<boolean>;
   /** Coalesced last-used times; does not bump versions and publishes nothing. */
   touchPats(lastUsed: ReadonlyMap<string, number>): Promise<void>;
+  /** Every PAT, a page at a time, in no set order: for export and checks, never the hot path. */
+  allPats(pageSize?: number): AsyncIterable<PatRecord[]>;
 
   getDomain(id: string): Promise<Domain | null>;
   listDomains(): Promise<Domain[]>;
@@ -121,6 +124,10 @@ export interface Store {
    * True when it was stored.
    */
   addFirstAdminKey(key: AdminKeyRecord): Promise<boolean>;
+  /** Stores another admin key, or replaces the one with its id (recovery, import). */
+  addAdminKey(key: AdminKeyRecord): Promise<void>;
+  /** Removes a stored admin key; true when there was one with that id. */
+  deleteAdminKey(id: string): Promise<boolean>;
 
   /**
    * Registers a listener for committed changes (from this and every other process).

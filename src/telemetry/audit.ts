@@ -3,6 +3,11 @@ import type { Logger } from "pino";
 /** Appends one flat field list to an external stream (a Redis Stream in production). */
 export type AuditAppender = (fields: string[]) => Promise<unknown>;
 
+/** A management change as a stream entry's field list (the gateway's and the CLI's local commands'). */
+export function changeEntry(action: string, actor: string, fields: Readonly<Record<string, unknown>>, requestId: string): string[] {
+  return ["kind", "change", "at", new Date().toISOString(), "action", action, "actor", actor, "req_id", requestId, "fields", JSON.stringify(fields)];
+}
+
 /**
  * The optional second home of audit events: every management change (and, when
  * enabled, every data-plane decision) appended to a Redis Stream for other
@@ -21,7 +26,7 @@ export class AuditStream {
 
   /** A management change: what, by whom, and its fields (ids, before/after). Never secrets. */
   change(action: string, actor: string, fields: Readonly<Record<string, unknown>>, requestId: string): void {
-    this.#send(["kind", "change", "at", new Date().toISOString(), "action", action, "actor", actor, "req_id", requestId, "fields", JSON.stringify(fields)]);
+    this.#send(changeEntry(action, actor, fields, requestId));
   }
 
   /** A data-plane allow/deny. */

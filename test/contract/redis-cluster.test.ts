@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisStore } from "../../src/store/redis.ts";
 import type { ChangeEvent, Store } from "../../src/store/types.ts";
 import { startRedisCluster, type RedisClusterHandle } from "../helpers/redis-cluster.ts";
-import { makePat, storeContract, waitUntil } from "./store.contract.ts";
+import { makePat, storeContract, waitUntil, type StoreFixture } from "./store.contract.ts";
+import { transferContract } from "./store-transfer.contract.ts";
 
 let cluster: RedisClusterHandle;
 let fixtures = 0;
@@ -22,7 +23,7 @@ afterAll(async () => {
 
 const connect = (keyPrefix: string): Promise<RedisStore> => RedisStore.connect({ cluster: { nodes: cluster.nodes }, keyPrefix });
 
-storeContract("redis cluster", async () => {
+const fixture = async (): Promise<StoreFixture> => {
   const keyPrefix = `${cluster.keyPrefix}${++fixtures}:`;
   const opened: Store[] = [];
   const open = async (): Promise<Store> => {
@@ -43,7 +44,10 @@ storeContract("redis cluster", async () => {
       await Promise.all(opened.map((s) => s.close()));
     },
   };
-});
+};
+
+storeContract("redis cluster", fixture);
+transferContract("redis cluster", fixture);
 
 describe("redis store on a cluster", () => {
   it("keeps all data in one slot, on one master", async () => {

@@ -5,7 +5,8 @@ import { afterAll, beforeAll } from "vitest";
 import { RedisStore } from "../../src/store/redis.ts";
 import type { Store } from "../../src/store/types.ts";
 import { startRedisSentinel, type RedisSentinelHandle } from "../helpers/redis-sentinel.ts";
-import { storeContract } from "./store.contract.ts";
+import { storeContract, type StoreFixture } from "./store.contract.ts";
+import { transferContract } from "./store-transfer.contract.ts";
 
 let sentinel: RedisSentinelHandle;
 let fixtures = 0;
@@ -18,7 +19,7 @@ afterAll(async () => {
   await sentinel?.stop();
 });
 
-storeContract("redis sentinel", async () => {
+const fixture = async (): Promise<StoreFixture> => {
   const keyPrefix = `${sentinel.keyPrefix}${++fixtures}:`;
   const opened: Store[] = [];
   const open = async (): Promise<Store> => {
@@ -39,4 +40,7 @@ storeContract("redis sentinel", async () => {
       await Promise.all(opened.map((s) => s.close()));
     },
   };
-});
+};
+
+storeContract("redis sentinel", fixture);
+transferContract("redis sentinel", fixture);

@@ -5,7 +5,8 @@ import { StoreUnavailableError } from "../../src/store/types.ts";
 import type { ChangeEvent, Store } from "../../src/store/types.ts";
 import { startRedis } from "../helpers/redis.ts";
 import type { RedisHandle } from "../helpers/redis.ts";
-import { makePat, storeContract, waitUntil } from "./store.contract.ts";
+import { makePat, storeContract, waitUntil, type StoreFixture } from "./store.contract.ts";
+import { transferContract } from "./store-transfer.contract.ts";
 
 let shared: RedisHandle;
 let fixtures = 0;
@@ -18,7 +19,7 @@ afterAll(async () => {
   await shared.stop();
 });
 
-storeContract("redis", async () => {
+const fixture = async (): Promise<StoreFixture> => {
   // A fresh prefix per test: tests never see each other's data.
   const keyPrefix = `${shared.keyPrefix}${++fixtures}:`;
   const opened: Store[] = [];
@@ -40,7 +41,10 @@ storeContract("redis", async () => {
       await Promise.all(opened.map((s) => s.close()));
     },
   };
-});
+};
+
+storeContract("redis", fixture);
+transferContract("redis", fixture);
 
 /** Every Store method, called once; each must reject (or resolve) on its own. */
 function everyCall(s: Store): Promise<unknown>[] {
@@ -65,6 +69,11 @@ function everyCall(s: Store): Promise<unknown>[] {
     s.listRoles(),
     s.putRole({ name: "r", operations: [] }),
     s.deleteRole("r"),
+    s.addAdminKey({ id: "k", hash: "00", createdAt: 1 }),
+    s.deleteAdminKey("k"),
+    (async () => {
+      for await (const page of s.allPats()) void page;
+    })(),
     s.ping(),
   ];
 }

@@ -51,7 +51,7 @@ export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; 
   const pepperHex = opts.pepperHex ?? randomBytes(32).toString("hex");
   cfg.server = { ...cfg.server, host: "127.0.0.1", port: 0, drain_timeout: "5s" };
   cfg.ops = { port: 0 };
-  cfg.store = { redis_url: opts.redisUrl ?? "", embedded_path: path.join(dir, "data", "patgate.json"), key_prefix: opts.keyPrefix ?? "patgate:" };
+  cfg.store = { redis_url: opts.redisUrl ?? "", embedded_path: path.join(dir, "data", "patgate.db"), key_prefix: opts.keyPrefix ?? "patgate:" };
   if (opts.redisMode !== undefined) cfg.store.redis_mode = opts.redisMode;
   if (opts.redisNodes !== undefined) cfg.store.redis_nodes = [...opts.redisNodes];
   if (opts.sentinelName !== undefined) cfg.store.sentinel_name = opts.sentinelName;

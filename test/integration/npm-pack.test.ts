@@ -84,7 +84,7 @@ describe("npm pack, installed into an empty prefix", () => {
     expect((await fetch(`http://127.0.0.1:${port}/proxy/d1/v1/models`)).status).toBe(401);
     // The first start made its admin key, into the data directory it was given.
     expect(err).toContain("pgadm_");
-    expect(existsSync(path.join(tmp, "data", "patgate.json"))).toBe(true);
+    expect(existsSync(path.join(tmp, "data", "patgate.db"))).toBe(true);
     const code = await new Promise<number | null>((resolve) => {
       child.once("exit", resolve);
       child.kill("SIGTERM");

@@ -48,7 +48,7 @@ describe("the management API with no auth configured", () => {
     }
     // Never in the log (stdout), and only its hash in the store file.
     expect(first.stdout()).not.toContain(key);
-    const data = await readFile(path.join(cfg.dir, "data", "patgate.json"), "utf8");
+    const data = await readFile(path.join(cfg.dir, "data", "patgate.db"), "latin1");
     expect(data).not.toContain(key);
     expect(data).toContain(createHash("sha256").update(key).digest("hex"));
 

@@ -73,7 +73,7 @@ describe("the shipped config/patgate.yaml", () => {
     expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000 });
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
-    expect(s.store).toEqual({ redisMode: "single", redisUrl: null, redisNodes: [], sentinelName: null, embeddedPath: path.join(ROOT, "data", "patgate.json"), keyPrefix: "patgate:" });
+    expect(s.store).toEqual({ redisMode: "single", redisUrl: null, redisNodes: [], sentinelName: null, embeddedPath: path.join(ROOT, "data", "patgate.db"), keyPrefix: "patgate:" });
     expect(s.security.pepper).toBeNull();
     expect(s.security.maxTokenLifetimeMs).toBe(365 * DAY);
     expect(s.security.stripRequestHeaders).toEqual(["authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"]);
@@ -112,7 +112,7 @@ describe("the shipped config/patgate.yaml", () => {
     expect(s.security.pepper?.equals(pepper)).toBe(true);
     expect(s.server.host).toBe("0.0.0.0");
     expect(s.server.port).toBe(9091);
-    expect(s.store.embeddedPath).toBe("/var/lib/patgate/patgate.json");
+    expect(s.store.embeddedPath).toBe("/var/lib/patgate/patgate.db");
     expect(s.store.redisUrl).toBe("redis://redis:6379/0");
     expect(s.logging.level).toBe("debug");
   });
@@ -272,7 +272,7 @@ describe("parseSettings: validation", () => {
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store.redisUrl).toBeNull();
-    expect(s.store.embeddedPath).toBe(path.resolve("/etc/patgate/../data/patgate.json"));
+    expect(s.store.embeddedPath).toBe(path.resolve("/etc/patgate/../data/patgate.db"));
     expect(s.routesFile).toBe("/etc/routes.yaml");
     expect(s.security.stripRequestHeaders).toEqual(["authorization"]);
     expect(s.logging.level).toBe("info");

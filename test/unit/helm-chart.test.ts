@@ -473,7 +473,7 @@ describe("helm chart: the ConfigMap's patgate.yaml and routes.yaml", () => {
     expect(s.server.host).toBe(get(values, "server.host"));
     expect(s.server.port).toBe(get(values, "server.port"));
     expect(s.routesFile).toBe(path.join(CHART, "files", "routes.yaml"));
-    expect(s.store.embeddedPath).toBe("/data/patgate.json");
+    expect(s.store.embeddedPath).toBe("/data/patgate.db");
     expect(s.logging.level).toBe(get(values, "config.logLevel"));
     expect(RouteTableHolder.load(s.routesFile, s.catalog).current.routes.length).toBeGreaterThan(0);
   });

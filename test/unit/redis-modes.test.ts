@@ -3,7 +3,7 @@
 // test/integration/cluster-propagation.test.ts (Cluster), test/contract/redis-sentinel.test.ts (Sentinel).
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { redisStoreOptions } from "../../src/app.ts";
+import { redisStoreOptions } from "../../src/store/open.ts";
 import { ConfigError, loadSettings, parseSettings, type Settings } from "../../src/config/config.ts";
 import { clientPlan } from "../../src/store/redis.ts";
 

@@ -14,7 +14,7 @@ let unsubscribe: () => void;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "patgate-rights-"));
-  store = await EmbeddedStore.open(join(dir, "store.json"));
+  store = await EmbeddedStore.open(join(dir, "store.db"));
   rights = new Rights(store, {
     maxEntries: 100,
     maxAgeMs: 60_000,

@@ -30,7 +30,7 @@ let seq = 0;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "patgate-verifier-"));
-  store = await EmbeddedStore.open(join(dir, "store.json"));
+  store = await EmbeddedStore.open(join(dir, "store.db"));
   pepper = randomBytes(32);
   now = T0;
   getPat = vi.spyOn(store, "getPat");

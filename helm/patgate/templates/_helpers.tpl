@@ -103,10 +103,10 @@ Included by the Deployment.
 {{- define "patgate.validate" -}}
 {{- $redis := include "patgate.redisEnabled" . }}
 {{- if and (not $redis) (gt (int .Values.replicaCount) 1) }}
-{{- fail "patgate: replicaCount > 1 needs Redis: the embedded store is one file owned by one process. Set redis.existingSecret (a Secret holding the redis:// URL), or keep replicaCount: 1." }}
+{{- fail "patgate: replicaCount > 1 needs Redis: the embedded store is a database on one pod's volume, which pods cannot share. Set redis.existingSecret (a Secret holding the redis:// URL), or keep replicaCount: 1." }}
 {{- end }}
 {{- if and (not $redis) .Values.autoscaling.enabled }}
-{{- fail "patgate: autoscaling.enabled needs Redis: the embedded store is one file owned by one process. Set redis.existingSecret (a Secret holding the redis:// URL), or turn autoscaling off." }}
+{{- fail "patgate: autoscaling.enabled needs Redis: the embedded store is a database on one pod's volume, which pods cannot share. Set redis.existingSecret (a Secret holding the redis:// URL), or turn autoscaling off." }}
 {{- end }}
 {{- if and $redis (not .Values.pepper.existingSecret) }}
 {{- fail "patgate: Redis needs a pepper shared by every replica. Create one (kubectl create secret generic patgate-pepper --from-literal=pepper=$(openssl rand -hex 32)) and set pepper.existingSecret." }}

@@ -1,0 +1,111 @@
+/**
+ * The embedded store's SQLite schema, as an ordered list of migrations. The
+ * database's `PRAGMA user_version` is the number of the last one applied; on
+ * open, the missing ones run in order, each in the same transaction as the
+ * version bump, so a crash leaves the schema at one version or the next.
+ *
+ * To add a table (e.g. the web UI's sessions), append a migration with the
+ * next number; never edit one that has shipped.
+ */
+import type { DatabaseSync } from "./sqlite.ts";
+
+export interface Migration {
+  readonly version: number;
+  readonly sql: string;
+}
+
+/*
+ * Version 1. One row per record. Scopes and role lists are JSON text inside
+ * their record's row: they are only ever read and written with it, and a PAT
+ * is one row to fetch on the hot path's cache miss.
+ *
+ * Indexes are exactly the Store interface's lookups: a PAT by id (primary key),
+ * by user (UNIQUE(user_id, name) also makes names unique per user),
+ * memberships by domain (primary key) and by user (memberships_by_user).
+ *
+ * `changes` is the change feed between processes: every change event, in
+ * commit order, written in the change's own transaction. Other processes read
+ * the rows after the last seq they saw; `meta.pruned_through` says up to which
+ * seq old rows are gone, so a reader that fell that far behind knows to reset.
+ */
+const V1 = `
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE pats (
+  id                     TEXT PRIMARY KEY,
+  user_id                TEXT NOT NULL,
+  name                   TEXT NOT NULL,
+  description            TEXT NOT NULL,
+  scopes                 TEXT NOT NULL,
+  secret_hash            TEXT NOT NULL,
+  prev_secret_hash       TEXT,
+  prev_secret_expires_at INTEGER,
+  issued_at              INTEGER NOT NULL,
+  expires_at             INTEGER NOT NULL,
+  updated_at             INTEGER NOT NULL,
+  last_used_at           INTEGER,
+  revoked                INTEGER NOT NULL CHECK (revoked IN (0, 1)),
+  revoked_at             INTEGER,
+  version                INTEGER NOT NULL,
+  UNIQUE (user_id, name)
+) STRICT;
+
+CREATE TABLE domains (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  upstream   TEXT,
+  created_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE memberships (
+  domain_id TEXT NOT NULL,
+  user_id   TEXT NOT NULL,
+  roles     TEXT NOT NULL,
+  PRIMARY KEY (domain_id, user_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX memberships_by_user ON memberships (user_id, domain_id);
+
+CREATE TABLE roles (
+  name       TEXT PRIMARY KEY,
+  operations TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE admin_keys (
+  id         TEXT PRIMARY KEY,
+  hash       TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE changes (
+  seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+  origin TEXT NOT NULL,
+  at     INTEGER NOT NULL,
+  event  TEXT NOT NULL
+) STRICT;
+`;
+
+/** Every migration, in order; the last one's number is the schema this code reads and writes. */
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, sql: V1 }];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+/**
+ * Brings the schema up to SCHEMA_VERSION; call inside a write transaction.
+ * Refuses a database written by a newer version (its schema is unknown here).
+ */
+export function migrate(db: DatabaseSync, file: string, migrations: readonly Migration[] = MIGRATIONS): void {
+  const current = Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
+  if (current > latest) {
+    throw new Error(`embedded store ${file} has schema version ${current}, newer than this patgate understands (${latest}); run the patgate version that wrote it, or restore a backup`);
+  }
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.exec(m.sql);
+    // PRAGMA takes no bound parameters; the value is our own integer.
+    db.exec(`PRAGMA user_version = ${Math.trunc(m.version)}`);
+  }
+}
