@@ -45,6 +45,11 @@ export const ERRORS = {
   upstream_unavailable: { status: 503, type: "api_error", message: "No upstream is available for this domain." },
   store_unavailable: { status: 503, type: "api_error", message: "The token store is unreachable; the request cannot be verified. Try again shortly." },
   upstream_timeout: { status: 504, type: "api_error", message: "The upstream did not answer in time." },
+  // Hardening (issue 13): fields, encodings and bodies the gateway will not pass on, and the body memory budget
+  field_refused: { status: 400, type: "invalid_request_error", message: "The request has a field the gateway does not pass on." },
+  body_not_accepted: { status: 400, type: "invalid_request_error", message: "This route takes no request body." },
+  unsupported_encoding: { status: 415, type: "invalid_request_error", message: "The request body's Content-Encoding or charset is not accepted; send identity-encoded UTF-8." },
+  busy_bodies: { status: 503, type: "api_error", message: "The gateway is holding as many request bodies as its memory budget allows; retry shortly." },
   // Management API (/pats, /domains, /roles)
   invalid_field: { status: 400, type: "invalid_request_error", message: "A request field is missing or invalid." },
   invalid_duration: { status: 400, type: "invalid_request_error", message: "The duration is not valid or is longer than the maximum token lifetime." },

@@ -15,6 +15,7 @@ import { formatNeed } from "./scopes/scope.ts";
 import type { Upstreams } from "./upstream/upstreams.ts";
 import type { HeaderPolicy } from "./upstream/headers.ts";
 import { forward, type ForwardHooks } from "./upstream/forward.ts";
+import { alsoDenial } from "./policy/also.ts";
 
 /** Everything the data plane uses, built once in app.ts. */
 export interface DataPlane {
@@ -73,7 +74,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
     const read = await readBody(req, route.bodyLimit, dp.bodyTimeoutMs);
     if (!read.ok) return deny(dp, ctx, BODY_FAILURE[read.reason], read.reason === "too_large" ? { message: `The body exceeds this route's limit of ${route.bodyLimit} bytes.` } : {});
     body = read.body;
-    const e: EntityResult = src.from === "body" ? entityFromJson(body, src.field) : await entityFromMultipart(body, type, src.field);
+    const e: EntityResult = src.from === "body" ? entityFromJson(body, src.field, src.fallback ?? null) : await entityFromMultipart(body, type, src.field);
     if (!e.ok) return deny(dp, ctx, e.code, { message: e.message, param: src.field });
     ctx.entityId = e.id;
     // The body may have taken a while: decide on the token and rights as they are now, not as they were,
@@ -95,14 +96,9 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   const scopes = granted.pat.scopes;
   const need = { domainId: ctx.domainId, entityType: route.entityType, entityId: ctx.entityId, operation: route.operation };
   if (!scopes.grants(need)) return denyScope(dp, ctx, route.entityType, ctx.entityId, route.operation);
-  // Fields the upstream also acts on (a base model, a copy's source) are each authorized too.
-  for (const also of route.also) {
-    const e = entityFromJson(body as Buffer, also.field);
-    if (!e.ok && e.code === "entity_missing") continue;
-    if (!e.ok) return deny(dp, ctx, e.code, { message: e.message, param: also.field });
-    if (!granted.held.has(also.operation)) return deny(dp, ctx, "role_denied", { message: `The token's user does not hold "${also.operation}" in domain "${ctx.domainId}".` });
-    if (!scopes.grants({ ...need, entityId: e.id, operation: also.operation })) return denyScope(dp, ctx, route.entityType, e.id, also.operation);
-  }
+  // Fields the upstream also acts on (a base model, a copy's source) are each authorized too, or refused.
+  const alsoDenied = route.also.length === 0 ? null : alsoDenial(route, body as Buffer, need, granted.held, scopes);
+  if (alsoDenied !== null) return deny(dp, ctx, alsoDenied.code, alsoDenied);
 
   const upstream = dp.upstreams.pick(granted.domain.upstream);
   if (upstream === null) return deny(dp, ctx, "upstream_unavailable");

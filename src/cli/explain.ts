@@ -105,7 +105,7 @@ async function entityOf(src: EntitySource, domain: string | null, params: Readon
     return { ok: false, refused: refusal("unsupported_media_type", `This route reads "${src.field}" from a ${src.from === "body" ? "JSON (application/json)" : "multipart/form-data"} body.`) };
   }
   if (req.body.length > limit) return { ok: false, refused: refusal("body_too_large", `The body exceeds this route's limit of ${limit} bytes.`) };
-  const e = src.from === "body" ? entityFromJson(req.body, src.field) : await entityFromMultipart(req.body, type, src.field);
+  const e = src.from === "body" ? entityFromJson(req.body, src.field, src.fallback ?? null) : await entityFromMultipart(req.body, type, src.field);
   return e.ok ? { ok: true, id: e.id } : { ok: false, refused: refusal(e.code, e.message) };
 }
 

@@ -22,8 +22,34 @@ export { entityFromMultipart, MAX_PARTS } from "./multipart.ts";
  * Read `field` from a JSON object body. The field must be a top-level key
  * exactly once (no duplicate, escaped or differently-cased twin) and a valid id.
  * The body is validated as JSON.parse would, without being parsed (json-scan.ts).
+ *
+ * With a `fallback` (Ollama's older `name`, which it reads as `cmp.Or(model,
+ * name)`), the id is whichever of the two is present; a body with both must
+ * name the same entity in both, or the upstream might act on the other one.
  */
-export function entityFromJson(body: Buffer, field: string): EntityResult {
+export function entityFromJson(body: Buffer, field: string, fallback: string | null = null): EntityResult {
+  const main = readJsonField(body, field);
+  if (fallback === null || (!main.ok && main.code !== "entity_missing")) return main;
+  const alt = readJsonField(body, fallback);
+  if (!alt.ok && alt.code === "entity_missing") {
+    // A differently spelled key (`NAME`) is one Go's encoding/json would read: refused, not skipped.
+    if (main.ok && jsonHasField(body, fallback)) return fail("entity_ambiguous", `${alt.message.replace(/\.$/, "")}; it could name a second entity.`);
+    return main.ok ? main : fail("entity_missing", `The request body has neither a "${field}" nor a "${fallback}" field.`);
+  }
+  if (!main.ok) return alt;
+  if (!alt.ok) return alt;
+  if (alt.id !== main.id) return fail("entity_ambiguous", `The fields "${field}" and "${fallback}" name different entities; send one of them (or the same value in both).`);
+  return main;
+}
+
+/** Whether a JSON object body has `field` as a top-level key, in any spelling a parser would read as it; false for a body that is not a JSON object. */
+export function jsonHasField(body: Buffer, field: string): boolean {
+  if (body.length === 0 || !isUtf8(body)) return false;
+  const seen = scanJson(body, field);
+  return typeof seen !== "string" && seen.matches > 0;
+}
+
+function readJsonField(body: Buffer, field: string): EntityResult {
   if (body.length === 0) return fail("bad_json", "The request body is empty; expected a JSON object.");
   // Rejected rather than stripped: JSON forbids a BOM and Go and Node refuse
   // one, while Python's json.loads(bytes) skips it. Refusing is the only

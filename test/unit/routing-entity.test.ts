@@ -357,3 +357,20 @@ describe("queryHasParam", () => {
     );
   });
 });
+
+describe("entityFromJson with a fallback field (Ollama's model/name)", () => {
+  const j = (o: unknown): Buffer => Buffer.from(JSON.stringify(o));
+  it.each([
+    [{ model: "a" }, "ok:a"],
+    [{ name: "a" }, "ok:a"],
+    [{ model: "a", name: "a" }, "ok:a"],
+    [{ model: "a", name: "b" }, "entity_ambiguous"],
+    [{ model: "a", NAME: "b" }, "entity_ambiguous"],
+    [{ model: "a", name: 1 }, "entity_invalid"],
+    [{ model: "", name: "a" }, "entity_invalid"],
+    [{}, "entity_missing"],
+    [{ Name: "a" }, "entity_missing"],
+  ])("%j → %s", (body, want) => {
+    expect(code(entityFromJson(j(body), "model", "name"))).toBe(want);
+  });
+});
