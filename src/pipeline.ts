@@ -16,6 +16,7 @@ import type { Upstreams } from "./upstream/upstreams.ts";
 import type { HeaderPolicy } from "./upstream/headers.ts";
 import { forward, type ForwardHooks } from "./upstream/forward.ts";
 import { alsoDenial } from "./policy/also.ts";
+import { bodyEncodingProblem } from "./http/encoding.ts";
 
 /** Everything the data plane uses, built once in app.ts. */
 export interface DataPlane {
@@ -70,6 +71,8 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
     if (src.from === "body" ? !isJson(type) : !type.toLowerCase().startsWith("multipart/form-data")) {
       return deny(dp, ctx, "unsupported_media_type", { message: `This route reads "${src.field}" from a ${src.from === "body" ? "JSON (application/json)" : "multipart/form-data"} body.` });
     }
+    const encoding = bodyEncodingProblem(req.headers, type);
+    if (encoding !== null) return deny(dp, ctx, "unsupported_encoding", { message: encoding });
     continueIfAsked(ctx);
     const read = await readBody(req, route.bodyLimit, dp.bodyTimeoutMs);
     if (!read.ok) return deny(dp, ctx, BODY_FAILURE[read.reason], read.reason === "too_large" ? { message: `The body exceeds this route's limit of ${route.bodyLimit} bytes.` } : {});

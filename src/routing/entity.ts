@@ -77,8 +77,12 @@ function readJsonField(body: Buffer, field: string): EntityResult {
 
 /**
  * True when a raw query string (`''` or `?…`) names `name` as a parameter,
- * in any spelling an upstream could decode to it: percent-encoded, `+` for
- * space, any ASCII letter case, `&` or `;` separated, with or without `=`.
+ * in any spelling an upstream's query parser could map onto it:
+ * percent-encoded, `+` for space, any ASCII letter case (and the Unicode
+ * letters Go folds), `&` or `;` separated, with or without `=`; with an array
+ * or object suffix (`model[]`, `model[0]`, `model[x]`, `model%5B%5D`: PHP,
+ * Rails, `qs`), a dotted one (`model.x`: `qs` allowDots), leading spaces or
+ * `.`/space for `_` (PHP), or cut at a NUL (C parsers).
  */
 export function queryHasParam(query: string, name: string): boolean {
   const len = query.length;
@@ -99,8 +103,33 @@ export function queryHasParam(query: string, name: string): boolean {
   return false;
 }
 
+// Keys with nothing to decode, trim or split: the common case, compared as they are.
+const PLAIN_KEY = /^[A-Za-z0-9_-]*$/;
+
 function keyNames(rawKey: string, name: string): boolean {
-  if (!rawKey.includes("%") && !rawKey.includes("+")) return foldEquals(rawKey, name);
+  if (PLAIN_KEY.test(rawKey)) return foldEquals(rawKey, name);
+  let key = decodeKey(rawKey);
+  const nul = key.indexOf("\u0000");
+  if (nul !== -1) key = key.slice(0, nul);
+  let a = 0;
+  while (a < key.length && key.charCodeAt(a) === 0x20) a++;
+  if (a > 0) key = key.slice(a);
+  if (foldEquals(key, name)) return true;
+  // `name[…]` / `name.…`: the part before the suffix is the parameter.
+  if (key.length > name.length) {
+    const next = key.charCodeAt(name.length);
+    if ((next === 0x5b /* [ */ || next === 0x2e /* . */) && foldEquals(key.slice(0, name.length), name)) return true;
+  }
+  // PHP turns ' ', '.' and an unmatched '[' in a key into '_'.
+  return foldEquals(phpKey(key), phpKey(name));
+}
+
+function phpKey(s: string): string {
+  return s.replace(/[ .[]/g, "_");
+}
+
+function decodeKey(rawKey: string): string {
+  if (!rawKey.includes("%") && !rawKey.includes("+")) return rawKey;
   const bytes: number[] = [];
   for (let i = 0; i < rawKey.length; i++) {
     const c = rawKey.charCodeAt(i);
@@ -114,7 +143,7 @@ function keyNames(rawKey: string, name: string): boolean {
       bytes.push(c & 0xff);
     }
   }
-  return foldEquals(Buffer.from(bytes).toString("utf8"), name);
+  return Buffer.from(bytes).toString("utf8");
 }
 
 function isHex(c: number): boolean {

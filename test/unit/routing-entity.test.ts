@@ -334,8 +334,19 @@ describe("queryHasParam", () => {
     ["?models=a", false],
     ["?x=1&y=model%3Da", false],
     ["?mode=l", false],
-    ["?model%5B%5D=a", false],
-    ["?+model=a", false],
+    ["?model%5B%5D=a", true],
+    ["?+model=a", true],
+    ["?model[]=a", true],
+    ["?model[0]=a", true],
+    ["?Model[x]=a", true],
+    ["?model%5b0%5d=a", true],
+    ["?model.x=a", true],
+    ["?%20model=a", true],
+    ["?model%00junk=a", true],
+    ["?%4dODEL[]=a", true],
+    ["?models[]=a", false],
+    ["?xmodel[]=a", false],
+    ["?[model]=a", false],
     ["", false],
     ["?", false],
     ["?&&", false],
@@ -345,6 +356,12 @@ describe("queryHasParam", () => {
 
   it("decodes '+' as space", () => {
     expect(queryHasParam("?a+b=1", "a b")).toBe(true);
+  });
+
+  it("maps '.' and ' ' in a key to '_' as PHP does", () => {
+    expect(queryHasParam("?model.id=1", "model_id")).toBe(true);
+    expect(queryHasParam("?model+id=1", "model_id")).toBe(true);
+    expect(queryHasParam("?modelid=1", "model_id")).toBe(false);
   });
 
   it("never throws", () => {
