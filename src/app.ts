@@ -5,6 +5,7 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { ConfigError, usesRedis, type Settings, type StoreSettings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
+import { clientRequestId } from "./http/request-id.ts";
 import { deny, proxy, stillAllowed, type DataPlane } from "./pipeline.ts";
 import { LiveStreams } from "./policy/streams.ts";
 import { RouteTableHolder } from "./routing/holder.ts";
@@ -57,7 +58,6 @@ export interface AppOptions {
   readonly printAdminKey?: (key: string) => void;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The composition root: builds every dependency once, wires change events to caches. */
 export async function buildApp(settings: Settings, opts: AppOptions = {}): Promise<App> {
@@ -179,7 +179,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       streams.add(ctx);
     },
   };
-  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), hooks, bodyTimeoutMs: settings.server.bodyTimeoutMs };
+  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders, settings.security.forwardedHeaders), hooks, bodyTimeoutMs: settings.server.bodyTimeoutMs };
   recheckStreams = (which) => streams.recheck(which, (ctx) => stillAllowed(dp, ctx));
 
   const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {
@@ -214,8 +214,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     res.on("close", onResponseClose);
     // While draining, tell keep-alive clients to reconnect elsewhere.
     if (draining) res.shouldKeepAlive = false;
-    const given = req.headers["x-request-id"];
-    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    const requestId = clientRequestId(req.headers["x-request-id"]) ?? randomUUID();
     const ctx = new RequestContext(req, res, requestId, performance.now());
     const url = req.url ?? "/";
     if (url.startsWith("/proxy/")) {

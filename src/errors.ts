@@ -46,6 +46,7 @@ export const ERRORS = {
   store_unavailable: { status: 503, type: "api_error", message: "The token store is unreachable; the request cannot be verified. Try again shortly." },
   upstream_timeout: { status: 504, type: "api_error", message: "The upstream did not answer in time." },
   // Hardening (issue 13): fields, encodings and bodies the gateway will not pass on, and the body memory budget
+  token_in_path: { status: 400, type: "invalid_request_error", message: "The URL holds something that looks like a token; send a token only in the Authorization header (and revoke it: URLs end up in logs)." },
   field_refused: { status: 400, type: "invalid_request_error", message: "The request has a field the gateway does not pass on." },
   body_not_accepted: { status: 400, type: "invalid_request_error", message: "This route takes no request body." },
   unsupported_encoding: { status: 415, type: "invalid_request_error", message: "The request body's Content-Encoding or charset is not accepted; send identity-encoded UTF-8." },

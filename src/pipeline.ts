@@ -8,7 +8,7 @@ import type { Route } from "./routing/table.ts";
 import type { Target } from "./routing/normalize.ts";
 import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId, type EntityResult } from "./routing/entity.ts";
 import type { Verifier, VerifiedPat, VerifyResult } from "./tokens/verifier.ts";
-import { TOKEN_PATTERN } from "./tokens/format.ts";
+import { TOKEN_PATTERN, looksLikePat } from "./tokens/format.ts";
 import type { DomainRights, Rights } from "./policy/rights.ts";
 import type { Domain } from "./store/types.ts";
 import { formatNeed } from "./scopes/scope.ts";
@@ -43,6 +43,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   const { req } = ctx;
   // A PAT in the URL would be forwarded and logged upstream: refuse the request outright.
   if (target.query.includes("pat_") && TOKEN_PATTERN.test(target.query)) return deny(dp, ctx, "token_in_query");
+  if (looksLikePat(target.rawPath) || looksLikePat(target.query)) return deny(dp, ctx, "token_in_path");
   ctx.domainId = target.segments[1] ?? "";
   const m = dp.routes.current.match(req.method ?? "", target.segments, 2);
   if (m.kind === "method_not_allowed") return deny(dp, ctx, "method_not_allowed", { allow: m.allow });
@@ -105,7 +106,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
 
   const upstream = dp.upstreams.pick(granted.domain.upstream);
   if (upstream === null) return deny(dp, ctx, "upstream_unavailable");
-  const extra = ["x-request-id", ctx.requestId];
+  const extra = dp.headers.trusted(req, ctx.requestId);
   const credential = upstream.upstream.credential;
   if (credential !== null) extra.push(credential.header, credential.value);
   const path = target.rawPath.slice(target.rawSegments[0]!.length + target.rawSegments[1]!.length + 2) + target.query;

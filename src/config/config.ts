@@ -80,6 +80,8 @@ export interface Settings {
     readonly stripRequestHeaders: readonly string[];
     readonly allowInsecureUpstreamTls: boolean;
     readonly allowPlaintextCredentials: boolean;
+    /** `set`: the gateway writes X-Forwarded-For/-Proto/-Host and Forwarded itself; `none`: it writes none (client copies are always dropped). */
+    readonly forwardedHeaders: "set" | "none";
   };
   readonly routesFile: string;
   readonly cache: { readonly maxEntries: number; readonly negativeTtlMs: number; readonly maxAgeMs: number };
@@ -231,7 +233,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
   const store = parseStore(c, top.store, dir);
   const redis = usesRedis(store);
 
-  const sec = c.obj(top.security, "security", ["pepper", "max_token_lifetime", "strip_request_headers", "allow_insecure_upstream_tls", "allow_plaintext_credentials"]);
+  const sec = c.obj(top.security, "security", ["pepper", "max_token_lifetime", "strip_request_headers", "allow_insecure_upstream_tls", "allow_plaintext_credentials", "forwarded_headers"]);
   const pepperText = c.str(sec.pepper, "security.pepper", "").trim();
   let pepper: Buffer | null = null;
   if (pepperText !== "") {
@@ -249,6 +251,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
     stripRequestHeaders: Object.freeze([...new Set(["authorization", ...stripped])]),
     allowInsecureUpstreamTls: c.bool(sec.allow_insecure_upstream_tls, "security.allow_insecure_upstream_tls", false),
     allowPlaintextCredentials: c.bool(sec.allow_plaintext_credentials, "security.allow_plaintext_credentials", false),
+    forwardedHeaders: forwardedMode(c, sec.forwarded_headers),
   };
 
   const ca = c.obj(top.cache, "cache", ["max_entries", "negative_ttl", "max_age"]);
@@ -348,6 +351,13 @@ function parseStore(c: Checker, raw: unknown, dir: string): StoreSettings {
     embeddedPath: path.resolve(dir, c.str(st.embedded_path, "store.embedded_path", "../data/patgate.json")),
     keyPrefix: c.str(st.key_prefix, "store.key_prefix", "patgate:"),
   };
+}
+
+function forwardedMode(c: Checker, v: unknown): "set" | "none" {
+  const mode = c.str(v, "security.forwarded_headers", "set").trim();
+  if (mode === "set" || mode === "none") return mode;
+  c.fail("security.forwarded_headers", `must be set or none (got "${mode}")`);
+  return "set";
 }
 
 function parsableUrl(text: string): boolean {

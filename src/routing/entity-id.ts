@@ -1,5 +1,6 @@
 /** What an entity lookup yields, and the one check every entity id passes. */
 import type { ErrorCode } from "../errors.ts";
+import { looksLikePat } from "../tokens/format.ts";
 
 /** The catalogue codes an entity lookup can fail with. */
 export type EntityErrorCode = Extract<
@@ -31,6 +32,8 @@ export function validateEntityId(value: unknown, what: string): EntityResult {
   }
   // A lone surrogate survives JSON.parse but is not a name any upstream stores.
   if (!value.isWellFormed()) return fail("entity_invalid", `${what} is not well-formed Unicode.`);
+  // A token pasted as a model id would be forwarded and logged: no entity is named like one.
+  if (looksLikePat(value)) return fail("entity_invalid", `${what} looks like a token; send tokens only in the Authorization header (and revoke this one).`);
   return { ok: true, id: value };
 }
 
