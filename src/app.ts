@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { ConfigError, usesRedis, type Settings, type StoreSettings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
 import { clientRequestId } from "./http/request-id.ts";
+import { Bodies, bodySettings } from "./http/bodies.ts";
 import { deny, proxy, stillAllowed, type DataPlane } from "./pipeline.ts";
 import { LiveStreams } from "./policy/streams.ts";
 import { RouteTableHolder } from "./routing/holder.ts";
@@ -111,7 +112,8 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     operations: settings.catalog.operations,
   });
   let inflight = 0;
-  const metrics = new Metrics({ cacheStats: () => verifier.stats, cacheEntries: () => verifier.cacheSize, inflightRequests: () => inflight });
+  const bodies = new Bodies(bodySettings(settings.server));
+  const metrics = new Metrics({ cacheStats: () => verifier.stats, cacheEntries: () => verifier.cacheSize, inflightRequests: () => inflight, bodyBytesHeld: () => bodies.held });
   const streams = new LiveStreams();
   // Set once the data plane exists: running streams are re-decided against the changed grant.
   let recheckStreams: (which: (ctx: RequestContext) => boolean) => void = () => undefined;
@@ -179,7 +181,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       streams.add(ctx);
     },
   };
-  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders, settings.security.forwardedHeaders), hooks, bodyTimeoutMs: settings.server.bodyTimeoutMs };
+  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders, settings.security.forwardedHeaders), hooks, bodyTimeoutMs: settings.server.bodyTimeoutMs, bodies };
   recheckStreams = (which) => streams.recheck(which, (ctx) => stillAllowed(dp, ctx));
 
   const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {

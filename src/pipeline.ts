@@ -1,7 +1,8 @@
 import type { Readable } from "node:stream";
 import type { RequestContext } from "./http/context.ts";
 import { sendError } from "./http/respond.ts";
-import { LimitedBody, hasBody, readBody } from "./http/body.ts";
+import { hasBody } from "./http/body.ts";
+import type { Bodies } from "./http/bodies.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { RouteTableHolder } from "./routing/holder.ts";
 import type { Route } from "./routing/table.ts";
@@ -29,9 +30,11 @@ export interface DataPlane {
   readonly hooks: ForwardHooks;
   /** How long a body the gateway must read may take to arrive. */
   readonly bodyTimeoutMs: number;
+  /** Deadlines for every relayed body, and the memory budget of buffered ones (http/bodies.ts). */
+  readonly bodies: Bodies;
 }
 
-const BODY_FAILURE = { too_large: "body_too_large", aborted: "bad_request", timeout: "body_timeout" } as const;
+const BODY_FAILURE = { too_large: "body_too_large", aborted: "bad_request", timeout: "body_timeout", busy: "busy_bodies" } as const;
 
 const DENY_401 = { malformed: "invalid_token", unknown: "invalid_token", bad_secret: "invalid_token", expired: "expired_token", revoked: "revoked_token" } as const;
 
@@ -75,7 +78,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
     const encoding = bodyEncodingProblem(req.headers, type);
     if (encoding !== null) return deny(dp, ctx, "unsupported_encoding", { message: encoding });
     continueIfAsked(ctx);
-    const read = await readBody(req, route.bodyLimit, dp.bodyTimeoutMs);
+    const read = await dp.bodies.read(req, ctx.res, route.bodyLimit);
     if (!read.ok) return deny(dp, ctx, BODY_FAILURE[read.reason], read.reason === "too_large" ? { message: `The body exceeds this route's limit of ${route.bodyLimit} bytes.` } : {});
     body = read.body;
     const e: EntityResult = src.from === "body" ? entityFromJson(body, src.field, src.fallback ?? null) : await entityFromMultipart(body, type, src.field);
@@ -90,11 +93,12 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
     }
   }
   if (body === null && hasBody(req)) {
+    if (route.body === "none") return deny(dp, ctx, "body_not_accepted");
     const declared = req.headers["content-length"];
     if (declared !== undefined && Number(declared) > route.bodyLimit) return deny(dp, ctx, "body_too_large");
     continueIfAsked(ctx);
-    // Chunked: the size is only known as it streams, so count on the way through.
-    body = declared !== undefined ? req : req.pipe(new LimitedBody(route.bodyLimit));
+    // Counted on the way through (a chunked size is only known as it streams), under idle and total deadlines.
+    body = dp.bodies.stream(req, route.bodyLimit);
   }
 
   const scopes = granted.pat.scopes;

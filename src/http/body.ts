@@ -1,5 +1,4 @@
 import type { IncomingMessage } from "node:http";
-import { Transform, type TransformCallback } from "node:stream";
 
 export type BodyResult = { readonly ok: true; readonly body: Buffer } | { readonly ok: false; readonly reason: "too_large" | "aborted" | "timeout" };
 
@@ -54,24 +53,4 @@ export function hasBody(req: IncomingMessage): boolean {
 /** Raised inside a streamed request body that grew past its route's limit. */
 export class BodyTooLargeError extends Error {
   override readonly name = "BodyTooLargeError";
-}
-
-/**
- * Passes a streamed body through, counting bytes, and fails it once it passes
- * `limit` (for chunked bodies, whose size is not declared up front).
- */
-export class LimitedBody extends Transform {
-  readonly #limit: number;
-  #seen = 0;
-
-  constructor(limit: number) {
-    super();
-    this.#limit = limit;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#seen += chunk.length;
-    if (this.#seen > this.#limit) cb(new BodyTooLargeError(`request body over ${this.#limit} bytes`));
-    else cb(null, chunk);
-  }
 }

@@ -34,6 +34,8 @@ export function sendError(
     headers["www-authenticate"] = `Bearer realm="patgate", error="insufficient_scope", scope="${scope}"`;
   }
   if (opts.allow !== undefined) headers.allow = opts.allow.join(", ");
+  // Over the body budget: room comes back as soon as the bodies in flight are sent.
+  if (code === "busy_bodies") headers["retry-after"] = "1";
   // A body we did not read would otherwise be drained before the connection is reused.
   if (opts.close === true) headers.connection = "close";
   res.writeHead(status, headers);

@@ -34,6 +34,13 @@ export interface Route {
   /** Largest request body accepted, in bytes. */
   readonly bodyLimit: number;
   /**
+   * What happens to a request body: `read` (buffered for the entity: from body
+   * or form), `stream` (passed through, under the streamed-body deadlines) or
+   * `none` (a request with a body is refused). Default: `none` for GET, HEAD
+   * and OPTIONS, `stream` otherwise; routes.yaml `body:` sets it.
+   */
+  readonly body: "read" | "stream" | "none";
+  /**
    * Other JSON body fields that make the upstream read, copy, fetch or proxy
    * something (Ollama create's base model, copy's source, create's files):
    * each, when present, is authorized with its own operations, or refused.
@@ -265,7 +272,9 @@ function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], sta
 
 const TOP_KEYS = ["version", "defaults", "routes"] as const;
 const DEFAULTS_KEYS = ["body_limit"] as const;
-const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit"] as const;
+const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit", "body"] as const;
+// Methods whose requests carry no body by convention: a route for them takes none unless it says so.
+const BODYLESS_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 const ENTITY_KEYS = ["type", "from", "field", "fallback", "param", "also"] as const;
 const ALSO_KEYS = ["field", "operation", "refuse"] as const;
 const FROM_VALUES = ["body", "form", "path", "domain"] as const;
@@ -651,10 +660,21 @@ function readRoute(
     }
   }
 
+  const bodyEntry = m.get("body");
+  let bodyRule: Route["body"] | null = null;
+  if (bodyEntry !== undefined) {
+    const v = str(bodyEntry, `${what}: body`, p);
+    if (v !== null && v !== "none" && v !== "stream") p.add(bodyEntry.value, `${what}: body must be none or stream (a route whose entity is in the body reads it)`);
+    else if (v !== null && entity !== null && ((entity).from === "body" || (entity).from === "form")) p.add(bodyEntry.value, `${what}: body: ${v} does not fit an entity read from the body`);
+    else if (v === "none" || v === "stream") bodyRule = v;
+  }
+
   if (id === null || method === null || path === null || segs === null || !METHODS.has(method)) return null;
   let route: Route | null = null;
   if (p.list.length === before && operation !== null && entityType !== null && entity !== null) {
-    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit, also: Object.freeze(also) });
+    const from = (entity).from;
+    const body = from === "body" || from === "form" ? "read" : (bodyRule ?? (BODYLESS_METHODS.has(method) ? "none" : "stream"));
+    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit, body, also: Object.freeze(also) });
   }
   return { id, method, path, segs, node, route };
 }

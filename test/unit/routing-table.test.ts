@@ -129,6 +129,7 @@ describe("RouteTable.match", () => {
     entityType: entity.from === "domain" ? "domains" : "models",
     entity,
     bodyLimit: 1024,
+    body: "none",
     also: [],
   });
   const t = new RouteTable([
