@@ -173,7 +173,7 @@ describe("OIDC configuration", () => {
   it("takes the user id from the configured claim", async () => {
     const gw = await startGateway({ upstreamUrl: upstream.url, oidc: { issuer: idp.issuer, audience: idp.audience, jwksUrl: idp.jwksUrl, userClaim: "email" } });
     try {
-      const client = new AdminClient(gw.url, await idp.token("subject-123", {}, { email: "ann@example.com" }));
+      const client = new AdminClient(gw.url, await idp.token("subject-123", {}, { email: "ann@example.com", email_verified: true }));
       expect((await client.post("/domains", { id: "x" })).error.code).toBe("operator_only");
       await new AdminClient(gw.url, gw.adminKey).post("/domains", { id: "d1" });
       await new AdminClient(gw.url, gw.adminKey).put("/domains/d1/members/ann@example.com", { roles: ["viewer"] });
