@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
-import { sinkLog } from "./log-sink.ts";
+import { noteSecret, sinkLog } from "./log-sink.ts";
 import { parse, stringify } from "yaml";
 import { buildApp, type App } from "../../src/app.ts";
 import { loadSettings } from "../../src/config/config.ts";
@@ -60,6 +60,7 @@ export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; 
   cfg.upstreams = { default: { targets: [opts.upstreamUrl], connect_timeout: "2s", headers_timeout: "10s", body_timeout: "10s" } };
   cfg.logging = { level: "info" };
   const adminKey = opts.adminKey === undefined ? `pgadm_test_${randomBytes(24).toString("hex")}` : opts.adminKey;
+  noteSecret(pepperHex, adminKey);
   const o = opts.oidc;
   cfg.auth = {
     admin_keys: adminKey === null ? [] : [adminKey],
@@ -110,7 +111,10 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
   const app = await buildApp(loadSettings(file), {
     logger: pino({ level: "info" }, logs),
     touchIntervalMs: 200,
-    printAdminKey: (key) => printedAdminKeys.push(key),
+    printAdminKey: (key) => {
+      noteSecret(key);
+      printedAdminKeys.push(key);
+    },
   });
   const port = await app.listen(0, "127.0.0.1");
   let n = 0;
@@ -129,7 +133,7 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
       const domainId = spec.domainId ?? "d1";
       await ensureMember(app.store, domainId, userId, spec.role ?? "admin");
       const scopes = spec.scopes.map((s) => ({ domainId, ...s }));
-      const { record, token } = newPat(pepper, { userId, name: spec.name ?? `pat-${++n}-${Date.now()}`, scopes, lifetimeMs: spec.lifetimeMs ?? 3_600_000 });
+      const { record, token } = mintPat(pepper, { userId, name: spec.name ?? `pat-${++n}-${Date.now()}`, scopes, lifetimeMs: spec.lifetimeMs ?? 3_600_000 });
       const r = await app.store.insertPat(record);
       if (r !== "ok") throw new Error(`insertPat: ${r}`);
       return { token, record };
@@ -139,6 +143,13 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** newPat, with the token noted for the log-leak check (every PAT a test makes goes through here). */
+export function mintPat(...args: Parameters<typeof newPat>): ReturnType<typeof newPat> {
+  const r = newPat(...args);
+  noteSecret(r.token);
+  return r;
 }
 
 /** Puts the domain (if missing) and the user's membership with one role. */

@@ -12,9 +12,8 @@ import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
 import { EmbeddedStore } from "../../src/store/embedded.ts";
-import { newPat } from "../../src/tokens/issue.ts";
 import { parseSize } from "../../src/util/size.ts";
-import { ensureMember, ROOT, spawnGateway, startGateway, writeConfig, type TestGateway } from "../helpers/gateway.ts";
+import { ensureMember, mintPat, ROOT, spawnGateway, startGateway, writeConfig, type TestGateway } from "../helpers/gateway.ts";
 
 const B = "patgateMemB0undary";
 const MB = 1024 * 1024;
@@ -140,7 +139,7 @@ describe("twenty slow 24 MB uploads stay within the budget and the Helm chart's 
     });
     const store = await EmbeddedStore.open(path.join(dir, "data", "patgate.json"));
     await ensureMember(store, "d1", "alice", "admin");
-    const { record, token } = newPat(pepper, { userId: "alice", name: "mem", scopes: [{ domainId: "d1", entityType: "models", entityId: "whisper", operation: "llm_transcription" }], lifetimeMs: 3_600_000 });
+    const { record, token } = mintPat(pepper, { userId: "alice", name: "mem", scopes: [{ domainId: "d1", entityType: "models", entityId: "whisper", operation: "llm_transcription" }], lifetimeMs: 3_600_000 });
     await store.insertPat(record);
     await store.close();
     const gw = await spawnGateway(file);

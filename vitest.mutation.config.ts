@@ -1,0 +1,25 @@
+// The tests `npm run mutation` (StrykerJS) runs against each mutant: the unit
+// and security tests of the mutated modules, and the integration tests of PAT
+// ownership. No log-leak global setup: mutants are meant to misbehave.
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: [
+      "test/unit/routing-entity.test.ts",
+      "test/unit/json-scan.test.ts",
+      "test/unit/tokens.test.ts",
+      "test/unit/verifier.test.ts",
+      "test/unit/header-policy.test.ts",
+      "test/unit/rights.test.ts",
+      "test/security/*.test.ts",
+      "test/integration/admin-pats.test.ts",
+      "test/integration/auth.test.ts",
+    ],
+    // The child-process memory test measures RSS, not logic.
+    exclude: ["test/security/buffered-bodies-unbounded.test.ts"],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+    pool: "forks",
+  },
+});
