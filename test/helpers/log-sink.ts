@@ -10,7 +10,8 @@ let secretsFile: string | null = null;
 function runDir(): string | null {
   if (dir === undefined) {
     try {
-      dir = inject("patgateLogDir");
+      // Undefined (or a throw) when the run has no global setup (npm run mutation): nothing is collected.
+      dir = (inject("patgateLogDir") as string | undefined) ?? null;
     } catch {
       dir = null;
     }
