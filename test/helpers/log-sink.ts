@@ -11,7 +11,7 @@ function runDir(): string | null {
   if (dir === undefined) {
     try {
       // Undefined (or a throw) when the run has no global setup (npm run mutation): nothing is collected.
-      dir = (inject("patgateLogDir") as string | undefined) ?? null;
+      dir = inject("patgateLogDir") ?? null;
     } catch {
       dir = null;
     }
