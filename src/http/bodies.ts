@@ -78,11 +78,12 @@ export class Bodies {
         release();
         done({ ok: false, reason });
       };
-      // A slow sender must not hold a buffer, a budget share and a decision open forever.
-      const total = setTimeout(() => fail("timeout"), this.settings.readTimeoutMs);
-      const idle = setTimeout(() => fail("timeout"), this.settings.idleTimeoutMs);
+      // A slow sender must not hold a buffer, a budget share and a decision open forever. One timer per
+      // body: it fires after a pause (refreshed per chunk) and at the total deadline, whichever comes first.
+      const deadline = performance.now() + this.settings.readTimeoutMs;
+      const idleMs = Math.min(this.settings.idleTimeoutMs, this.settings.readTimeoutMs);
+      const idle = setTimeout(() => fail("timeout"), idleMs);
       const done = (r: ReadResult): void => {
-        clearTimeout(total);
         clearTimeout(idle);
         req.off("data", onData);
         req.off("end", onEnd);
@@ -99,6 +100,7 @@ export class Bodies {
           this.#held += got - reserved;
           reserved = got;
         }
+        if (performance.now() > deadline) return fail("timeout");
         idle.refresh();
         if (into !== null && got <= size) chunk.copy(into, got - chunk.length);
         else chunks.push(chunk);
