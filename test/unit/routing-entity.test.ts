@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId } from "../../src/routing/entity.ts";
+import { entityFromJson, entityFromMultipart, jsonHasField, queryHasParam, validateEntityId } from "../../src/routing/entity.ts";
 import type { EntityResult } from "../../src/routing/entity.ts";
 
 const json = (text: string, field = "model"): EntityResult => entityFromJson(Buffer.from(text, "utf8"), field);
@@ -389,5 +389,40 @@ describe("entityFromJson with a fallback field (Ollama's model/name)", () => {
     [{ Name: "a" }, "entity_missing"],
   ])("%j → %s", (body, want) => {
     expect(code(entityFromJson(j(body), "model", "name"))).toBe(want);
+  });
+});
+
+describe("validateEntityId boundaries", () => {
+  it.each([
+    ["a 256-character id", "a".repeat(256), true],
+    ["a 257-character id", "a".repeat(257), false],
+    ["DEL", "a\u007fb", false],
+    ["a C1 control", "a\u0085b", false],
+    ["the last C1 control", "a\u009fb", false],
+    ["the first character after C1", "a\u00a0b", true],
+    ["a space", "a b", true],
+    ["a unit separator", "a\u001fb", false],
+    ["a lone surrogate", "a\ud800", false],
+    ["a number", 5, false],
+    ["empty", "", false],
+  ])("%s → %s", (_name, value, ok) => {
+    expect(validateEntityId(value, "x").ok).toBe(ok);
+  });
+});
+
+describe("jsonHasField", () => {
+  it.each([
+    ['{"from":"a"}', true],
+    ['{"FROM":"a"}', true],
+    ['{"x":{"from":"a"}}', false],
+    ['{"x":"from"}', false],
+    ["[1]", false],
+    ["not json", false],
+    ["", false],
+  ])("%s → %s", (body, expected) => {
+    expect(jsonHasField(Buffer.from(body), "from")).toBe(expected);
+  });
+  it("is false for invalid UTF-8", () => {
+    expect(jsonHasField(Buffer.from([0x7b, 0xff, 0x7d]), "from")).toBe(false);
   });
 });
