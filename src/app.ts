@@ -3,6 +3,8 @@ import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import type { Settings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
+import { clientRequestId } from "./http/request-id.ts";
+import { Bodies, bodySettings } from "./http/bodies.ts";
 import { deny, proxy, type DataPlane } from "./pipeline.ts";
 import { decideAgain } from "./policy/authorize.ts";
 import { LiveStreams } from "./policy/streams.ts";
@@ -59,7 +61,6 @@ export interface AppOptions {
   readonly printAdminKey?: (key: string) => void;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The composition root: builds every dependency once, wires change events to caches. */
 export async function buildApp(settings: Settings, opts: AppOptions = {}): Promise<App> {
@@ -114,7 +115,8 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     operations: settings.catalog.operations,
   });
   let inflight = 0;
-  const metrics = new Metrics({ cacheStats: () => verifier.stats, cacheEntries: () => verifier.cacheSize, inflightRequests: () => inflight });
+  const bodies = new Bodies(bodySettings(settings.server));
+  const metrics = new Metrics({ cacheStats: () => verifier.stats, cacheEntries: () => verifier.cacheSize, inflightRequests: () => inflight, bodyBytesHeld: () => bodies.held });
   const streams = new LiveStreams();
   // Set once the data plane exists: running streams are re-decided against the changed grant.
   let recheckStreams: (which: (ctx: RequestContext) => boolean) => void = () => undefined;
@@ -186,7 +188,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       streams.add(ctx);
     },
   };
-  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders), hooks, bodyTimeoutMs: settings.server.bodyTimeoutMs };
+  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders, settings.security.forwardedHeaders), hooks, bodies };
   recheckStreams = (which) => streams.recheck(which, (ctx) => decideAgain(dp, ctx).then((d) => d === null));
 
   const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {
@@ -222,8 +224,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     res.on("close", onResponseClose);
     // While draining, tell keep-alive clients to reconnect elsewhere.
     if (draining) res.shouldKeepAlive = false;
-    const given = req.headers["x-request-id"];
-    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    const requestId = clientRequestId(req.headers["x-request-id"]) ?? randomUUID();
     const ctx = new RequestContext(req, res, requestId, performance.now());
     const url = req.url ?? "/";
     if (url.startsWith("/proxy/")) {

@@ -56,6 +56,12 @@ export const ERRORS = {
   stream_revoked: { status: 403, type: "invalid_request_error", message: "The token, or the rights this stream was allowed under, were revoked, deleted or narrowed while it ran; the stream was ended.", retry: "never" },
   stream_expired: { status: 401, type: "invalid_request_error", message: "The token expired (or its old secret's grace period ended) while this stream ran; the stream was ended.", retry: "never" },
   shutting_down: { status: 503, type: "api_error", message: "The gateway is shutting down and ended this stream; retry and another replica will answer.", retry: 1000 },
+  // Hardening (issue 13): fields, encodings and bodies the gateway will not pass on, and the body memory budget
+  token_in_path: { status: 400, type: "invalid_request_error", message: "The URL holds something that looks like a token; send a token only in the Authorization header (and revoke it: URLs end up in logs).", retry: "never" },
+  field_refused: { status: 400, type: "invalid_request_error", message: "The request has a field the gateway does not pass on.", retry: "never" },
+  body_not_accepted: { status: 400, type: "invalid_request_error", message: "This route takes no request body.", retry: "never" },
+  unsupported_encoding: { status: 415, type: "invalid_request_error", message: "The request body's Content-Encoding or charset is not accepted; send identity-encoded UTF-8.", retry: "never" },
+  busy_bodies: { status: 503, type: "api_error", message: "The gateway is holding as many request bodies as its memory budget allows; retry shortly.", retry: 1000 },
   // Management API (/pats, /domains, /roles)
   invalid_field: { status: 400, type: "invalid_request_error", message: "A request field is missing or invalid.", retry: "never" },
   invalid_duration: { status: 400, type: "invalid_request_error", message: "The duration is not valid or is longer than the maximum token lifetime.", retry: "never" },

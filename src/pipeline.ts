@@ -2,11 +2,12 @@ import type { Readable } from "node:stream";
 import { Denial, type ErrorCode } from "./errors.ts";
 import type { RequestContext } from "./http/context.ts";
 import { sendError } from "./http/respond.ts";
-import { continueIfAsked, hasBody, readBody, streamedBody } from "./http/body.ts";
+import { continueIfAsked, hasBody } from "./http/body.ts";
+import type { Bodies } from "./http/bodies.ts";
 import type { RouteTableHolder } from "./routing/holder.ts";
 import type { Target } from "./routing/normalize.ts";
 import { bodyRefusal, countHeader, entityOfBody, entityWithoutBody, inBody, resolveRoute } from "./routing/request.ts";
-import { bearerToken, tokenInQuery } from "./tokens/bearer.ts";
+import { bearerToken, tokenInUrl } from "./tokens/bearer.ts";
 import { alsoNeeds, authorize, changeMark, scopeDenial, stillCurrent, type Deciders } from "./policy/authorize.ts";
 import type { Upstreams } from "./upstream/upstreams.ts";
 import type { HeaderPolicy } from "./upstream/headers.ts";
@@ -20,8 +21,8 @@ export interface DataPlane extends Deciders {
   readonly headers: HeaderPolicy;
   /** Access line, metrics and audit for every request, allowed or denied. */
   readonly hooks: ForwardHooks;
-  /** How long a body the gateway must read may take to arrive. */
-  readonly bodyTimeoutMs: number;
+  /** Deadlines for every relayed body, and the memory budget of buffered ones. */
+  readonly bodies: Bodies;
 }
 
 /**
@@ -31,8 +32,8 @@ export interface DataPlane extends Deciders {
  */
 export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target): Promise<void> {
   const { req } = ctx;
-  const inQuery = tokenInQuery(target.query);
-  if (inQuery !== null) return deny(dp, ctx, inQuery);
+  const inUrl = tokenInUrl(target.rawPath, target.query);
+  if (inUrl !== null) return deny(dp, ctx, inUrl);
   ctx.domainId = target.segments[1] ?? "";
   const m = resolveRoute(dp.routes.current, req.method ?? "", target, 2);
   if (m instanceof Denial) return deny(dp, ctx, m);
@@ -52,10 +53,10 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   if (id !== null) ctx.entityId = id;
   else if (inBody(route.entity)) {
     const type = req.headers["content-type"] ?? "";
-    const refused = bodyRefusal(route, target.query, countHeader(req.rawHeaders, "content-type"), type);
+    const refused = bodyRefusal(route, target.query, countHeader(req.rawHeaders, "content-type"), type, req.headers["content-encoding"]);
     if (refused !== null) return deny(dp, ctx, refused);
     continueIfAsked(req, ctx.res);
-    const read = await readBody(req, route.bodyLimit, dp.bodyTimeoutMs);
+    const read = await dp.bodies.read(req, ctx.res, route.bodyLimit);
     if (read instanceof Denial) return deny(dp, ctx, read);
     body = read;
     const pe = entityOfBody(route.entity, read, type);
@@ -76,7 +77,7 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   if (refused !== null) return deny(dp, ctx, refused);
 
   if (body === null) {
-    const streamed = streamedBody(req, route.bodyLimit);
+    const streamed = dp.bodies.streamed(req, route.bodyLimit, route.body !== "none");
     if (streamed instanceof Denial) return deny(dp, ctx, streamed);
     if (streamed !== null) continueIfAsked(req, ctx.res);
     body = streamed;

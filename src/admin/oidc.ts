@@ -13,6 +13,9 @@ export class IdpUnavailableError extends Error {
 // JOSE errors that mean "we could not get the keys", as opposed to "this token is bad".
 const OUTAGE_CODES = new Set(["ERR_JWKS_TIMEOUT", "ERR_JOSE_GENERIC", "ERR_JWKS_INVALID"]);
 
+// Claims that are user ids only when the issuer vouches for them (OIDC Core §5.1).
+const VERIFIED_BY: Readonly<Record<string, string>> = { email: "email_verified", phone_number: "phone_number_verified" };
+
 /** Verifies OIDC access/ID tokens against the issuer's JWKS, with jose. */
 export class OidcVerifier {
   readonly #cfg: OidcSettings;
@@ -39,9 +42,15 @@ export class OidcVerifier {
       if (err instanceof errors.JOSEError && !OUTAGE_CODES.has(err.code)) return { ok: false, reason: describe(err) };
       throw new IdpUnavailableError("could not fetch the identity provider's signing keys", { cause: err });
     }
-    const userId = payload[this.#cfg.userClaim];
+    const claim = this.#cfg.userClaim;
+    const userId = payload[claim];
     if (typeof userId !== "string" || !isUserId(userId)) {
-      return { ok: false, reason: `the token's "${this.#cfg.userClaim}" claim is not a usable user id` };
+      return { ok: false, reason: `the token's "${claim}" claim is not a usable user id` };
+    }
+    // Many issuers let a user set any address; only one the issuer checked names the person.
+    const verified = VERIFIED_BY[claim];
+    if (verified !== undefined && payload[verified] !== true) {
+      return { ok: false, reason: `the token's "${claim}" is not verified ("${verified}" is not true), so it cannot name the user` };
     }
     return { ok: true, userId };
   }

@@ -12,7 +12,7 @@ import { splitTarget } from "../routing/normalize.ts";
 import { bodyRefusal, entityOfBody, entityWithoutBody, inBody, resolveRoute } from "../routing/request.ts";
 import type { EntitySource, Route, RouteTable } from "../routing/table.ts";
 import type { Need } from "../scopes/scope.ts";
-import { tokenInQuery } from "../tokens/bearer.ts";
+import { tokenInUrl } from "../tokens/bearer.ts";
 
 export interface ExplainRequest {
   readonly method: string;
@@ -76,8 +76,8 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
   const base = { method, path: raw, domain: req.domain ?? null, route: null, entity_id: null, scope: null, also_granted_by: [], roles: [] };
   const target = splitTarget(raw, true);
   if (target === null) return { ...base, refused: refusal(new Denial("bad_path")) };
-  const inQuery = tokenInQuery(target.query);
-  if (inQuery !== null) return { ...base, refused: refusal(inQuery) };
+  const inUrl = tokenInUrl(target.rawPath, target.query);
+  if (inUrl !== null) return { ...base, refused: refusal(inUrl) };
   // `/proxy/<domain>/…` as the gateway sees it; any other path is relative to /proxy/<domain>.
   const full = target.segments[0] === PROXY;
   if (full && target.segments.length < 2) return { ...base, refused: refusal(new Denial("no_route")) };
@@ -104,15 +104,19 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
 async function entityOf(route: Route, domain: string, params: ReadonlyMap<string, string>, query: string, req: ExplainRequest): Promise<{ id: string | null; also: readonly Need[] } | Denial> {
   const id = entityWithoutBody(route, domain, params);
   if (id instanceof Denial) return id;
-  if (id !== null || !inBody(route.entity)) return { id, also: [] };
+  if (id !== null || !inBody(route.entity)) {
+    // As the data plane's Bodies.streamed: a route that takes no body refuses one.
+    if (req.body !== undefined && req.body.length > 0 && route.body === "none") return new Denial("body_not_accepted");
+    return { id, also: [] };
+  }
   const src = route.entity;
   if (req.body === undefined) {
     // No body to read: only what is refused whatever the body (the field in the query string) can be told.
-    const refused = bodyRefusal(route, query, 1, src.from === "body" ? "application/json" : "multipart/form-data");
+    const refused = bodyRefusal(route, query, 1, src.from === "body" ? "application/json" : "multipart/form-data", undefined);
     return refused ?? { id: null, also: [] };
   }
   const type = req.contentType ?? (src.from === "body" ? "application/json" : multipartTypeOf(req.body));
-  const refused = bodyRefusal(route, query, 1, type);
+  const refused = bodyRefusal(route, query, 1, type, undefined);
   if (refused !== null) return refused;
   if (req.body.length > route.bodyLimit) return bodyTooLarge(route.bodyLimit);
   const e = await entityOfBody(src, req.body, type);

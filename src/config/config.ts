@@ -70,7 +70,20 @@ export function usesRedis(store: StoreSettings): boolean {
 /** Validated, frozen settings. Built once at start by loadSettings. */
 export interface Settings {
   readonly configFile: string;
-  readonly server: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number; readonly bodyTimeoutMs: number };
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    readonly drainTimeoutMs: number;
+    readonly bodyTimeoutMs: number;
+    /** Longest pause within any request body, buffered or streamed. */
+    readonly bodyIdleTimeoutMs: number;
+    /** Longest a streamed (not buffered) request body may take. */
+    readonly streamedBodyTimeoutMs: number;
+    /** Budget for all buffered bodies together: bytes, or a percentage of the memory limit. */
+    readonly bodyMemory: { readonly bytes: number } | { readonly percent: number };
+    /** The process's memory limit in bytes; 0: the cgroup's, else the machine's. */
+    readonly memoryLimit: number;
+  };
   /** The operations listener: /metrics, /healthz, /readyz. */
   readonly ops: { readonly host: string; readonly port: number };
   readonly audit: { readonly redisStream: string | null; readonly streamMaxLen: number; readonly includeDecisions: boolean };
@@ -81,6 +94,8 @@ export interface Settings {
     readonly stripRequestHeaders: readonly string[];
     readonly allowInsecureUpstreamTls: boolean;
     readonly allowPlaintextCredentials: boolean;
+    /** `set`: the gateway writes X-Forwarded-For/-Proto/-Host and Forwarded itself; `none`: it writes none (client copies are always dropped). */
+    readonly forwardedHeaders: "set" | "none";
   };
   readonly routesFile: string;
   readonly cache: { readonly maxEntries: number; readonly negativeTtlMs: number; readonly maxAgeMs: number };
@@ -218,12 +233,16 @@ export function parseSettings(raw: unknown, file: string): Settings {
   const dir = path.dirname(path.resolve(file));
   const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth", "ui"]);
 
-  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout"]);
+  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout", "body_idle_timeout", "streamed_body_timeout", "body_memory", "memory_limit"]);
   const server = {
     host: c.str(srv.host, "server.host", "127.0.0.1"),
     port: c.int(srv.port, "server.port", 8080, 0, 65535),
     drainTimeoutMs: c.duration(srv.drain_timeout, "server.drain_timeout", "30s"),
     bodyTimeoutMs: c.duration(srv.body_timeout, "server.body_timeout", "30s"),
+    bodyIdleTimeoutMs: c.duration(srv.body_idle_timeout, "server.body_idle_timeout", "10s"),
+    streamedBodyTimeoutMs: c.duration(srv.streamed_body_timeout, "server.streamed_body_timeout", "10m"),
+    bodyMemory: bodyMemory(c, srv.body_memory),
+    memoryLimit: srv.memory_limit === undefined || srv.memory_limit === null || srv.memory_limit === "" ? 0 : c.size(srv.memory_limit, "server.memory_limit", "0"),
   };
   const op = c.obj(top.ops, "ops", ["host", "port"]);
   const opsHost = c.str(op.host, "ops.host", "").trim();
@@ -235,7 +254,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
   const store = parseStore(c, top.store, dir);
   const redis = usesRedis(store);
 
-  const sec = c.obj(top.security, "security", ["pepper", "max_token_lifetime", "strip_request_headers", "allow_insecure_upstream_tls", "allow_plaintext_credentials"]);
+  const sec = c.obj(top.security, "security", ["pepper", "max_token_lifetime", "strip_request_headers", "allow_insecure_upstream_tls", "allow_plaintext_credentials", "forwarded_headers"]);
   const pepperText = c.str(sec.pepper, "security.pepper", "").trim();
   let pepper: Buffer | null = null;
   if (pepperText !== "") {
@@ -253,6 +272,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
     stripRequestHeaders: Object.freeze([...new Set(["authorization", ...stripped])]),
     allowInsecureUpstreamTls: c.bool(sec.allow_insecure_upstream_tls, "security.allow_insecure_upstream_tls", false),
     allowPlaintextCredentials: c.bool(sec.allow_plaintext_credentials, "security.allow_plaintext_credentials", false),
+    forwardedHeaders: forwardedMode(c, sec.forwarded_headers),
   };
 
   const ca = c.obj(top.cache, "cache", ["max_entries", "negative_ttl", "max_age"]);
@@ -354,6 +374,28 @@ function parseStore(c: Checker, raw: unknown, dir: string): StoreSettings {
     embeddedPath: path.resolve(dir, c.str(st.embedded_path, "store.embedded_path", "../data/patgate.db")),
     keyPrefix: c.str(st.key_prefix, "store.key_prefix", "patgate:"),
   };
+}
+
+/** `server.body_memory`: a size, or a percentage (1–90) of the memory limit. */
+function bodyMemory(c: Checker, v: unknown): { bytes: number } | { percent: number } {
+  const text = typeof v === "string" ? v.trim() : v;
+  if (typeof text === "string" && text.endsWith("%")) {
+    const n = Number(text.slice(0, -1));
+    if (Number.isInteger(n) && n >= 1 && n <= 90) return { percent: n };
+    c.fail("server.body_memory", "a percentage must be a whole number from 1% to 90%");
+    return { percent: 25 };
+  }
+  if (text === undefined || text === null || text === "") return { percent: 25 };
+  const bytes = c.size(text, "server.body_memory", "0");
+  if (bytes > 0 && bytes < 1024 * 1024) c.fail("server.body_memory", "must be at least 1mb (no body could be read)");
+  return { bytes };
+}
+
+function forwardedMode(c: Checker, v: unknown): "set" | "none" {
+  const mode = c.str(v, "security.forwarded_headers", "set").trim();
+  if (mode === "set" || mode === "none") return mode;
+  c.fail("security.forwarded_headers", `must be set or none (got "${mode}")`);
+  return "set";
 }
 
 function parsableUrl(text: string): boolean {

@@ -12,6 +12,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Busboy } from "@fastify/busboy";
 import type { BusboyInstance } from "@fastify/busboy";
+import { looksLikePat } from "../tokens/format.ts";
 
 /** How streamed responses are paced: on a timer, or one frame per `FakeStream.release()`. */
 export type SseMode = "timed" | "manual";
@@ -120,7 +121,13 @@ export interface FakeUpstream {
   waitForAbort(timeoutMs?: number): Promise<RecordedRequest>;
   /** Forget recorded requests and streams not yet handed out. */
   clear(): void;
-  /** Stop listening and destroy idle and active connections. */
+  /**
+   * Where a recorded request carried something that looks like a PAT (path,
+   * a header, the body). The gateway must never forward one: `close()` rejects
+   * when this is not empty, so every test that closes its fake asserts it.
+   */
+  readonly patSightings: readonly string[];
+  /** Stop listening and destroy idle and active connections; rejects if a PAT was received (see patSightings). */
   close(): Promise<void>;
 }
 
@@ -397,6 +404,7 @@ class FakeUpstreamServer implements FakeUpstream {
   url = "";
   port = 0;
   readonly requests: RecordedRequest[] = [];
+  readonly patSightings: string[] = [];
   onRequest: ((req: RecordedRequest) => void) | undefined;
   readonly settings: FakeUpstreamSettings;
   readonly models: readonly string[];
@@ -480,9 +488,26 @@ class FakeUpstreamServer implements FakeUpstream {
     this.#pendingStreams = [];
   }
 
+  #lookForPats(r: RecordedRequest): void {
+    const at = `${r.method} ${r.path.slice(0, 80)}`;
+    if (looksLikePat(r.path)) this.patSightings.push(`${at}: in the path`);
+    for (let i = 0; i < r.rawHeaders.length; i += 2) {
+      if (looksLikePat(r.rawHeaders[i + 1] ?? "")) this.patSightings.push(`${at}: in header ${r.rawHeaders[i] ?? ""}`);
+    }
+    if (r.body.length > 0 && r.body.includes("pat") && looksLikePat(r.body.toString("latin1"))) this.patSightings.push(`${at}: in the body`);
+  }
+
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    if (this.patSightings.length > 0) {
+      const seen = this.patSightings.slice(0, 5).join("; ");
+      return this.#shut().then(() => Promise.reject(new Error(`fake upstream received something that looks like a PAT: ${seen}`)));
+    }
+    return this.#shut();
+  }
+
+  #shut(): Promise<void> {
     const closed = new Error("fake upstream closed");
     this.#streamWaiters.rejectAll(closed);
     this.#abortWaiters.rejectAll(closed);
@@ -528,7 +553,10 @@ class FakeUpstreamServer implements FakeUpstream {
     const c = ex.chunks;
     ex.recorded.body = c.length === 0 ? EMPTY : c.length === 1 ? (c[0] as Buffer) : Buffer.concat(c);
     ex.chunks = [];
-    if (this.settings.record) this.requests.push(ex.recorded);
+    if (this.settings.record) {
+      this.requests.push(ex.recorded);
+      this.#lookForPats(ex.recorded);
+    }
     this.onRequest?.(ex.recorded);
     const latency = this.settings.latencyMs;
     if (latency > 0) {

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { Transform, type Readable, type TransformCallback } from "node:stream";
 import { Denial } from "../errors.ts";
 
 const ABORTED = new Denial("bad_request", { message: "The request body ended early." });
@@ -61,43 +60,9 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers["transfer-encoding"] !== undefined;
 }
 
-/** Raised inside a streamed request body that grew past its route's limit. */
+/** Raised inside a streamed request body that grew past its route's limit (see bodies.ts DeadlineBody). */
 export class BodyTooLargeError extends Error {
   override readonly name = "BodyTooLargeError";
-}
-
-/**
- * Passes a streamed body through, counting bytes, and fails it once it passes
- * `limit` (for chunked bodies, whose size is not declared up front).
- */
-export class LimitedBody extends Transform {
-  readonly #limit: number;
-  #seen = 0;
-
-  constructor(limit: number) {
-    super();
-    this.#limit = limit;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#seen += chunk.length;
-    if (this.#seen > this.#limit) cb(new BodyTooLargeError(`request body over ${this.#limit} bytes`));
-    else cb(null, chunk);
-  }
-}
-
-const TOO_LARGE = new Denial("body_too_large");
-
-/**
- * A body the gateway need not read, passed through as it streams: null when
- * there is none, refused up front when its declared length is over the limit,
- * counted on the way when it is chunked (its size is only known as it arrives).
- */
-export function streamedBody(req: IncomingMessage, limit: number): Readable | null | Denial {
-  if (!hasBody(req)) return null;
-  const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > limit) return TOO_LARGE;
-  return declared !== undefined ? req : req.pipe(new LimitedBody(limit));
 }
 
 /** Sends 100 Continue to a client that waits for it: called only once the request is authorized. */

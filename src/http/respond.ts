@@ -1,5 +1,6 @@
 import type { ServerResponse } from "node:http";
 import { ERRORS, errorBody, retryHeaders, type ErrorCode, type ErrorEnvelope } from "../errors.ts";
+import { redactPats } from "../tokens/format.ts";
 
 /**
  * Sends a catalogue error in the route's envelope (OpenAI's unless the route
@@ -18,7 +19,8 @@ export function sendError(
     return;
   }
   const status = ERRORS[code].status;
-  const body = errorBody(code, opts.message, opts.param, opts.envelope);
+  // A message may quote what the client sent (a model id, a domain): never a token.
+  const body = errorBody(code, opts.message === undefined ? undefined : redactPats(opts.message), opts.param, opts.envelope);
   const headers: Record<string, string | number> = {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
@@ -29,7 +31,8 @@ export function sendError(
     headers["www-authenticate"] = code === "missing_token" ? 'Bearer realm="patgate"' : 'Bearer realm="patgate", error="invalid_token"';
   } else if (code === "insufficient_scope" && opts.scope !== undefined) {
     // Header values must be Latin-1 and must not break the quoted string: model ids may be any Unicode.
-    const scope = /^[\x20-\x7e]*$/.test(opts.scope) ? opts.scope.replace(/["\\]/g, "") : encodeURIComponent(opts.scope);
+    const given = redactPats(opts.scope);
+    const scope = /^[\x20-\x7e]*$/.test(given) ? given.replace(/["\\]/g, "") : encodeURIComponent(given);
     headers["www-authenticate"] = `Bearer realm="patgate", error="insufficient_scope", scope="${scope}"`;
   }
   if (opts.allow !== undefined) headers.allow = opts.allow.join(", ");

@@ -8,7 +8,7 @@
  */
 import { Denial } from "../errors.ts";
 import type { RequestContext } from "../http/context.ts";
-import { entityFromJson } from "../routing/entity.ts";
+import { entityFromJson, jsonHasField } from "../routing/entity.ts";
 import type { Route } from "../routing/table.ts";
 import { formatNeed, type Need } from "../scopes/scope.ts";
 import type { Domain } from "../store/types.ts";
@@ -97,17 +97,28 @@ export function stillCurrent(d: Deciders, mark: number, g: Granted): boolean {
 }
 
 /**
- * The further needs a read body adds: each field the upstream also acts on (a
- * base model, a copy's source) that the body names, with its own operation.
+ * The further needs a read body adds (routes.yaml `entity.also`): each field
+ * that makes the upstream read, copy, fetch or proxy something besides the main
+ * entity, such as Ollama create's `from` (read, or pulled when it is not local),
+ * with every operation it really performs; a field no scope could name what it
+ * reaches (Ollama's `files`: blobs by digest) is refused outright.
  */
 export function alsoNeeds(route: Route, domainId: string, body: Buffer | null): readonly Need[] | Denial {
   if (route.also.length === 0 || body === null) return NO_MORE_NEEDS;
   const needs: Need[] = [];
   for (const also of route.also) {
+    if (also.refuse !== null) {
+      if (jsonHasField(body, also.field)) return new Denial("field_refused", { param: also.field, message: `The field "${also.field}" is not accepted through the gateway: ${also.refuse}` });
+      continue;
+    }
     const e = entityFromJson(body, also.field);
-    if (!e.ok && e.code === "entity_missing") continue;
+    if (!e.ok && e.code === "entity_missing") {
+      // Absent, unless under another spelling that Go's encoding/json reads as the field (`FROM`).
+      if (!jsonHasField(body, also.field)) continue;
+      return new Denial("entity_invalid", { param: also.field, message: `${e.message} Spell "${also.field}" exactly so.` });
+    }
     if (!e.ok) return new Denial(e.code, { message: e.message, param: also.field });
-    needs.push({ domainId, entityType: route.entityType, entityId: e.id, operation: also.operation });
+    for (const operation of also.operations) needs.push({ domainId, entityType: route.entityType, entityId: e.id, operation, field: also.field });
   }
   return needs;
 }
@@ -120,8 +131,8 @@ export function scopeDenial(g: Granted, route: Route, domainId: string, entityId
   const need: Need = { domainId, entityType: route.entityType, entityId, operation: route.operation };
   if (!g.pat.scopes.grants(need)) return scopeMissing(need);
   for (const n of also) {
-    if (!g.held.has(n.operation)) return roleDenied(n.operation, domainId);
-    if (!g.pat.scopes.grants(n)) return scopeMissing(n);
+    if (!g.held.has(n.operation)) return roleDenied(n.operation, domainId, n.field);
+    if (!g.pat.scopes.grants(n)) return scopeMissing(n, n.field);
   }
   return null;
 }
@@ -139,12 +150,13 @@ export async function decideAgain(d: Deciders, ctx: RequestContext): Promise<Den
   return scopeDenial(g, route, ctx.domainId, ctx.entityId, ctx.also);
 }
 
-function roleDenied(operation: string, domainId: string): Denial {
-  return new Denial("role_denied", { message: `The token's user does not hold "${operation}" in domain "${domainId}".` });
+function roleDenied(operation: string, domainId: string, field?: string): Denial {
+  const why = field === undefined ? "" : ` (needed for "${field}")`;
+  return new Denial("role_denied", { param: field, message: `The token's user does not hold "${operation}" in domain "${domainId}"${why}.` });
 }
 
-function scopeMissing(need: Need): Denial {
+function scopeMissing(need: Need, field?: string): Denial {
   const scope = formatNeed(need);
-  return new Denial("insufficient_scope", { scope, message: `The token lacks the scope "${need.domainId}:${scope}" (DOMAIN:TYPE:ID:OP, as \`patgate pat scope add\` takes it).` });
+  const why = field === undefined ? "" : `, needed for "${field}"`;
+  return new Denial("insufficient_scope", { scope, param: field, message: `The token lacks the scope "${need.domainId}:${scope}" (DOMAIN:TYPE:ID:OP, as \`patgate pat scope add\` takes it${why}).` });
 }
-

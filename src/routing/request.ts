@@ -5,6 +5,7 @@
  * or a Denial; reading the body itself (I/O) is left to the caller.
  */
 import { Denial } from "../errors.ts";
+import { bodyEncodingProblem } from "./encoding.ts";
 import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId, type EntityResult } from "./entity.ts";
 import type { Target } from "./normalize.ts";
 import type { EntitySource, Match, Route, RouteTable } from "./table.ts";
@@ -42,9 +43,10 @@ export function entityWithoutBody(route: Route, domainId: string, params: Readon
 /**
  * Whether a body that names the entity may be read at all: the field only in
  * the body (not also in the query string), one Content-Type, the route's media
- * type. Checked before a byte of the body is read.
+ * type, identity-encoded UTF-8 (so the backend reads the bytes the gateway
+ * checked). Checked before a byte of the body is read.
  */
-export function bodyRefusal(route: Route, query: string, contentTypes: number, contentType: string): Denial | null {
+export function bodyRefusal(route: Route, query: string, contentTypes: number, contentType: string, contentEncoding: string | undefined): Denial | null {
   const src = route.entity;
   if (!inBody(src)) return null;
   if (queryHasParam(query, src.field)) {
@@ -55,7 +57,8 @@ export function bodyRefusal(route: Route, query: string, contentTypes: number, c
     const kind = src.from === "body" ? "JSON (application/json)" : "multipart/form-data";
     return new Denial("unsupported_media_type", { message: `This route reads "${src.field}" from a ${kind} body.` });
   }
-  return null;
+  const encoding = bodyEncodingProblem(contentEncoding, contentType);
+  return encoding === null ? null : new Denial("unsupported_encoding", { message: encoding });
 }
 
 /** Where a route that reads its body finds the entity. */
@@ -69,7 +72,7 @@ export function inBody(src: EntitySource): src is BodySource {
 /** The entity id in a read body (a JSON field or a multipart form field), exactly once. */
 export function entityOfBody(src: BodySource, body: Buffer, contentType: string): string | Denial | Promise<string | Denial> {
   if (src.from === "form") return entityFromMultipart(body, contentType, src.field).then((e) => entityOrDenial(e, src.field));
-  return entityOrDenial(entityFromJson(body, src.field), src.field);
+  return entityOrDenial(entityFromJson(body, src.field, src.fallback ?? null), src.field);
 }
 
 function entityOrDenial(e: EntityResult, param: string | null): string | Denial {

@@ -15,7 +15,12 @@ import { ERROR_ENVELOPES, type ErrorEnvelope } from "../errors.ts";
 /** Where a route reads the id of the entity it acts on. */
 export type EntitySource =
   | { readonly from: "path"; readonly param: string }
-  | { readonly from: "body"; readonly field: string }
+  | {
+      readonly from: "body";
+      readonly field: string;
+      /** A second field naming the same entity, read when `field` is absent (Ollama's older `name`); both present must agree. */
+      readonly fallback?: string;
+    }
   | { readonly from: "form"; readonly field: string }
   | { readonly from: "domain" };
 
@@ -30,19 +35,32 @@ export interface Route {
   /** Largest request body accepted, in bytes. */
   readonly bodyLimit: number;
   /**
-   * Other JSON body fields naming an entity of the same type that the upstream
-   * also acts on (Ollama create's base model, copy's source): each, when present,
-   * is authorized with its own operation.
+   * What happens to a request body: `read` (buffered for the entity: from body
+   * or form), `stream` (passed through, under the streamed-body deadlines) or
+   * `none` (a request with a body is refused). Default: `none` for GET, HEAD
+   * and OPTIONS, `stream` otherwise; routes.yaml `body:` sets it.
+   */
+  readonly body: "read" | "stream" | "none";
+  /**
+   * Other JSON body fields that make the upstream read, copy, fetch or proxy
+   * something (Ollama create's base model, copy's source, create's files):
+   * each, when present, is authorized with its own operations, or refused.
    */
   readonly also: readonly AlsoNeeds[];
   /** The shape of the gateway's own error bodies on this route (its clients' format). */
   readonly errors: ErrorEnvelope;
 }
 
-/** A further body field checked as its own requirement. */
+/**
+ * A further body field: when present, it names an entity of the route's type
+ * that needs every one of `operations`, or (`refuse` set) it is refused with
+ * that reason, because it names nothing a scope can grant (blob digests, a
+ * remote host).
+ */
 export interface AlsoNeeds {
   readonly field: string;
-  readonly operation: string;
+  readonly operations: readonly string[];
+  readonly refuse: string | null;
 }
 
 /** The outcome of matching one request against the table. */
@@ -260,9 +278,11 @@ function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], sta
 
 const TOP_KEYS = ["version", "defaults", "routes"] as const;
 const DEFAULTS_KEYS = ["body_limit"] as const;
-const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit", "errors"] as const;
-const ENTITY_KEYS = ["type", "from", "field", "param", "also"] as const;
-const ALSO_KEYS = ["field", "operation"] as const;
+const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit", "body", "errors"] as const;
+// Methods whose requests carry no body by convention: a route for them takes none unless it says so.
+const BODYLESS_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
+const ENTITY_KEYS = ["type", "from", "field", "fallback", "param", "also"] as const;
+const ALSO_KEYS = ["field", "operation", "refuse"] as const;
 const FROM_VALUES = ["body", "form", "path", "domain"] as const;
 
 /** Problems collected with their source positions. */
@@ -330,8 +350,12 @@ function readMap(
   return out;
 }
 
-/** `also: [{ field, operation }, …]`: fields distinct from the entity field and from each other. */
-function readAlso(doc: Document, entry: Entry, mainField: string | null, what: string, p: Problems, out: AlsoNeeds[]): void {
+/**
+ * `also: [{ field, operation }, …]`: `operation` one name or a list (all are
+ * needed), or `refuse: <reason>` instead; fields distinct from the entity's
+ * fields and from each other.
+ */
+function readAlso(doc: Document, entry: Entry, taken: readonly (string | null)[], what: string, p: Problems, out: AlsoNeeds[]): void {
   const seq = entry.value;
   if (!isSeq(seq) || seq.items.length === 0) {
     p.add(seq ?? entry.key, `${what} must be a non-empty list`);
@@ -341,11 +365,36 @@ function readAlso(doc: Document, entry: Entry, mainField: string | null, what: s
     const m = readMap(doc, deref(doc, item as YamlNode | null), ALSO_KEYS, what, p);
     if (m === null) continue;
     const f = str(required(m, "field", item as YamlNode, what, p), `${what}.field`, p);
-    const op = str(required(m, "operation", item as YamlNode, what, p), `${what}.operation`, p);
-    if (f === null || op === null) continue;
+    const opEntry = m.get("operation");
+    const refuseEntry = m.get("refuse");
+    if ((opEntry === undefined) === (refuseEntry === undefined)) {
+      p.add(item as YamlNode, `${what}: give exactly one of "operation" (what the field needs) and "refuse" (why it is refused)`);
+      continue;
+    }
+    let operations: string[] = [];
+    let refuse: string | null = null;
+    if (refuseEntry !== undefined) {
+      refuse = str(refuseEntry, `${what}.refuse`, p);
+      if (refuse === null) continue;
+    } else if (opEntry !== undefined) {
+      const ops = opEntry.value;
+      if (isSeq(ops)) {
+        for (const o of ops.items) {
+          const v = isScalar(o) && typeof o.value === "string" && o.value !== "" ? o.value : null;
+          if (v === null) p.add(o as YamlNode, `${what}.operation: each entry must be a non-empty string`);
+          else operations.push(v);
+        }
+        if (ops.items.length === 0) p.add(ops, `${what}.operation must name at least one operation`);
+      } else {
+        const op = str(opEntry, `${what}.operation`, p);
+        if (op !== null) operations = [op];
+      }
+      if (operations.length === 0) continue;
+    }
+    if (f === null) continue;
     if (!FIELD_RE.test(f)) p.add(m.get("field")?.value, `${what}.field must match [A-Za-z_][A-Za-z0-9_.-]{0,63}`);
-    else if (f === mainField || out.some((a) => a.field === f)) p.add(m.get("field")?.value, `${what}: field "${f}" is named twice`);
-    else out.push({ field: f, operation: op });
+    else if (taken.includes(f) || out.some((a) => a.field === f)) p.add(m.get("field")?.value, `${what}: field "${f}" is named twice`);
+    else out.push(Object.freeze({ field: f, operations: Object.freeze(operations), refuse }));
   }
 }
 
@@ -572,16 +621,25 @@ function readRoute(
           if (method !== null && !BODY_METHODS.has(method)) {
             p.add(fromEntry?.value, `${what}: from: ${from} needs a method with a body (${[...BODY_METHODS].join(", ")}), not ${method}`);
           }
-          if (f !== null) entity = { from, field: f };
+          const fbEntry = em.get("fallback");
+          let fallback: string | null = null;
+          if (fbEntry !== undefined) {
+            fallback = str(fbEntry, `${what}: entity.fallback`, p);
+            if (from !== "body") p.add(fbEntry.key, `${what}: entity.fallback applies to from: body only`);
+            else if (fallback !== null && !FIELD_RE.test(fallback)) p.add(fbEntry.value, `${what}: entity.fallback must match [A-Za-z_][A-Za-z0-9_.-]{0,63}`);
+            else if (fallback !== null && fallback === f) p.add(fbEntry.value, `${what}: entity.fallback must differ from entity.field`);
+          }
+          if (f !== null) entity = from === "body" && fallback !== null ? { from, field: f, fallback } : { from, field: f };
           const alsoEntry = em.get("also");
           if (alsoEntry !== undefined) {
             if (from !== "body") p.add(alsoEntry.key, `${what}: entity.also applies to from: body only`);
-            else readAlso(doc, alsoEntry, f, `${what}: entity.also`, p, also);
+            else readAlso(doc, alsoEntry, [f, fallback], `${what}: entity.also`, p, also);
           }
           break;
         }
         case "path": {
           notHere(field, "field");
+          notHere(em.get("fallback"), "fallback");
           notHere(em.get("also"), "also");
           const pe = required(em, "param", entEntry.value, `${what}: entity`, p);
           const name = str(pe, `${what}: entity.param`, p);
@@ -593,6 +651,7 @@ function readRoute(
         }
         case "domain":
           notHere(em.get("also"), "also");
+          notHere(em.get("fallback"), "fallback");
           notHere(field, "field");
           notHere(param, "param");
           // The id is the domain id, which only names an entity of type domains.
@@ -611,14 +670,27 @@ function readRoute(
     p.add(opEntry?.value, `${what}: operation "${operation}" does not apply to entity type "${entityType}"`);
   }
   for (const a of also) {
-    if (!catalog.operations.has(a.operation)) p.add(node, `${what}: entity.also: unknown operation "${a.operation}"`);
-    else if (entityType !== null && !applies(catalog, entityType, a.operation)) p.add(node, `${what}: entity.also: operation "${a.operation}" does not apply to entity type "${entityType}"`);
+    for (const op of a.operations) {
+      if (!catalog.operations.has(op)) p.add(node, `${what}: entity.also: unknown operation "${op}"`);
+      else if (entityType !== null && !applies(catalog, entityType, op)) p.add(node, `${what}: entity.also: operation "${op}" does not apply to entity type "${entityType}"`);
+    }
+  }
+
+  const bodyEntry = m.get("body");
+  let bodyRule: Route["body"] | null = null;
+  if (bodyEntry !== undefined) {
+    const v = str(bodyEntry, `${what}: body`, p);
+    if (v !== null && v !== "none" && v !== "stream") p.add(bodyEntry.value, `${what}: body must be none or stream (a route whose entity is in the body reads it)`);
+    else if (v !== null && entity !== null && ((entity).from === "body" || (entity).from === "form")) p.add(bodyEntry.value, `${what}: body: ${v} does not fit an entity read from the body`);
+    else if (v === "none" || v === "stream") bodyRule = v;
   }
 
   if (id === null || method === null || path === null || segs === null || !METHODS.has(method)) return null;
   let route: Route | null = null;
   if (p.list.length === before && operation !== null && entityType !== null && entity !== null) {
-    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit, also: Object.freeze(also), errors });
+    const from = (entity).from;
+    const body = from === "body" || from === "form" ? "read" : (bodyRule ?? (BODYLESS_METHODS.has(method) ? "none" : "stream"));
+    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit, body, also: Object.freeze(also), errors });
   }
   return { id, method, path, segs, node, route };
 }

@@ -14,6 +14,8 @@ export interface Need {
   readonly entityType: string;
   readonly entityId: string;
   readonly operation: string;
+  /** The body field that names the entity, when it is not the route's own (entity.also), for refusals. */
+  readonly field?: string;
 }
 
 export const WILDCARD = "*";

@@ -1,5 +1,6 @@
 import pino, { type Logger } from "pino";
 import type { RequestContext } from "../http/context.ts";
+import { redactPats } from "../tokens/format.ts";
 
 interface Destination {
   write(line: string): unknown;
@@ -103,7 +104,7 @@ export class AccessLog {
       ',"route":' +
       (route === null ? "null" : str(route.id)) +
       ',"domain":' +
-      (ctx.domainId === "" ? "null" : str(ctx.domainId)) +
+      (ctx.domainId === "" ? "null" : str(redactPats(ctx.domainId))) +
       ',"pat_id":' +
       (pat === null ? "null" : str(pat.record.id)) +
       ',"user":' +
@@ -111,7 +112,7 @@ export class AccessLog {
       ',"operation":' +
       (route === null ? "null" : str(route.operation)) +
       ',"entity":' +
-      (route === null || ctx.entityId === "" ? "null" : str(`${route.entityType}:${ctx.entityId}`)) +
+      (route === null || ctx.entityId === "" ? "null" : str(`${route.entityType}:${redactPats(ctx.entityId)}`)) +
       ',"decision":' +
       (ctx.outcome === "ok" || ctx.upstreamStartedAt > 0 ? '"allow"' : '"deny"') +
       ',"reason":' +

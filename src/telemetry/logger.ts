@@ -1,4 +1,5 @@
 import pino, { type Logger } from "pino";
+import { redactPats } from "../tokens/format.ts";
 
 /**
  * How log lines reach stdout: buffered (one write per 4 KiB, off the event loop's
@@ -36,6 +37,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       serializers: {
         err: pino.stdSerializers.err,
       },
+      // Third line: whatever a line holds (an error's message, a field nobody named), nothing shaped like a PAT is written.
+      hooks: { streamWrite: redactPats },
     },
     destination ?? pino.destination(DESTINATION),
   );

@@ -12,6 +12,8 @@ export interface MetricSources {
   cacheStats(): { readonly hits: number; readonly misses: number; readonly bypass: number };
   cacheEntries(): number;
   inflightRequests(): number;
+  /** Bytes of request bodies the gateway holds in memory now (http/bodies.ts). */
+  bodyBytesHeld(): number;
 }
 
 /**
@@ -59,6 +61,7 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly inflightRequests: Gauge;
+  readonly requestBodyBytesHeld: Gauge;
   readonly inflightStreams = new Gauge({
     name: "patgate_inflight_streams",
     help: "Streamed (SSE / NDJSON) responses being relayed now.",
@@ -106,6 +109,14 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(sources.inflightRequests());
+      },
+    });
+    this.requestBodyBytesHeld = new Gauge({
+      name: "patgate_request_body_bytes_held",
+      help: "Bytes of request bodies the gateway holds in memory (buffered to read the entity), against server.body_memory.",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.bodyBytesHeld());
       },
     });
   }

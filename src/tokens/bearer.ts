@@ -3,10 +3,11 @@
  * only. One parser for the data plane and the management API.
  */
 import { Denial } from "../errors.ts";
-import { TOKEN_PATTERN } from "./format.ts";
+import { TOKEN_PATTERN, looksLikePat } from "./format.ts";
 
 const MISSING = new Denial("missing_token");
 const IN_QUERY = new Denial("token_in_query");
+const IN_PATH = new Denial("token_in_path");
 
 /**
  * The credential of an `Authorization: Bearer <credential>` header (RFC 6750:
@@ -33,7 +34,12 @@ export function bearerToken(header: string | undefined): string | Denial {
   return bearerCredential(header) ?? MISSING;
 }
 
-/** A PAT in the query string would be forwarded and logged upstream: such a request is refused outright. */
-export function tokenInQuery(query: string): Denial | null {
-  return query.includes("pat_") && TOKEN_PATTERN.test(query) ? IN_QUERY : null;
+/**
+ * A PAT in the URL would be forwarded and logged upstream: such a request is
+ * refused outright, a whole token in the query as token_in_query, anything
+ * PAT-shaped anywhere in the path or query (cut short, `%5F` separators) as token_in_path.
+ */
+export function tokenInUrl(rawPath: string, query: string): Denial | null {
+  if (query.includes("pat_") && TOKEN_PATTERN.test(query)) return IN_QUERY;
+  return looksLikePat(rawPath) || looksLikePat(query) ? IN_PATH : null;
 }

@@ -25,6 +25,26 @@ const TOKEN_LEN = BODY_LEN + CHECKSUM_LEN; // 76
 /** Published pattern for secret scanners: `pat_`, 22 base62, `_`, 49 base62 (not global, so `.test` is stateless). */
 export const TOKEN_PATTERN = /\bpat_[0-9A-Za-z]{22}_[0-9A-Za-z]{49}\b/;
 
+// Anything that looks like a PAT, also cut short (no checksum, part of the
+// secret) or with its separators percent- or JSON-escaped: what redaction and
+// the header policy remove. Longest legitimate ids stay far from it: it needs
+// `pat`, a separator, 22 base62, a separator and at least 8 more.
+const PAT_LIKE_SOURCE = "pat(?:_|%5[Ff]|\\\\u005[Ff])[0-9A-Za-z]{22}(?:_|%5[Ff]|\\\\u005[Ff])[0-9A-Za-z]{8,}";
+const PAT_LIKE = new RegExp(PAT_LIKE_SOURCE);
+const PAT_LIKE_ALL = new RegExp(PAT_LIKE_SOURCE, "g");
+/** Shortest text PAT_LIKE can match. */
+const PAT_LIKE_MIN = 35;
+
+/** Whether `text` holds something that looks like a PAT (whole, cut short or with escaped separators); cheap when it does not. */
+export function looksLikePat(text: string): boolean {
+  return text.length >= PAT_LIKE_MIN && text.includes("pat") && PAT_LIKE.test(text);
+}
+
+/** `text` with everything that looks like a PAT replaced by `[redacted]`; the same string when there is none. */
+export function redactPats(text: string): string {
+  return looksLikePat(text) ? text.replace(PAT_LIKE_ALL, "[redacted]") : text;
+}
+
 /** The parts of a well-formed token: `id` is the lowercase UUID, `secret` the 43-char secret text. */
 export interface ParsedToken {
   readonly id: string;

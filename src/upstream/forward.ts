@@ -4,6 +4,7 @@ import type { Dispatcher } from "undici";
 import type { RequestContext, StreamRelay } from "../http/context.ts";
 import { sendError } from "../http/respond.ts";
 import { BodyTooLargeError } from "../http/body.ts";
+import { BodyTimeoutError } from "../http/bodies.ts";
 import { errorBody, type ErrorCode } from "../errors.ts";
 import type { HeaderPolicy } from "./headers.ts";
 import type { PooledTarget } from "./upstreams.ts";
@@ -168,6 +169,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, StreamRelay {
 
 function errorCode(err: Error): ErrorCode {
   if (err instanceof BodyTooLargeError || err.cause instanceof BodyTooLargeError) return "body_too_large";
+  if (err instanceof BodyTimeoutError || err.cause instanceof BodyTimeoutError) return "body_timeout";
   const code = (err as { code?: string }).code;
   if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return "upstream_timeout";
   return "upstream_error";

@@ -1,4 +1,5 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from "node:http";
+import { looksLikePat } from "../tokens/format.ts";
 
 // RFC 9110 §7.6.1 connection-specific fields, plus what the pool sets itself
 // (host) and what a proxy must not pass on (expect, proxy-*).
@@ -15,23 +16,96 @@ const HOP_BY_HOP = [
   "http2-settings",
 ];
 
+/**
+ * Client headers that can make an upstream, or a framework or proxy in front
+ * of it, reinterpret the request: method overrides, original/rewritten-URL
+ * headers, and forwarding or identity headers only a trusted proxy may set.
+ * Always dropped (docs/configuration.md lists them); the gateway sets its own
+ * forwarding headers (`security.forwarded_headers`).
+ */
+export const REINTERPRETING = [
+  // method overrides (Express method-override, Rails, Symfony, ASP.NET)
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+  // the URL the request "really" had (IIS, Symfony, nginx, Envoy)
+  "x-original-url",
+  "x-rewrite-url",
+  "x-original-uri",
+  "x-original-method",
+  "x-envoy-original-path",
+  // forwarding: only the gateway says where a request came from
+  "forwarded",
+  "x-real-ip",
+  "x-client-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "fastly-client-ip",
+  "x-cluster-client-ip",
+  "x-host",
+  "x-url-scheme",
+  "front-end-https",
+  // identity asserted by an authenticating proxy
+  "remote-user",
+  "x-remote-user",
+  "x-user",
+  "x-user-id",
+  "x-authenticated-user",
+  "x-authenticated-userid",
+  "x-consumer-id",
+  "x-consumer-username",
+  "x-goog-authenticated-user-email",
+  "x-goog-authenticated-user-id",
+  "x-endpoint-api-userinfo",
+] as const;
+
+/** Prefixes of header families dropped the same way (x-forwarded-for, -host, -proto, -user, -email, …). */
+export const REINTERPRETING_PREFIXES = ["x-forwarded-", "x-auth-request-", "x-amzn-oidc-", "x-ms-client-principal"] as const;
+
 const PLAIN_CONNECTION = new Set(["keep-alive", "close"]);
 const END_TO_END = new Set(["content-type", "content-length", "content-encoding"]);
 
 /** Identity headers that only the gateway may set: client copies are always dropped. */
 export const IDENTITY_PREFIX = "x-patgate-";
 
+/** What the gateway says about a request's origin: `set` writes X-Forwarded-For/-Proto/-Host and Forwarded, `none` writes nothing. */
+export type ForwardedMode = "set" | "none";
+
 /**
- * Which headers cross the gateway, compiled once: credentials and hop-by-hop
- * headers are removed on the way in; hop-by-hop headers on the way out.
+ * Which headers cross the gateway, compiled once: credentials, hop-by-hop
+ * headers, headers that reinterpret the request and any header holding
+ * something that looks like a PAT are removed on the way in; hop-by-hop
+ * headers on the way out.
  */
 export class HeaderPolicy {
   readonly #dropRequest: ReadonlySet<string>;
   readonly #dropResponse: ReadonlySet<string>;
+  readonly #forwarded: ForwardedMode;
 
-  constructor(stripRequestHeaders: readonly string[]) {
-    this.#dropRequest = new Set([...HOP_BY_HOP, "host", "expect", "x-request-id", ...stripRequestHeaders]);
+  constructor(stripRequestHeaders: readonly string[], forwarded: ForwardedMode = "set") {
+    this.#dropRequest = new Set([...HOP_BY_HOP, "host", "expect", "x-request-id", ...REINTERPRETING, ...stripRequestHeaders]);
     this.#dropResponse = new Set([...HOP_BY_HOP, "x-request-id"]);
+    this.#forwarded = forwarded;
+  }
+
+  /**
+   * The headers the gateway adds itself, first the request id, then (mode
+   * `set`) where the request came from, as the gateway saw it: the peer
+   * address, the scheme it was served on, the Host it asked for.
+   */
+  trusted(req: IncomingMessage, requestId: string): string[] {
+    const out = ["x-request-id", requestId];
+    if (this.#forwarded === "none") return out;
+    const ip = req.socket.remoteAddress ?? "";
+    const proto = (req.socket as { encrypted?: boolean }).encrypted === true ? "https" : "http";
+    const host = req.headers.host;
+    const goodHost = host !== undefined && isHostValue(host);
+    // RFC 7239: an IPv6 node is quoted and bracketed.
+    const node = ip.includes(":") ? `"[${ip}]"` : ip;
+    out.push("x-forwarded-for", ip, "x-forwarded-proto", proto);
+    if (goodHost) out.push("x-forwarded-host", host);
+    out.push("forwarded", goodHost ? `for=${node};proto=${proto};host="${host}"` : `for=${node};proto=${proto}`);
+    return out;
   }
 
   /**
@@ -54,11 +128,14 @@ export class HeaderPolicy {
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const raw = rawHeaders[i] as string;
       const name = raw.toLowerCase();
-      if (this.#dropRequest.has(name) || name.startsWith(IDENTITY_PREFIX)) continue;
-      if (name === injected) continue;
+      if (this.#dropRequest.has(name) || name === injected) continue;
+      if (name.charCodeAt(0) === 0x78 /* x */ && name.charCodeAt(1) === 0x2d /* - */ && droppedFamily(name)) continue;
       // Connection may name hop-by-hop extras, never the framing and type the gateway itself relied on.
       if (connectionTokens !== null && connectionTokens.has(name) && !END_TO_END.has(name)) continue;
-      out.push(raw, rawHeaders[i + 1] as string);
+      const value = rawHeaders[i + 1] as string;
+      // A credential in any header (a PAT pasted into X-Api-Key, a cookie) never travels on.
+      if (looksLikePat(value)) continue;
+      out.push(raw, value);
     }
     for (const v of extra) out.push(v);
     return out;
@@ -77,6 +154,23 @@ export class HeaderPolicy {
     }
     return out;
   }
+}
+
+function droppedFamily(name: string): boolean {
+  if (name.startsWith(IDENTITY_PREFIX)) return true;
+  for (const p of REINTERPRETING_PREFIXES) if (name.startsWith(p)) return true;
+  return false;
+}
+
+// A Host value worth repeating: host[:port] or [v6]:port, nothing that could break a quoted string.
+function isHostValue(host: string): boolean {
+  if (host.length === 0 || host.length > 255) return false;
+  for (let i = 0; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e || c === 0x3a || c === 0x5b || c === 0x5d || c === 0x5f;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 function tokens(value: string, into: Set<string> | null): Set<string> {

@@ -26,7 +26,8 @@ const NO_UPSTREAM = new Denial("upstream_unavailable");
 export function upstreamCall(upstreams: Upstreams, policy: HeaderPolicy, ctx: RequestContext, domain: Domain, target: Target): UpstreamCall | Denial {
   const picked = upstreams.pick(domain.upstream);
   if (picked === null) return NO_UPSTREAM;
-  const extra = ["x-request-id", ctx.requestId];
+  // The request id and the forwarding headers only the gateway sets, then the upstream's credential.
+  const extra = policy.trusted(ctx.req, ctx.requestId);
   const credential = picked.upstream.credential;
   if (credential !== null) extra.push(credential.header, credential.value);
   // Everything after `/proxy/<domain>`, as the client sent it (an encoded '/' inside a {name+} parameter decoded: see forwardedPath).

@@ -6,6 +6,7 @@ import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-up
 import { startGateway, type GatewayOptions, type TestGateway } from "./gateway.ts";
 import { startIdp, type TestIdp } from "./jwks.ts";
 import { OpenApi } from "./openapi.ts";
+import { noteSecret } from "./log-sink.ts";
 
 // Global, so every token in a body is found; only used with matchAll.
 const TOKENS = /pat_[0-9A-Za-z]{22}_[0-9A-Za-z]{49}/g;
@@ -127,7 +128,11 @@ export class AdminClient {
     const op = api.find(method, pathname);
     this.#record.seen.add(`${method} ${op?.template ?? pathname} ${res.status}`);
     this.#record.bodies.push(text);
-    for (const t of new Set([...text.matchAll(TOKENS)].map((m) => m[0]))) this.#record.tokens.set(t, (this.#record.tokens.get(t) ?? 0) + 1);
+    for (const t of new Set([...text.matchAll(TOKENS)].map((m) => m[0]))) {
+      noteSecret(t);
+      this.#record.tokens.set(t, (this.#record.tokens.get(t) ?? 0) + 1);
+    }
+    for (const k of text.match(/pgadm_[A-Za-z0-9_]{16,}/g) ?? []) noteSecret(k);
     // No response, of any status, may carry a secret hash or its field.
     if (/secret_?hash/i.test(text)) throw new Error(`${method} ${path}: the response mentions a secret hash: ${text.slice(0, 500)}`);
     const parsed: unknown = text === "" ? undefined : JSON.parse(text);

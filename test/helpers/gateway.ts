@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
-import { sinkLog } from "./log-sink.ts";
+import { noteSecret, sinkLog } from "./log-sink.ts";
 import { parse, stringify } from "yaml";
 import { buildApp, type App } from "../../src/app.ts";
 import { loadSettings } from "../../src/config/config.ts";
@@ -60,6 +60,7 @@ export async function writeConfig(opts: GatewayOptions): Promise<{ dir: string; 
   cfg.upstreams = { default: { targets: [opts.upstreamUrl], connect_timeout: "2s", headers_timeout: "10s", body_timeout: "10s" } };
   cfg.logging = { level: "info" };
   const adminKey = opts.adminKey === undefined ? `pgadm_test_${randomBytes(24).toString("hex")}` : opts.adminKey;
+  noteSecret(pepperHex, adminKey);
   const o = opts.oidc;
   cfg.auth = {
     admin_keys: adminKey === null ? [] : [adminKey],
@@ -97,6 +98,12 @@ export interface TestGateway {
   adminKey: string | null;
   /** Admin keys the gateway created on its first start (what it would print to stderr). */
   printedAdminKeys: string[];
+  /**
+   * The catalogue code a refused response carries: in the OpenAI envelope's
+   * body, or (Ollama routes answer `{"error": "<message>"}`) in its access line.
+   * Reads the body; "ok" for a 2xx.
+   */
+  refusalCode(res: Response): Promise<string>;
   /** Creates domain + membership (role admin unless given) + a PAT; returns its token. */
   issue(spec: { userId?: string; domainId?: string; scopes: Array<Omit<Scope, "domainId"> & { domainId?: string }>; lifetimeMs?: number; role?: string; name?: string }): Promise<{ token: string; record: PatRecord }>;
   close(): Promise<void>;
@@ -110,7 +117,10 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
   const app = await buildApp(loadSettings(file), {
     logger: pino({ level: "info" }, logs),
     touchIntervalMs: 200,
-    printAdminKey: (key) => printedAdminKeys.push(key),
+    printAdminKey: (key) => {
+      noteSecret(key);
+      printedAdminKeys.push(key);
+    },
   });
   const port = await app.listen(0, "127.0.0.1");
   let n = 0;
@@ -124,12 +134,25 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
     store: app.store,
     adminKey,
     printedAdminKeys,
+    async refusalCode(res) {
+      const text = await res.text();
+      if (res.ok) return "ok";
+      const body = JSON.parse(text) as { error: { code?: string } | string };
+      if (typeof body.error !== "string" && body.error.code !== undefined) return body.error.code;
+      const id = res.headers.get("x-request-id");
+      for (let i = 0; i < 100; i++) {
+        const line = logs.records().find((r) => r.msg === "access" && r.req_id === id);
+        if (line !== undefined) return String(line.reason);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`no access line for request ${id}`);
+    },
     async issue(spec) {
       const userId = spec.userId ?? "alice";
       const domainId = spec.domainId ?? "d1";
       await ensureMember(app.store, domainId, userId, spec.role ?? "admin");
       const scopes = spec.scopes.map((s) => ({ domainId, ...s }));
-      const { record, token } = newPat(pepper, { userId, name: spec.name ?? `pat-${++n}-${Date.now()}`, scopes, lifetimeMs: spec.lifetimeMs ?? 3_600_000 });
+      const { record, token } = mintPat(pepper, { userId, name: spec.name ?? `pat-${++n}-${Date.now()}`, scopes, lifetimeMs: spec.lifetimeMs ?? 3_600_000 });
       const r = await app.store.insertPat(record);
       if (r !== "ok") throw new Error(`insertPat: ${r}`);
       return { token, record };
@@ -139,6 +162,13 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** newPat, with the token noted for the log-leak check (every PAT a test makes goes through here). */
+export function mintPat(...args: Parameters<typeof newPat>): ReturnType<typeof newPat> {
+  const r = newPat(...args);
+  noteSecret(r.token);
+  return r;
 }
 
 /** Puts the domain (if missing) and the user's membership with one role. */

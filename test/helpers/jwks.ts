@@ -4,6 +4,7 @@
  */
 import http from "node:http";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from "jose";
+import { noteSecret } from "./log-sink.ts";
 
 export interface SignOptions {
   /** Seconds from now; negative for an already expired token. Default 300. */
@@ -72,7 +73,10 @@ export async function startIdp(): Promise<TestIdp> {
       .setAudience(o.audience ?? audience)
       .setIssuedAt(now - 10);
     if (o.noExp !== true) jwt = jwt.setExpirationTime(now + (o.expiresIn ?? 300));
-    return jwt.sign(key);
+    const token = await jwt.sign(key);
+    // The signature is the secret part (header and claims are not): noted for the log-leak check.
+    noteSecret(token.slice(token.lastIndexOf(".") + 1));
+    return token;
   };
 
   return {

@@ -13,7 +13,7 @@ import { buildApp } from "../../src/app.ts";
 import { loadSettings } from "../../src/config/config.ts";
 import { startFakeUpstream } from "../../src/devtools/fake-upstream.ts";
 import { AdminClient, scope, startAdminFixture, type AdminFixture, type PatJson } from "../helpers/admin.ts";
-import { writeConfig } from "../helpers/gateway.ts";
+import { LogCapture, writeConfig } from "../helpers/gateway.ts";
 import { startRedis, type RedisHandle } from "../helpers/redis.ts";
 
 const CHAT = scope("d1", "models", "llama3", "llm_chat_completions");
@@ -372,7 +372,7 @@ describe("the audit stream's connection at start", () => {
       cleanup.push(() => rm(dir, { recursive: true, force: true }));
       const raw = new Redis(redis.url);
       cleanup.push(() => raw.disconnect());
-      const app = await buildApp(loadSettings(file), { logger: pino({ level: "silent" }) });
+      const app = await buildApp(loadSettings(file), { logger: pino({ level: "info" }, new LogCapture()) });
       cleanup.push(() => app.close());
       const port = await app.listen(0, "127.0.0.1");
       const res = await new AdminClient(`http://127.0.0.1:${port}`, adminKey ?? "").post("/domains", { id: "d1" });

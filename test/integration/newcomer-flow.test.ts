@@ -7,6 +7,7 @@ import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ROOT, writeConfig } from "../helpers/gateway.ts";
+import { noteSecret, sinkLog } from "../helpers/log-sink.ts";
 
 const BIN = path.join(ROOT, "bin", "patgate.js");
 const TOKEN_LINE = /^pat_[0-9A-Za-z]{22}_[0-9A-Za-z]{49}\n$/;
@@ -39,6 +40,8 @@ async function start(args: string[], ready: RegExp, stream: "stdout" | "stderr")
     };
     child.stdout?.on("data", (d: Buffer) => {
       p.stdout += d.toString();
+      // The gateway's JSON log goes to the log-leak check like every in-process gateway's.
+      sinkLog(d.toString("utf8"));
       check();
     });
     child.stderr?.on("data", (d: Buffer) => {
@@ -70,7 +73,11 @@ function patgate(args: string[], env: Record<string, string>): Promise<{ code: n
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve, reject) => {
     child.once("error", reject);
-    child.once("close", (code) => resolve({ code, stdout, stderr }));
+    child.once("close", (code) => {
+      // Tokens the CLI printed (pat create / rotate) are searched for in every log after the run.
+      noteSecret(...(stdout.match(/pat_[0-9A-Za-z_]{20,}|pgadm_[A-Za-z0-9_]{16,}/g) ?? []));
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
@@ -107,6 +114,7 @@ describe("the newcomer flow", () => {
     // What a newcomer sees on the terminal: the key, once, on stderr.
     await expect.poll(() => gw.stderr, { timeout: 5000 }).toMatch(/only its hash is stored/);
     const keys = [...gw.stderr.matchAll(/^ {2}(pgadm_[A-Za-z0-9_-]{43})$/gm)].map((m) => m[1] ?? "");
+    noteSecret(...keys);
     expect(keys).toHaveLength(1);
     const env = { PATGATE_URL: url, PATGATE_TOKEN: keys[0] ?? "" };
 

@@ -4,8 +4,7 @@ import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
 import { EmbeddedStore } from "../../src/store/embedded.ts";
-import { newPat } from "../../src/tokens/issue.ts";
-import { ensureMember, spawnGateway, writeConfig } from "../helpers/gateway.ts";
+import { ensureMember, mintPat, spawnGateway, writeConfig } from "../helpers/gateway.ts";
 import { parse } from "yaml";
 import { readFile } from "node:fs/promises";
 
@@ -36,7 +35,7 @@ describe("graceful shutdown", () => {
     const cfg = parse(await readFile(file, "utf8")) as { store: { embedded_path: string } };
     const store = await EmbeddedStore.open(cfg.store.embedded_path);
     await ensureMember(store, "d1", "alice", "admin");
-    const { record, token } = newPat(pepper, { userId: "alice", name: "t", scopes: [{ domainId: "d1", entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }], lifetimeMs: 3_600_000 });
+    const { record, token } = mintPat(pepper, { userId: "alice", name: "t", scopes: [{ domainId: "d1", entityType: "models", entityId: "llama3", operation: "llm_chat_completions" }], lifetimeMs: 3_600_000 });
     expect(await store.insertPat(record)).toBe("ok");
     await store.close();
 

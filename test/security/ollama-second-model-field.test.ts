@@ -1,6 +1,8 @@
 // Finding (review): Ollama's /api/create reads a base model from `from`, and
 // /api/copy writes `destination` from `source`: a check on one field while the
-// upstream acts on another. Both fields are now authorized.
+// upstream acts on another. Both fields are now authorized (create's `from`
+// also as a pull, since Ollama pulls a base it does not have:
+// ollama-fields-that-reach-models.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -17,6 +19,7 @@ describe("second model fields on Ollama create and copy", () => {
       scopes: [
         { entityType: "models", entityId: "mine", operation: "llm_create" },
         { entityType: "models", entityId: "public", operation: "llm_read" },
+        { entityType: "models", entityId: "public", operation: "llm_create" },
       ],
     }));
   });

@@ -70,7 +70,7 @@ describe("the shipped config/patgate.yaml", () => {
   it("loads with PATGATE_PEPPER unset: defaults, embedded store, pepper left to the store", () => {
     const s = loadSettings(SHIPPED, {});
     expect(s.configFile).toBe(SHIPPED);
-    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000 });
+    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000, bodyIdleTimeoutMs: 10_000, streamedBodyTimeoutMs: 600_000, bodyMemory: { percent: 25 }, memoryLimit: 0 });
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store).toEqual({ redisMode: "single", redisUrl: null, redisNodes: [], sentinelName: null, embeddedPath: path.join(ROOT, "data", "patgate.db"), keyPrefix: "patgate:" });
@@ -268,7 +268,7 @@ describe("expandEnv", () => {
 describe("parseSettings: validation", () => {
   it("accepts the minimal config with every default", () => {
     const s = parse();
-    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000 });
+    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000, bodyIdleTimeoutMs: 10_000, streamedBodyTimeoutMs: 600_000, bodyMemory: { percent: 25 }, memoryLimit: 0 });
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store.redisUrl).toBeNull();
@@ -470,5 +470,21 @@ describe("parseSettings: validation", () => {
     for (const v of [s, s.server, s.store, s.security, s.cache, s.logging, s.upstreams.get("default"), s.upstreams.get("default")?.credential]) {
       expect(Object.isFrozen(v)).toBe(true);
     }
+  });
+});
+
+describe("body settings (server.body_memory, memory_limit, body deadlines)", () => {
+  const base = (server: Record<string, unknown>): unknown => ({ server, upstreams: { default: { targets: ["http://127.0.0.1:1"] } }, catalog: { operations: ["llm_read"] } });
+  it("reads a percentage, a size and the deadlines; refuses nonsense", () => {
+    expect(parseSettings(base({ body_memory: "40%", memory_limit: "1gb", body_idle_timeout: "5s", streamed_body_timeout: "1h" }), "c.yaml").server).toMatchObject({ bodyMemory: { percent: 40 }, memoryLimit: 1024 ** 3, bodyIdleTimeoutMs: 5000, streamedBodyTimeoutMs: 3_600_000 });
+    expect(parseSettings(base({ body_memory: "256mb" }), "c.yaml").server.bodyMemory).toEqual({ bytes: 256 * 1024 ** 2 });
+    expect(() => parseSettings(base({ body_memory: "95%" }), "c.yaml")).toThrow(/server.body_memory/);
+    expect(() => parseSettings(base({ body_memory: "1kb" }), "c.yaml")).toThrow(/at least 1mb/);
+    expect(() => parseSettings(base({ memory_limit: "lots" }), "c.yaml")).toThrow(/server.memory_limit/);
+  });
+  it("security.forwarded_headers is set or none", () => {
+    expect(parseSettings(base({}), "c.yaml").security.forwardedHeaders).toBe("set");
+    expect(parseSettings({ ...(base({}) as object), security: { forwarded_headers: "none" } }, "c.yaml").security.forwardedHeaders).toBe("none");
+    expect(() => parseSettings({ ...(base({}) as object), security: { forwarded_headers: "trust" } }, "c.yaml")).toThrow(/forwarded_headers/);
   });
 });

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId } from "../../src/routing/entity.ts";
+import { entityFromJson, entityFromMultipart, jsonHasField, queryHasParam, validateEntityId } from "../../src/routing/entity.ts";
 import type { EntityResult } from "../../src/routing/entity.ts";
 
 const json = (text: string, field = "model"): EntityResult => entityFromJson(Buffer.from(text, "utf8"), field);
@@ -203,8 +203,8 @@ describe("entityFromMultipart: accepted forms", () => {
     expect(await mp(file("file", "a.wav") + field("model", "whisper-1") + field("language", "en") + end)).toBe("ok:whisper-1");
   });
 
-  it("accepts a quoted boundary, text/plain; charset=utf-8 and 8bit", async () => {
-    const body = field("model", "m", "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n") + end;
+  it("accepts a quoted boundary and 8bit", async () => {
+    const body = field("model", "m", "Content-Transfer-Encoding: 8bit\r\n") + end;
     expect(await mp(body, "model", `multipart/form-data; boundary="${B}"`)).toBe("ok:m");
   });
 
@@ -213,8 +213,8 @@ describe("entityFromMultipart: accepted forms", () => {
     expect(code(await entityFromMultipart(body, CT, "model"))).toBe("ok:modèle");
   });
 
-  it("ignores the epilogue and a case-insensitive header name", async () => {
-    const body = `--${B}\r\ncontent-disposition: FORM-DATA; NAME="model"\r\n\r\nm\r\n${end}epilogue --${B}\r\n`;
+  it("accepts a case-insensitive header name, and a closing delimiter without its CRLF", async () => {
+    const body = `--${B}\r\ncontent-disposition: FORM-DATA; NAME="model"\r\n\r\nm\r\n--${B}--`;
     expect(await mp(body)).toBe("ok:m");
   });
 
@@ -257,6 +257,8 @@ describe("entityFromMultipart: rejected forms", () => {
     ["an RFC 2231 name*", `--${B}\r\nContent-Disposition: form-data; name*=utf-8''model\r\n\r\nm\r\n${end}`],
     ["a backslash in a quoted parameter", `--${B}\r\nContent-Disposition: form-data; filename="a\\"; name="model"\r\n\r\nm\r\n${end}`],
     ["an unterminated quoted parameter", `--${B}\r\nContent-Disposition: form-data; name="model\r\n\r\nm\r\n${end}`],
+    ["a filename* parameter", `--${B}\r\nContent-Disposition: form-data; name="model"; filename*=utf-8''x\r\n\r\nm\r\n${end}`],
+    ["an epilogue", `${field("model", "m")}${end}epilogue --${B}\r\n`],
     ["headers that run into the next delimiter", `--${B}\r\nContent-Disposition: form-data; name="model"\r\n--${B}--\r\n`],
   ])("bad_multipart: %s", async (_name, body) => {
     expect(await mp(body)).toBe("bad_multipart");
@@ -281,12 +283,12 @@ describe("entityFromMultipart: rejected forms", () => {
 
   it.each([
     ["a file part", file("model", "whisper-1") + end],
-    ["a filename* parameter", `--${B}\r\nContent-Disposition: form-data; name="model"; filename*=utf-8''x\r\n\r\nm\r\n${end}`],
     ["an empty value", field("model", "") + end],
     ["a value with a newline", field("model", "a\r\nb") + end],
     ["a base64 transfer encoding", field("model", "bQ==", "Content-Transfer-Encoding: base64\r\n") + end],
     ["a non-text content type", field("model", "m", "Content-Type: application/json\r\n") + end],
     ["a non-UTF-8 charset", field("model", "m", "Content-Type: text/plain; charset=utf-16le\r\n") + end],
+    ["even text/plain (formidable reads such a part as a file)", field("model", "m", "Content-Type: text/plain\r\n") + end],
     ["a value that is too long", field("model", "a".repeat(5000)) + end],
   ])("entity_invalid: %s", async (_name, body) => {
     expect(await mp(body)).toBe("entity_invalid");
@@ -332,8 +334,19 @@ describe("queryHasParam", () => {
     ["?models=a", false],
     ["?x=1&y=model%3Da", false],
     ["?mode=l", false],
-    ["?model%5B%5D=a", false],
-    ["?+model=a", false],
+    ["?model%5B%5D=a", true],
+    ["?+model=a", true],
+    ["?model[]=a", true],
+    ["?model[0]=a", true],
+    ["?Model[x]=a", true],
+    ["?model%5b0%5d=a", true],
+    ["?model.x=a", true],
+    ["?%20model=a", true],
+    ["?model%00junk=a", true],
+    ["?%4dODEL[]=a", true],
+    ["?models[]=a", false],
+    ["?xmodel[]=a", false],
+    ["?[model]=a", false],
     ["", false],
     ["?", false],
     ["?&&", false],
@@ -345,6 +358,12 @@ describe("queryHasParam", () => {
     expect(queryHasParam("?a+b=1", "a b")).toBe(true);
   });
 
+  it("maps '.' and ' ' in a key to '_' as PHP does", () => {
+    expect(queryHasParam("?model.id=1", "model_id")).toBe(true);
+    expect(queryHasParam("?model+id=1", "model_id")).toBe(true);
+    expect(queryHasParam("?modelid=1", "model_id")).toBe(false);
+  });
+
   it("never throws", () => {
     fc.assert(
       fc.property(fc.string({ unit: "binary", maxLength: 100 }), (q) => {
@@ -353,5 +372,57 @@ describe("queryHasParam", () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe("entityFromJson with a fallback field (Ollama's model/name)", () => {
+  const j = (o: unknown): Buffer => Buffer.from(JSON.stringify(o));
+  it.each([
+    [{ model: "a" }, "ok:a"],
+    [{ name: "a" }, "ok:a"],
+    [{ model: "a", name: "a" }, "ok:a"],
+    [{ model: "a", name: "b" }, "entity_ambiguous"],
+    [{ model: "a", NAME: "b" }, "entity_ambiguous"],
+    [{ model: "a", name: 1 }, "entity_invalid"],
+    [{ model: "", name: "a" }, "entity_invalid"],
+    [{}, "entity_missing"],
+    [{ Name: "a" }, "entity_missing"],
+  ])("%j → %s", (body, want) => {
+    expect(code(entityFromJson(j(body), "model", "name"))).toBe(want);
+  });
+});
+
+describe("validateEntityId boundaries", () => {
+  it.each([
+    ["a 256-character id", "a".repeat(256), true],
+    ["a 257-character id", "a".repeat(257), false],
+    ["DEL", "a\u007fb", false],
+    ["a C1 control", "a\u0085b", false],
+    ["the last C1 control", "a\u009fb", false],
+    ["the first character after C1", "a\u00a0b", true],
+    ["a space", "a b", true],
+    ["a unit separator", "a\u001fb", false],
+    ["a lone surrogate", "a\ud800", false],
+    ["a number", 5, false],
+    ["empty", "", false],
+  ])("%s → %s", (_name, value, ok) => {
+    expect(validateEntityId(value, "x").ok).toBe(ok);
+  });
+});
+
+describe("jsonHasField", () => {
+  it.each([
+    ['{"from":"a"}', true],
+    ['{"FROM":"a"}', true],
+    ['{"x":{"from":"a"}}', false],
+    ['{"x":"from"}', false],
+    ["[1]", false],
+    ["not json", false],
+    ["", false],
+  ])("%s → %s", (body, expected) => {
+    expect(jsonHasField(Buffer.from(body), "from")).toBe(expected);
+  });
+  it("is false for invalid UTF-8", () => {
+    expect(jsonHasField(Buffer.from([0x7b, 0xff, 0x7d]), "from")).toBe(false);
   });
 });

@@ -35,7 +35,7 @@ function route(id: string, method: string, path: string, extra = "    entity: { 
 
 describe("the shipped routes.yaml", () => {
   const t = loadRouteTable(ROUTES_FILE, testCatalog);
-  const body = (field: string): EntitySource => ({ from: "body", field });
+  const body = (field: string, fallback?: string): EntitySource => (fallback === undefined ? { from: "body", field } : { from: "body", field, fallback });
   const domain: EntitySource = { from: "domain" };
 
   // Every path SPEC §4 lists, with the operation the reference deployment maps it to.
@@ -53,14 +53,14 @@ describe("the shipped routes.yaml", () => {
     ["POST", "/api/embed", "llm_embeddings", "models", body("model")],
     ["POST", "/api/embeddings", "llm_embeddings", "models", body("model")],
     ["GET", "/api/tags", "llm_read", "domains", domain],
-    ["POST", "/api/show", "llm_read", "models", body("model")],
+    ["POST", "/api/show", "llm_read", "models", body("model", "name")],
     ["GET", "/api/ps", "llm_read", "domains", domain],
     ["GET", "/api/version", "llm_read", "domains", domain],
-    ["POST", "/api/pull", "llm_create", "models", body("model")],
-    ["POST", "/api/push", "llm_update", "models", body("model")],
-    ["POST", "/api/create", "llm_create", "models", body("model")],
+    ["POST", "/api/pull", "llm_create", "models", body("model", "name")],
+    ["POST", "/api/push", "llm_update", "models", body("model", "name")],
+    ["POST", "/api/create", "llm_create", "models", body("model", "name")],
     ["POST", "/api/copy", "llm_create", "models", body("destination")],
-    ["DELETE", "/api/delete", "llm_delete", "models", body("model")],
+    ["DELETE", "/api/delete", "llm_delete", "models", body("model", "name")],
     ["POST", "/tokenize", "llm_utility", "models", body("model")],
     ["POST", "/detokenize", "llm_utility", "models", body("model")],
     ["POST", "/pooling", "llm_pooling", "models", body("model")],
@@ -129,6 +129,7 @@ describe("RouteTable.match", () => {
     entityType: entity.from === "domain" ? "domains" : "models",
     entity,
     bodyLimit: 1024,
+    body: "none",
     also: [],
     errors: "openai",
   });
@@ -196,8 +197,14 @@ describe("parseRouteTable: validation with file:line:col", () => {
   it("entity.also: shipped create and copy check their second model; bad also entries are refused", () => {
     const t = loadRouteTable(ROUTES_FILE, testCatalog);
     const byId = new Map(t.routes.map((r) => [r.id, r]));
-    expect(byId.get("ollama.create")?.also).toEqual([{ field: "from", operation: "llm_read" }]);
-    expect(byId.get("ollama.copy")?.also).toEqual([{ field: "source", operation: "llm_read" }]);
+    expect(byId.get("ollama.create")?.also.map((a) => [a.field, a.operations, a.refuse !== null])).toEqual([
+      ["from", ["llm_read", "llm_create"], false],
+      ["files", [], true],
+      ["adapters", [], true],
+      ["draft_files", [], true],
+      ["remote_host", [], true],
+    ]);
+    expect(byId.get("ollama.copy")?.also).toEqual([{ field: "source", operations: ["llm_read"], refuse: null }]);
     const yaml = (also: string): string =>
       `version: 1\nroutes:\n  - id: c\n    method: POST\n    path: /c\n    operation: llm_create\n    entity: { type: models, from: body, field: model, also: ${also} }\n`;
     const bad = (also: string): string[] => problems(yaml(also));
@@ -205,7 +212,23 @@ describe("parseRouteTable: validation with file:line:col", () => {
     expect(bad("[{ field: base, operation: llm_nope }]").join("\n")).toMatch(/unknown operation "llm_nope"/);
     expect(bad("[{ field: base, operation: read }]").join("\n")).toMatch(/does not apply to entity type "models"/);
     expect(bad("[]").join("\n")).toMatch(/non-empty list/);
-    expect(parseRouteTable(yaml("[{ field: base, operation: llm_read }]"), "routes.yaml", testCatalog).routes[0]?.also).toEqual([{ field: "base", operation: "llm_read" }]);
+    expect(bad("[{ field: base }]").join("\n")).toMatch(/exactly one of "operation"/);
+    expect(bad("[{ field: base, operation: llm_read, refuse: no }]").join("\n")).toMatch(/exactly one of "operation"/);
+    expect(bad("[{ field: base, operation: [] }]").join("\n")).toMatch(/at least one operation/);
+    expect(parseRouteTable(yaml("[{ field: name, operation: llm_read }]"), "routes.yaml", testCatalog).routes[0]?.also[0]?.field).toBe("name");
+    expect(parseRouteTable(yaml("[{ field: base, operation: llm_read }]"), "routes.yaml", testCatalog).routes[0]?.also).toEqual([{ field: "base", operations: ["llm_read"], refuse: null }]);
+    expect(parseRouteTable(yaml("[{ field: base, operation: [llm_read, llm_create] }, { field: url, refuse: fetches a URL }]"), "routes.yaml", testCatalog).routes[0]?.also).toEqual([
+      { field: "base", operations: ["llm_read", "llm_create"], refuse: null },
+      { field: "url", operations: [], refuse: "fetches a URL" },
+    ]);
+  });
+
+  it("entity.fallback: read when the field is absent; body only; differs from the field and from also fields", () => {
+    const yaml = (entity: string): string => `version: 1\nroutes:\n  - id: c\n    method: POST\n    path: /c\n    operation: llm_create\n    entity: ${entity}\n`;
+    expect(parseRouteTable(yaml("{ type: models, from: body, field: model, fallback: name }"), "routes.yaml", testCatalog).routes[0]?.entity).toEqual({ from: "body", field: "model", fallback: "name" });
+    expect(problems(yaml("{ type: models, from: body, field: model, fallback: model }")).join("\n")).toMatch(/must differ/);
+    expect(problems(yaml("{ type: models, from: form, field: model, fallback: name }")).join("\n")).toMatch(/body only/);
+    expect(problems(yaml("{ type: models, from: body, field: model, fallback: name, also: [{ field: name, operation: llm_read }] }")).join("\n")).toMatch(/named twice/);
   });
 
   it("rejects unknown keys at every level, with a suggestion", () => {
@@ -214,7 +237,7 @@ describe("parseRouteTable: validation with file:line:col", () => {
       /^routes\.yaml:4:5: routes\[0\]: unknown key "metod" \(did you mean "method"\?\)/,
     );
     expect(problems(table(CHAT.replace("field: model", "feild: model")))).toContain(
-      'routes.yaml:7:41: route "chat": entity: unknown key "feild" (did you mean "field"?) (known: type, from, field, param, also)',
+      'routes.yaml:7:41: route "chat": entity: unknown key "feild" (did you mean "field"?) (known: type, from, field, fallback, param, also)',
     );
     expect(problems(`version: 1\ndefaults: { bodylimit: 1mb }\nroutes:\n${CHAT}`)[0]).toMatch(
       /^routes\.yaml:2:13: defaults: unknown key "bodylimit" \(did you mean "body_limit"\?\)/,

@@ -6,6 +6,8 @@ import {
   TOKEN_PATTERN,
   generateToken,
   hashSecret,
+  looksLikePat,
+  redactPats,
   identToUuid,
   parseToken,
   secretMatches,
@@ -325,5 +327,32 @@ describe("hashSecret / secretMatches", () => {
     for (const junk of [undefined, null, 42]) {
       expect(secretMatches(pepper, id, secret, junk as unknown as string)).toBe(false);
     }
+  });
+});
+
+describe("looksLikePat and redactPats", () => {
+  const { token } = generateToken();
+  it.each([
+    ["a whole token", token, true],
+    ["a token without its checksum", token.slice(0, 70), true],
+    ["the shortest cut that still has 8 secret characters", token.slice(0, 35), true],
+    ["one character shorter", token.slice(0, 34), false],
+    ["percent-encoded separators", token.replaceAll("_", "%5F"), true],
+    ["lower-case percent-encoding", token.replaceAll("_", "%5f"), true],
+    ["JSON-escaped separators", token.replaceAll("_", "\\u005f"), true],
+    ["JSON-escaped, lower case", token.replaceAll("_", "\\u005F"), true],
+    ["the bare ident and secret", token.slice(4), false],
+    ["a model id", "meta-llama/Llama-3.1-8B-Instruct", false],
+    ["a long text without a token", "pat ".repeat(20), false],
+    ["a token inside text", `x=${token};`, true],
+  ])("%s → %s", (_name, text, expected) => {
+    expect(looksLikePat(text)).toBe(expected);
+  });
+
+  it("redactPats replaces every token-shaped run and leaves other text as it is", () => {
+    const { token: other } = generateToken();
+    expect(redactPats(`a ${token} b ${other.slice(0, 60)} c`)).toBe("a [redacted] b [redacted] c");
+    const plain = "nothing to see: pat_x_y";
+    expect(redactPats(plain)).toBe(plain);
   });
 });
