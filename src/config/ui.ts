@@ -91,7 +91,6 @@ export function parseUi(c: Checker, raw: unknown, oidcRaw: unknown, entityTypes:
     global: c.int(sl.global, "ui.sign_in_limit.global", 100, 1, 1_000_000),
     windowMs: c.duration(sl.window, "ui.sign_in_limit.window", "5m"),
   };
-  if (signInLimit.windowMs < 1000) c.fail("ui.sign_in_limit.window", "must be at least 1s");
   if (signInLimit.global < signInLimit.perAddress) c.fail("ui.sign_in_limit.global", "must be at least ui.sign_in_limit.per_address");
   return {
     enabled: c.bool(u.enabled, "ui.enabled", true),
