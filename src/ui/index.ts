@@ -30,7 +30,10 @@ export interface Ui {
 /** The sessions, kept where the store keeps its records: Redis beside it, or a table in the embedded database. */
 export function uiSessions(settings: Settings, store: Store, pepper: Buffer): UiSessions | null {
   if (!settings.ui.enabled) return null;
-  const backing: SessionStore = store instanceof EmbeddedStore ? new EmbeddedSessionStore(store) : new RedisSessionStore((store as RedisStore).redis, settings.store.keyPrefix);
+  let backing: SessionStore;
+  if (store instanceof EmbeddedStore) backing = new EmbeddedSessionStore(store);
+  else if (store.kind === "redis") backing = new RedisSessionStore((store as RedisStore).redis, settings.store.keyPrefix);
+  else throw new Error(`the web page keeps its sessions in the Redis or the embedded store, not in a "${store.kind}" store`);
   return new UiSessions(backing, settings.ui, pepper, grantCheck(settings, store));
 }
 

@@ -1,15 +1,18 @@
-// Web page sessions with the embedded store live in its database: a session
-// survives a gateway restart, is honoured by a second gateway process on the
-// same file, and a sign-out through one is refused at once by the other. The
-// database holds only keyed hashes of the cookies, and a backup holds none.
+// Web page sessions live in the store. With the embedded store, in its
+// database: a session survives a gateway restart, is honoured by a second
+// gateway process on the same file, and a sign-out through one is refused at
+// once by the other; the database holds only keyed hashes of the cookies, and
+// a backup holds none. With Redis, the same between two replicas.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
+import type { RedisStore } from "../../src/store/redis.ts";
 import { DatabaseSync } from "../../src/store/sqlite.ts";
 import { runCli } from "../helpers/cli.ts";
-import { spawnGateway, writeConfig } from "../helpers/gateway.ts";
+import { spawnGateway, startGateway, writeConfig } from "../helpers/gateway.ts";
+import { startRedis } from "../helpers/redis.ts";
 
 type Spawned = Awaited<ReturnType<typeof spawnGateway>>;
 
@@ -110,5 +113,35 @@ describe("web sessions in the embedded store's database", () => {
     expect(sessionRows(backup)).toEqual([]);
     // …while the live database still has them.
     expect(sessionRows(dbFile()).length).toBe(rows.length);
+  });
+});
+
+describe("web sessions in Redis", () => {
+  it("are shared by two replicas, a sign-out on one ends them on the other, and Redis holds only keyed hashes", { timeout: 60_000 }, async () => {
+    const redis = await startRedis();
+    const a = await startGateway({ upstreamUrl: upstream.url, redisUrl: redis.url, keyPrefix: redis.keyPrefix });
+    const b = await spawnGateway(a.configFile);
+    try {
+      const res = await fetch(`${a.url}/ui/auth/admin-key`, { method: "POST", headers: { "content-type": "application/json", origin: a.url }, body: JSON.stringify({ key: a.adminKey }) });
+      expect(res.status).toBe(204);
+      const cookie = (res.headers.getSetCookie().find((c) => c.startsWith("__Host-patgate_session=")) ?? "").split(";")[0] ?? "";
+      const value = cookie.split("=")[1] ?? "";
+      expect(await me(b.url, cookie)).toEqual([200, "operator"]);
+
+      const keys = await (a.store as RedisStore).redis.keys(`${redis.keyPrefix}{pg}:ui-session:*`);
+      expect(keys).toHaveLength(1);
+      const id = (keys[0] ?? "").slice(`${redis.keyPrefix}{pg}:ui-session:`.length);
+      expect(id).toMatch(/^session\.[A-Za-z0-9_-]{43}$/);
+      expect(id).not.toContain(value);
+      expect(id).not.toBe(`session.${createHash("sha256").update(value).digest("base64url")}`);
+
+      const out = await fetch(`${b.url}/ui/auth/logout`, { method: "POST", headers: { cookie, "sec-fetch-site": "same-origin" } });
+      expect(out.status).toBe(204);
+      expect(await me(a.url, cookie)).toEqual([401, "session_invalid"]);
+    } finally {
+      expect(await b.stop()).toBe(0);
+      await a.close();
+      await redis.stop();
+    }
   });
 });
