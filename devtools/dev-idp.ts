@@ -13,12 +13,17 @@ export interface DevUser {
   readonly name: string;
   readonly email: string;
   readonly password: string;
+  /** The `groups` claim (scope `groups`), as Dex or Okta would send it. */
+  readonly groups: readonly string[];
 }
 
+/** The group that makes carol an operator when the gateway is told so (auth.oidc.operator_claim: groups). */
+export const DEV_OPERATOR_GROUP = "patgate-operators";
+
 export const DEV_USERS: readonly DevUser[] = [
-  { id: "alice", name: "Alice Example", email: "alice@example.test", password: "alice" },
-  { id: "bob", name: "Bob Example", email: "bob@example.test", password: "bob" },
-  { id: "carol", name: "Carol Example", email: "carol@example.test", password: "carol" },
+  { id: "alice", name: "Alice Example", email: "alice@example.test", password: "alice", groups: ["ml-team"] },
+  { id: "bob", name: "Bob Example", email: "bob@example.test", password: "bob", groups: [] },
+  { id: "carol", name: "Carol Example", email: "carol@example.test", password: "carol", groups: ["ml-team", DEV_OPERATOR_GROUP] },
 ];
 
 export const DEV_CLIENT_ID = "patgate-ui";
@@ -103,7 +108,8 @@ ${error ? `<p class="err" role="alert">${esc(error)}</p>` : ""}<form method="pos
         clients: [{ client_id: DEV_CLIENT_ID, client_secret: DEV_CLIENT_SECRET, redirect_uris: [...redirectUris], grant_types: ["authorization_code"], response_types: ["code"], token_endpoint_auth_method: "client_secret_post" }],
         pkce: { required: () => true },
         cookies: { keys: [randomBytes(32).toString("hex")] },
-        claims: { openid: ["sub"], profile: ["name"], email: ["email"] },
+        // `groups` is a scope of its own, as at Dex and Okta: the gateway asks for it (auth.oidc.login_scopes).
+        claims: { openid: ["sub"], profile: ["name"], email: ["email"], groups: ["groups"] },
         features: { devInteractions: { enabled: false } },
         // Name and email in the ID token itself, so the gateway shows them without a userinfo call.
         conformIdTokenClaims: false,
@@ -111,14 +117,15 @@ ${error ? `<p class="err" role="alert">${esc(error)}</p>` : ""}<form method="pos
         interactions: { url: (_ctx, i) => `/interaction/${i.uid}` },
         findAccount: (_ctx, sub) => {
           const u = users.find((x) => x.id === sub);
-          return u === undefined ? undefined : { accountId: u.id, claims: () => ({ sub: u.id, name: u.name, email: u.email }) };
+          return u === undefined ? undefined : { accountId: u.id, claims: () => ({ sub: u.id, name: u.name, email: u.email, groups: [...u.groups] }) };
         },
-        // No consent screen: this provider knows only the one client.
+        // No consent screen: this provider knows only the one client, which gets the scopes it asks for.
         loadExistingGrant: async (ctx) => {
           const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session?.grantIdFor(ctx.oidc.client?.clientId ?? "");
-          if (grantId !== undefined) return ctx.oidc.provider.Grant.find(grantId);
-          const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client?.clientId ?? "", accountId: ctx.oidc.session?.accountId ?? "" });
-          grant.addOIDCScope("openid profile email");
+          const found = grantId === undefined ? undefined : await ctx.oidc.provider.Grant.find(grantId);
+          const grant = found ?? new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client?.clientId ?? "", accountId: ctx.oidc.session?.accountId ?? "" });
+          const asked = ctx.oidc.params?.scope;
+          grant.addOIDCScope(typeof asked === "string" ? asked : "openid profile email");
           await grant.save();
           return grant;
         },

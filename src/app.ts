@@ -155,7 +155,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     if (!(await auditReady)) log.warn({ stream: streamKey }, "audit stream: its Redis connection is not ready (refused, failed or timed out at start); each append fails with a warning until it is");
     auditStream = new AuditStream(log, (fields) => conn.xadd(streamKey, "MAXLEN", "~", maxLen, "*", ...fields));
   }
-  const sessions = uiSessions(settings, store);
+  const sessions = uiSessions(settings, store, pepper);
   const admin = await createAdminApi({
     settings, store, rights, pepper, log, auditStream, cookies: sessions,
     ...(opts.printAdminKey === undefined ? {} : { printAdminKey: opts.printAdminKey }),

@@ -88,6 +88,7 @@ export const ERRORS = {
   cross_origin_refused: { status: 403, type: "invalid_request_error", message: "A cookie-authenticated change must come from the gateway's own page (Origin / Sec-Fetch-Site).", retry: "never" },
   login_failed: { status: 400, type: "invalid_request_error", message: "Signing in did not complete; start again.", retry: "never" },
   idp_unavailable: { status: 503, type: "api_error", message: "The identity provider's signing keys could not be fetched; try again shortly.", retry: 1000 },
+  sign_in_throttled: { status: 429, type: "rate_limit_error", message: "Too many failed sign-ins; wait as long as Retry-After says, then try again." },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

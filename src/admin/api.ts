@@ -178,7 +178,8 @@ interface AccessLine {
 }
 
 function actor(c: Caller): string {
-  return c.kind === "operator" ? `admin:${c.keyId}` : `user:${c.userId}`;
+  if (c.kind === "user") return `user:${c.userId}`;
+  return c.keyId !== null ? `admin:${c.keyId}` : `operator:${c.subject}`;
 }
 
 /** The default first-start key printer: once, on stderr, with how to use it. */

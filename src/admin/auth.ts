@@ -11,7 +11,8 @@ import type { OidcVerifier } from "./oidc.ts";
 import { deny, type Denial } from "./reply.ts";
 
 export type Caller =
-  | { readonly kind: "operator"; /** fingerprint of the key, for audit lines */ readonly keyId: string }
+  | { readonly kind: "operator"; /** fingerprint of the admin key, for audit lines */ readonly keyId: string }
+  | { readonly kind: "operator"; readonly keyId: null; /** an operator by OIDC claim (auth.oidc.operator_claim): their user id */ readonly subject: string }
   | { readonly kind: "user"; readonly userId: string };
 
 export type AuthResult = { readonly ok: true; readonly caller: Caller } | Denial;
@@ -49,6 +50,6 @@ export class Authenticator {
     if (this.#oidc === null) return deny("invalid_credential", "OIDC sign-in is not configured on this gateway; operators use an admin key.");
     const r = await this.#oidc.verify(credential);
     if (!r.ok) return deny("invalid_credential", `The OIDC token was refused: ${r.reason}.`);
-    return { ok: true, caller: { kind: "user", userId: r.userId } };
+    return { ok: true, caller: r.operator ? { kind: "operator", keyId: null, subject: r.userId } : { kind: "user", userId: r.userId } };
   }
 }

@@ -43,6 +43,11 @@ export function adminKeyEntryHash(entry: string): { ok: true; hash: string } | {
   return { ok: true, hash: hashAdminKey(entry) };
 }
 
+/** A key's fingerprint: the first 48 bits of its hash, in hex; names it in audit lines and sessions, unusable as the key. */
+function fingerprint(hash: Buffer): string {
+  return hash.toString("hex").slice(0, 12);
+}
+
 /**
  * Checks presented keys against the configured hashes or, when none are
  * configured, against the store's (the first-start key).
@@ -61,17 +66,27 @@ export class AdminKeys {
     return this.#configured.length > 0;
   }
 
+  /** The hashes in force: the configured ones, else the store's. */
+  async #known(): Promise<readonly Buffer[]> {
+    return this.configured ? this.#configured : (await this.#store.listAdminKeys()).map((k) => Buffer.from(k.hash, "hex"));
+  }
+
   /** A short, non-secret fingerprint of the matching key (for audit lines), or null when none matches. */
   async match(key: string): Promise<string | null> {
     if (key.length < MIN_ADMIN_KEY_LENGTH || !KEY_CHARS.test(key)) return null;
-    const known = this.configured ? this.#configured : (await this.#store.listAdminKeys()).map((k) => Buffer.from(k.hash, "hex"));
+    const known = await this.#known();
     const presented = createHash("sha256").update(key, "utf8").digest();
     let found: Buffer | null = null;
     for (const h of known) {
       // Every hash is compared, so the time taken does not say which one matched.
       if (h.length === presented.length && timingSafeEqual(h, presented) && found === null) found = h;
     }
-    return found === null ? null : found.toString("hex").slice(0, 12);
+    return found === null ? null : fingerprint(found);
+  }
+
+  /** True while the key with this fingerprint is in force (a web session made with a removed key ends). */
+  async holds(keyId: string): Promise<boolean> {
+    return (await this.#known()).some((h) => fingerprint(h) === keyId);
   }
 
   /**

@@ -1,9 +1,10 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import type { OidcSettings } from "../config/config.ts";
+import type { OperatorClaim } from "../config/operators.ts";
 import { isUserId } from "./validate.ts";
 
 /** Why a JWT was refused: data for the 401 message, never the token. */
-export type JwtResult = { readonly ok: true; readonly userId: string } | { readonly ok: false; readonly reason: string };
+export type JwtResult = { readonly ok: true; readonly userId: string; /** holds auth.oidc.operator_claim */ readonly operator: boolean } | { readonly ok: false; readonly reason: string };
 
 /** The identity provider's keys could not be fetched: an outage, not a bad token (→ 503). */
 export class IdpUnavailableError extends Error {
@@ -52,8 +53,22 @@ export class OidcVerifier {
     if (verified !== undefined && payload[verified] !== true) {
       return { ok: false, reason: `the token's "${claim}" is not verified ("${verified}" is not true), so it cannot name the user` };
     }
-    return { ok: true, userId };
+    return { ok: true, userId, operator: this.#cfg.operator !== null && holdsOperatorClaim(this.#cfg.operator, payload) };
   }
+}
+
+/**
+ * True when `claims` carry the operator claim: equal to its value, or a list
+ * that contains it. The one rule for JWT callers and the web page's sign-in.
+ */
+export function holdsOperatorClaim(rule: OperatorClaim, claims: Readonly<Record<string, unknown>>): boolean {
+  let v: unknown = Object.hasOwn(claims, rule.claim) ? claims[rule.claim] : undefined;
+  if (v === undefined && rule.path.length > 1) {
+    v = claims;
+    for (const seg of rule.path) v = typeof v === "object" && v !== null && !Array.isArray(v) && Object.hasOwn(v, seg) ? (v as Record<string, unknown>)[seg] : undefined;
+  }
+  if (typeof v === "string") return v === rule.value;
+  return Array.isArray(v) && v.includes(rule.value);
 }
 
 function describe(err: errors.JOSEError): string {

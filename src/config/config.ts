@@ -6,6 +6,7 @@ import { parseDuration } from "../util/duration.ts";
 import { parseSize } from "../util/size.ts";
 import { adminKeyEntryHash } from "../admin/keys.ts";
 import { parseUi, type UiSettings } from "./ui.ts";
+import { parseOperatorClaim, type OperatorClaim } from "./operators.ts";
 
 /** One upstream target: where requests go, and the path prefix put before the route path. */
 export interface Target {
@@ -37,6 +38,8 @@ export interface OidcSettings {
   /** The claim that holds the user id (`sub` by default). */
   readonly userClaim: string;
   readonly clockToleranceSec: number;
+  /** Who is an operator by a claim (src/config/operators.ts); null: operators use admin keys only. */
+  readonly operator: OperatorClaim | null;
 }
 
 /** Who may call the management API. */
@@ -557,12 +560,14 @@ function parseAuth(c: Checker, raw: unknown, dir: string): AuthSettings {
     });
   }
 
-  const o = c.obj(au.oidc, "auth.oidc", ["issuer", "audience", "jwks_url", "algorithms", "user_claim", "clock_tolerance", "client_id", "client_secret"]);
+  const o = c.obj(au.oidc, "auth.oidc", ["issuer", "audience", "jwks_url", "algorithms", "user_claim", "clock_tolerance", "client_id", "client_secret", "login_scopes", "operator_claim", "operator_value"]);
   const issuer = c.str(o.issuer, "auth.oidc.issuer", "").trim();
   const audiences = stringList(c, o.audience, "auth.oidc.audience");
   const jwksUrl = c.str(o.jwks_url, "auth.oidc.jwks_url", "").trim();
+  const operator = parseOperatorClaim(c, o);
   if (issuer === "") {
     if (audiences.length > 0 || jwksUrl !== "") c.fail("auth.oidc.issuer", "is required when auth.oidc.audience or auth.oidc.jwks_url is set");
+    if (operator !== null) c.fail("auth.oidc.operator_claim", "needs auth.oidc.issuer (the claim is read from its tokens)");
     return { adminKeyHashes: [...new Set(hashes)], oidc: null };
   }
   if (audiences.length === 0) c.fail("auth.oidc.audience", "is required with an issuer (the client id your tokens are issued for)");
@@ -584,6 +589,7 @@ function parseAuth(c: Checker, raw: unknown, dir: string): AuthSettings {
       algorithms,
       userClaim,
       clockToleranceSec: Math.floor(c.duration(o.clock_tolerance, "auth.oidc.clock_tolerance", "30s") / 1000),
+      operator,
     },
   };
 }

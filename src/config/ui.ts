@@ -2,6 +2,7 @@
  * The `ui:` section (the web page at /ui/) and the OIDC client keys it adds to
  * `auth.oidc`. Parsed here so config.ts only calls it.
  */
+import { isIP } from "node:net";
 import type { Checker } from "./config.ts";
 
 /** Signing users in through the OIDC issuer (authorization code + PKCE). */
@@ -12,6 +13,15 @@ export interface UiLoginSettings {
   readonly clientSecret: string;
   /** The ID token claim that holds the user id (auth.oidc.user_claim). */
   readonly userClaim: string;
+  /** The scopes a sign-in asks for (auth.oidc.login_scopes), space-separated. */
+  readonly scopes: string;
+}
+
+/** How many failed admin-key sign-ins the page takes (token buckets that refill over `windowMs`). */
+export interface SignInLimit {
+  readonly perAddress: number;
+  readonly global: number;
+  readonly windowMs: number;
 }
 
 export interface UiSettings {
@@ -31,13 +41,16 @@ export interface UiSettings {
   readonly entities: ReadonlyMap<string, ReadonlyMap<string, readonly string[]>>;
   /** null: no OIDC sign-in (operators still sign in with an admin key). */
   readonly login: UiLoginSettings | null;
+  readonly signInLimit: SignInLimit;
+  /** Proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client, for the sign-in limit. */
+  readonly trustedProxies: readonly string[];
 }
 
 type Obj = Record<string, unknown>;
 
 /** Validates `ui:` and `auth.oidc.client_id/client_secret`; problems go to the checker. */
 export function parseUi(c: Checker, raw: unknown, oidcRaw: unknown, entityTypes: ReadonlySet<string>): UiSettings {
-  const u = c.obj(raw, "ui", ["enabled", "public_url", "session_idle", "session_max", "models_cache", "entities"]);
+  const u = c.obj(raw, "ui", ["enabled", "public_url", "session_idle", "session_max", "models_cache", "entities", "sign_in_limit", "trusted_proxies"]);
   const text = c.str(u.public_url, "ui.public_url", "").trim().replace(/\/+$/, "");
   let publicUrl: URL | null = null;
   if (text !== "") {
@@ -70,7 +83,15 @@ export function parseUi(c: Checker, raw: unknown, oidcRaw: unknown, entityTypes:
   const clientSecret = c.str(o.client_secret, "auth.oidc.client_secret", "").trim();
   if (clientSecret !== "" && clientId === "") c.fail("auth.oidc.client_id", "is required with auth.oidc.client_secret");
   if (clientId !== "" && issuer === "") c.fail("auth.oidc.issuer", "is required with auth.oidc.client_id (the web page signs users in there)");
-  const login = clientId === "" || issuer === "" ? null : { issuer, clientId, clientSecret, userClaim: c.str(o.user_claim, "auth.oidc.user_claim", "sub").trim() || "sub" };
+  const scopes = loginScopes(c, o.login_scopes);
+  const login = clientId === "" || issuer === "" ? null : { issuer, clientId, clientSecret, userClaim: c.str(o.user_claim, "auth.oidc.user_claim", "sub").trim() || "sub", scopes };
+  const sl = c.obj(u.sign_in_limit, "ui.sign_in_limit", ["per_address", "global", "window"]);
+  const signInLimit = {
+    perAddress: c.int(sl.per_address, "ui.sign_in_limit.per_address", 5, 1, 10_000),
+    global: c.int(sl.global, "ui.sign_in_limit.global", 100, 1, 1_000_000),
+    windowMs: c.duration(sl.window, "ui.sign_in_limit.window", "5m"),
+  };
+  if (signInLimit.global < signInLimit.perAddress) c.fail("ui.sign_in_limit.global", "must be at least ui.sign_in_limit.per_address");
   return {
     enabled: c.bool(u.enabled, "ui.enabled", true),
     publicUrl,
@@ -79,5 +100,32 @@ export function parseUi(c: Checker, raw: unknown, oidcRaw: unknown, entityTypes:
     modelsCacheMs: c.duration(u.models_cache, "ui.models_cache", "30s"),
     entities,
     login,
+    signInLimit,
+    trustedProxies: trustedProxies(c, u.trusted_proxies),
   };
+}
+
+/** A list, or one string split on commas and whitespace (what `${VAR}` gives). */
+function words(c: Checker, v: unknown, at: string): string[] {
+  if (typeof v === "string") return v.split(/[\s,]+/).filter((x) => x !== "");
+  return c.list(v, at).map((x) => x.trim()).filter((x) => x !== "");
+}
+
+function loginScopes(c: Checker, v: unknown): string {
+  const list = v === undefined || v === null || v === "" ? ["openid", "profile", "email"] : words(c, v, "auth.oidc.login_scopes");
+  if (!list.includes("openid")) c.fail("auth.oidc.login_scopes", "must include openid (the sign-in needs an ID token)");
+  for (const s of list) if (!/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)) c.fail("auth.oidc.login_scopes", `"${s}" is not a scope name`);
+  return [...new Set(list)].join(" ");
+}
+
+function trustedProxies(c: Checker, v: unknown): string[] {
+  const list = words(c, v, "ui.trusted_proxies");
+  for (const entry of list) {
+    const [addr = "", bits, ...rest] = entry.split("/");
+    const family = isIP(addr);
+    const max = family === 6 ? 128 : 32;
+    const ok = family !== 0 && rest.length === 0 && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max));
+    if (!ok) c.fail("ui.trusted_proxies", `"${entry}" is not an IP address or a CIDR block (e.g. 10.0.0.0/8, fd00::/8)`);
+  }
+  return list;
 }

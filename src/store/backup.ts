@@ -7,6 +7,10 @@
  * only then renamed to FILE, so FILE is either a whole, checked backup or
  * not there.
  *
+ * The copy carries no web page sessions: restoring it must not bring back
+ * sessions that were signed out after it was taken (the restored gateway
+ * signs everyone out instead).
+ *
  * SQLite's online backup API was the other candidate; it restarts whenever
  * another connection writes during the copy, which a gateway flushing
  * last-used times does every few seconds.
@@ -51,6 +55,7 @@ export async function backupEmbedded(store: EmbeddedStore, target: string, overw
   try {
     await store.backupTo(tmp);
     await chmod(tmp, 0o600);
+    dropSessions(tmp);
     const summary = inspectDatabase(tmp);
     if (summary.integrity.length !== 1 || summary.integrity[0] !== "ok") throw new Error(`the copy failed SQLite's integrity check: ${summary.integrity.slice(0, 3).join("; ")}`);
     if (summary.schemaVersion !== SCHEMA_VERSION) throw new Error(`the copy has schema version ${summary.schemaVersion}, expected ${SCHEMA_VERSION}`);
@@ -60,6 +65,17 @@ export async function backupEmbedded(store: EmbeddedStore, target: string, overw
     return summary;
   } finally {
     await rm(tmp, { force: true });
+  }
+}
+
+/** Deletes the copy's web sessions, overwriting their pages (secure_delete), in one transaction. */
+function dropSessions(file: string): void {
+  const db = new DatabaseSync(file);
+  try {
+    db.exec("PRAGMA secure_delete = ON");
+    db.exec("DELETE FROM ui_sessions");
+  } finally {
+    db.close();
   }
 }
 

@@ -46,6 +46,11 @@ export class Statements {
   readonly putAdminKey: StatementSync;
   readonly deleteAdminKey: StatementSync;
 
+  readonly getSession: StatementSync;
+  readonly putSession: StatementSync;
+  readonly takeSession: StatementSync;
+  readonly sweepSessions: StatementSync;
+
   readonly addChange: StatementSync;
   readonly changesAfter: StatementSync;
   readonly lastChange: StatementSync;
@@ -97,6 +102,13 @@ export class Statements {
       "INSERT INTO admin_keys (id, hash, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at",
     );
     this.deleteAdminKey = db.prepare("DELETE FROM admin_keys WHERE id = ?");
+
+    this.getSession = db.prepare("SELECT value FROM ui_sessions WHERE id = ? AND expires_at > ?");
+    this.putSession = db.prepare(
+      "INSERT INTO ui_sessions (id, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+    );
+    this.takeSession = db.prepare("DELETE FROM ui_sessions WHERE id = ? RETURNING value, expires_at");
+    this.sweepSessions = db.prepare("DELETE FROM ui_sessions WHERE expires_at <= ?");
 
     this.addChange = db.prepare("INSERT INTO changes (origin, at, event) VALUES (?, ?, ?)");
     this.changesAfter = db.prepare("SELECT seq, origin, at, event FROM changes WHERE seq > ? ORDER BY seq LIMIT ?");

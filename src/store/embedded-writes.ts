@@ -23,6 +23,10 @@ export type WriteOp =
   | { readonly op: "addFirstAdminKey"; readonly key: AdminKeyRecord }
   | { readonly op: "addAdminKey"; readonly key: AdminKeyRecord }
   | { readonly op: "deleteAdminKey"; readonly id: string }
+  /** The web page's sessions (sessions-embedded.ts): no events, they are never cached. */
+  | { readonly op: "putSession"; readonly id: string; readonly value: string; readonly expiresAt: number }
+  | { readonly op: "takeSession"; readonly id: string; readonly now: number }
+  | { readonly op: "sweepSessions"; readonly now: number }
   /** Part of a bulk load; `reset` on the last part tells every process to drop what it cached. */
   | { readonly op: "load"; readonly records: BulkRecords; readonly reset: boolean };
 
@@ -109,6 +113,15 @@ export function applyWrite(q: Statements, w: WriteOp): Outcome {
       return none(undefined);
     case "deleteAdminKey":
       return none(Number(q.deleteAdminKey.run(w.id).changes) > 0);
+    case "putSession":
+      q.putSession.run(w.id, w.value, w.expiresAt);
+      return none(undefined);
+    case "takeSession": {
+      const row = q.takeSession.get(w.id) as { value: string; expires_at: number } | undefined;
+      return none(row !== undefined && row.expires_at > w.now ? row.value : null);
+    }
+    case "sweepSessions":
+      return none(Number(q.sweepSessions.run(w.now).changes));
     case "load": {
       const conflicts: NameConflict[] = [];
       for (const write of rowWriters(q, w.records, conflicts)) write();

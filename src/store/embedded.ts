@@ -379,6 +379,28 @@ export class EmbeddedStore implements Store {
     return this.#write(() => ({ op: "deleteAdminKey", id }));
   }
 
+  // ---- web page sessions (sessions-embedded.ts) ------------------------------------
+
+  /** The session row's value if it is live at `now` (epoch ms). */
+  getSession(id: string, now: number): Promise<string | null> {
+    return this.#read((q) => (q.getSession.get(id, now) as { value: string } | undefined)?.value ?? null);
+  }
+
+  /** Stores or replaces a session row, counting until `expiresAt` (epoch ms). */
+  putSession(id: string, value: string, expiresAt: number): Promise<void> {
+    return this.#write(() => ({ op: "putSession", id, value, expiresAt }));
+  }
+
+  /** Deletes the row in one statement and hands back its value if it was live at `now`: of two takers, one gets it. */
+  takeSession(id: string, now: number): Promise<string | null> {
+    return this.#write(() => ({ op: "takeSession", id, now }));
+  }
+
+  /** Deletes every row that expired by `now`; how many. */
+  sweepSessions(now: number): Promise<number> {
+    return this.#write(() => ({ op: "sweepSessions", now }));
+  }
+
   // ---- bulk ---------------------------------------------------------------------
 
   /**

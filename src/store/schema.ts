@@ -4,8 +4,8 @@
  * open, the missing ones run in order, each in the same transaction as the
  * version bump, so a crash leaves the schema at one version or the next.
  *
- * To add a table (e.g. the web UI's sessions), append a migration with the
- * next number; never edit one that has shipped.
+ * To add a table, append a migration with the next number; never edit one
+ * that has shipped.
  */
 import type { DatabaseSync } from "./sqlite.ts";
 
@@ -87,8 +87,28 @@ CREATE TABLE changes (
 ) STRICT;
 `;
 
+/*
+ * Version 2. The web page's sessions (src/store/sessions-embedded.ts), so that
+ * they survive a restart and every process on the database sees the same ones.
+ * `id` is the session's kind and a keyed hash of its cookie value (never the
+ * cookie); `expires_at` is when the row stops counting, read with every
+ * lookup; expired rows are swept by that index. No change rows: sessions are
+ * read from the table on every use, never cached.
+ */
+const V2 = `
+CREATE TABLE ui_sessions (
+  id         TEXT PRIMARY KEY,
+  value      TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX ui_sessions_by_expiry ON ui_sessions (expires_at);
+`;
+
 /** Every migration, in order; the last one's number is the schema this code reads and writes. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, sql: V1 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, sql: V1 },
+  { version: 2, sql: V2 },
+];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
 

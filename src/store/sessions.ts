@@ -3,9 +3,13 @@
  * the Store (PATs, domains…) because they are not shared state anyone caches:
  * each is read by id on each page request and expires by itself.
  *
- * Implementations: RedisSessionStore (sessions-redis.ts: shared by replicas)
- * and MemorySessionStore below (in-process, used beside the embedded store until
- * it gets a table of its own). Both pass test/contract/sessions.contract.ts.
+ * Implementations: RedisSessionStore (sessions-redis.ts: shared by replicas),
+ * EmbeddedSessionStore (sessions-embedded.ts: a table in the embedded store's
+ * database, shared by the processes on it) and MemorySessionStore below, the
+ * in-process twin. All pass test/contract/sessions.test.ts.
+ *
+ * Ids arrive already hashed (src/ui/sessions.ts keys them with the pepper):
+ * no implementation ever sees a cookie value.
  */
 
 export interface SessionStore {
@@ -23,7 +27,7 @@ export interface SessionStore {
 // Expired entries are swept at most this often (reads check expiry themselves).
 const SWEEP_MS = 60_000;
 
-/** Sessions in this process's memory: lost on restart, which signs everyone out. */
+/** Sessions in this process's memory (lost on restart): the in-process twin, for tests. */
 export class MemorySessionStore implements SessionStore {
   readonly #items = new Map<string, { value: string; expiresAt: number }>();
   readonly #now: () => number;

@@ -8,9 +8,11 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import * as client from "openid-client";
 import type { Logger } from "pino";
+import type { OperatorClaim } from "../config/operators.ts";
 import type { UiLoginSettings, UiSettings } from "../config/ui.ts";
+import { holdsOperatorClaim } from "../admin/oidc.ts";
 import { isUserId } from "../admin/validate.ts";
-import { storeKey, type UiSessions } from "./sessions.ts";
+import type { UiSessions } from "./sessions.ts";
 
 const LOGIN_TTL_MS = 10 * 60_000;
 // After a failed discovery, the next sign-in tries again no sooner than this.
@@ -31,14 +33,17 @@ export type LoginOutcome = { readonly ok: true } | { readonly ok: false; readonl
 export class OidcLogin {
   readonly #cfg: UiLoginSettings;
   readonly #ui: UiSettings;
+  readonly #operator: OperatorClaim | null;
   readonly #sessions: UiSessions;
   readonly #log: Logger;
   #config: Promise<client.Configuration> | null = null;
   #failedAt = 0;
 
-  constructor(cfg: UiLoginSettings, ui: UiSettings, sessions: UiSessions, log: Logger) {
+  /** `operator`: the claim that makes someone an operator (auth.oidc.operator_claim), if any. */
+  constructor(cfg: UiLoginSettings, ui: UiSettings, operator: OperatorClaim | null, sessions: UiSessions, log: Logger) {
     this.#cfg = cfg;
     this.#ui = ui;
+    this.#operator = operator;
     this.#sessions = sessions;
     this.#log = log;
   }
@@ -78,11 +83,11 @@ export class OidcLogin {
     const verifier = client.randomPKCECodeVerifier();
     const login: LoginState = { state: client.randomState(), nonce: client.randomNonce(), verifier, redirectUri: this.redirectUri(req) };
     const value = randomBytes(32).toString("base64url");
-    await this.#sessions.store.put(storeKey("login", value), JSON.stringify(login), LOGIN_TTL_MS);
+    await this.#sessions.store.put(this.#sessions.storeKey("login", value), JSON.stringify(login), LOGIN_TTL_MS);
     this.#sessions.setCookie(res, req, "login", value, LOGIN_TTL_MS);
     const url = client.buildAuthorizationUrl(config, {
       redirect_uri: login.redirectUri,
-      scope: "openid profile email",
+      scope: this.#cfg.scopes,
       code_challenge: await client.calculatePKCECodeChallenge(verifier),
       code_challenge_method: "S256",
       state: login.state,
@@ -98,7 +103,7 @@ export class OidcLogin {
     const value = this.#sessions.read(req, "login");
     this.#sessions.setCookie(res, req, "login", null);
     if (value === null) return { ok: false, code: "login_failed", detail: "This browser did not start a sign-in (or it took longer than 10 minutes)." };
-    const text = await this.#sessions.store.take(storeKey("login", value));
+    const text = await this.#sessions.store.take(this.#sessions.storeKey("login", value));
     if (text === null) return { ok: false, code: "login_failed", detail: "The sign-in expired or was already used." };
     const login = JSON.parse(text) as LoginState;
     let config: client.Configuration;
@@ -109,7 +114,7 @@ export class OidcLogin {
     }
     const current = new URL(login.redirectUri);
     current.search = query;
-    let claims: Record<string, unknown> | undefined;
+    let claims: Record<string, unknown>;
     try {
       const tokens = await client.authorizationCodeGrant(config, current, {
         pkceCodeVerifier: login.verifier,
@@ -117,17 +122,23 @@ export class OidcLogin {
         expectedNonce: login.nonce,
         idTokenExpected: true,
       });
-      claims = tokens.claims();
+      claims = tokens.claims() ?? {};
     } catch (err) {
       this.#log.warn({ problem: (err as Error).message }, "web sign-in: the issuer's answer was refused");
       return { ok: false, code: "login_failed", detail: "The sign-in service's answer did not check out." };
     }
-    const userId = claims?.[this.#cfg.userClaim];
+    const userId = claims[this.#cfg.userClaim];
     if (typeof userId !== "string" || !isUserId(userId)) {
       return { ok: false, code: "login_failed", detail: `The ID token's "${this.#cfg.userClaim}" claim is not a usable user id.` };
     }
-    const display = [claims?.name, claims?.email, claims?.preferred_username].find((v): v is string => typeof v === "string" && v !== "") ?? userId;
-    await this.#sessions.signIn(req, res, { kind: "user", userId }, "oidc", display.slice(0, 200));
+    const display = ([claims.name, claims.email, claims.preferred_username].find((v): v is string => typeof v === "string" && v !== "") ?? userId).slice(0, 200);
+    if (this.#operator !== null && holdsOperatorClaim(this.#operator, claims)) {
+      // The session remembers the rule that granted it: a changed rule ends it (see uiSessions).
+      await this.#sessions.signIn(req, res, { kind: "operator", keyId: null, subject: userId }, "oidc", display, this.#operator.describe);
+      this.#log.info({ audit: "ui.sign_in", actor: `operator:${userId}`, via: "oidc", operator_claim: this.#operator.describe }, "audit");
+      return { ok: true };
+    }
+    await this.#sessions.signIn(req, res, { kind: "user", userId }, "oidc", display);
     this.#log.info({ audit: "ui.sign_in", actor: `user:${userId}`, via: "oidc" }, "audit");
     return { ok: true };
   }

@@ -1,13 +1,18 @@
 /**
  * The web page's sessions: an opaque random id in a cookie, the record in a
- * SessionStore under the id's SHA-256 (a store dump holds no usable cookie).
+ * SessionStore under the id's HMAC-SHA256 with a key derived from the pepper.
+ * So a store dump holds no usable cookie, and write access to the store alone
+ * cannot plant a session (its row id could not be computed without the
+ * pepper, which lives in the config or beside the database, not in it).
  * Idle and absolute lifetimes; a fresh id at every sign-in; sign-out deletes
- * the record, so the old cookie is dead everywhere at once.
+ * the record, so the old cookie is dead everywhere at once. A session whose
+ * grant has gone (`stillValid`: its admin key removed, the operator claim
+ * changed) ends at its next use.
  *
  * Cookie-authenticated unsafe requests must come from the page's own origin
  * (Sec-Fetch-Site, else Origin): SameSite is the first line, this the second.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes, type KeyObject } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { UiSettings } from "../config/ui.ts";
@@ -22,6 +27,8 @@ export interface SessionRecord {
   readonly via: "oidc" | "admin_key";
   /** A name to show (the ID token's name or email); never used for decisions. */
   readonly display: string;
+  /** An operator by OIDC claim: the rule (`claim=value`) that made them one, re-checked on use; else null. */
+  readonly grant: string | null;
   readonly createdAt: number;
   readonly seenAt: number;
   readonly expiresAt: number;
@@ -38,16 +45,30 @@ const PLAIN_NAMES = { session: "patgate_session", login: "patgate_login" } as co
 
 export type CookieKind = keyof typeof SECURE_NAMES;
 
+/** Whether a session's grant still holds (its admin key, its operator claim rule); checked on every use. */
+export type SessionCheck = (rec: SessionRecord) => Promise<boolean>;
+
 /** The page's sessions and cookies; also the management API's cookie credential. */
 export class UiSessions implements CookieAuth {
   readonly #store: SessionStore;
   readonly #ui: UiSettings;
+  readonly #idKey: KeyObject;
+  readonly #stillValid: SessionCheck;
   readonly #now: () => number;
 
-  constructor(store: SessionStore, ui: UiSettings, now: () => number = Date.now) {
+  /** `pepper` keys the store ids (see above). */
+  constructor(store: SessionStore, ui: UiSettings, pepper: Buffer, stillValid: SessionCheck = () => Promise.resolve(true), now: () => number = Date.now) {
     this.#store = store;
     this.#ui = ui;
+    // A key of its own (not the pepper itself): these hashes never coincide with a PAT's.
+    this.#idKey = createSecretKey(createHmac("sha256", pepper).update("patgate web session ids, v1").digest());
+    this.#stillValid = stillValid;
     this.#now = now;
+  }
+
+  /** The store id of a cookie value: its kind and keyed hash, so the store never holds a usable cookie and kinds never mix. */
+  storeKey(kind: CookieKind, value: string): string {
+    return `${kind}.${createHmac("sha256", this.#idKey).update(value).digest("base64url")}`;
   }
 
   get store(): SessionStore {
@@ -108,12 +129,12 @@ export class UiSessions implements CookieAuth {
   }
 
   /** Starts a session for `caller` (a fresh id: any session the browser had is deleted first). */
-  async signIn(req: IncomingMessage, res: ServerResponse, caller: Caller, via: SessionRecord["via"], display: string): Promise<void> {
+  async signIn(req: IncomingMessage, res: ServerResponse, caller: Caller, via: SessionRecord["via"], display: string, grant: string | null = null): Promise<void> {
     await this.signOut(req, res);
     const now = this.#now();
     const value = randomBytes(32).toString("base64url");
-    const rec: SessionRecord = { caller, via, display, createdAt: now, seenAt: now, expiresAt: now + this.#ui.sessionMaxMs };
-    await this.#store.put(storeKey("session", value), JSON.stringify(rec), this.#ui.sessionIdleMs);
+    const rec: SessionRecord = { caller, via, display, grant, createdAt: now, seenAt: now, expiresAt: now + this.#ui.sessionMaxMs };
+    await this.#store.put(this.storeKey("session", value), JSON.stringify(rec), this.#ui.sessionIdleMs);
     this.setCookie(res, req, "session", value, this.#ui.sessionMaxMs);
   }
 
@@ -122,20 +143,20 @@ export class UiSessions implements CookieAuth {
     const value = this.read(req, "session");
     if (value === null) return false;
     this.setCookie(res, req, "session", null);
-    return this.#store.delete(storeKey("session", value));
+    return this.#store.delete(this.storeKey("session", value));
   }
 
   /** The live session of this request, extending its idle lifetime; null when there is none. */
   async current(req: IncomingMessage): Promise<SessionRecord | null> {
     const value = this.read(req, "session");
     if (value === null) return null;
-    const key = storeKey("session", value);
+    const key = this.storeKey("session", value);
     const text = await this.#store.get(key);
     if (text === null) return null;
     const rec = JSON.parse(text) as SessionRecord;
     if (typeof rec.caller !== "object" || rec.caller === null) return null;
     const now = this.#now();
-    if (now >= rec.expiresAt || now - rec.seenAt >= this.#ui.sessionIdleMs) {
+    if (now >= rec.expiresAt || now - rec.seenAt >= this.#ui.sessionIdleMs || !(await this.#stillValid(rec))) {
       await this.#store.delete(key);
       return null;
     }
@@ -156,9 +177,4 @@ export class UiSessions implements CookieAuth {
     if (rec === null) return deny("session_invalid");
     return { ok: true, caller: rec.caller };
   }
-}
-
-/** The store key of a cookie value: its kind and SHA-256, so the store never holds a usable cookie and kinds never mix. */
-export function storeKey(kind: CookieKind, value: string): string {
-  return `${kind}.${createHash("sha256").update(value).digest("base64url")}`;
 }

@@ -279,6 +279,27 @@ describe("web page: operators", () => {
     await shots(page, "operator-roles");
     await op.context.close();
   });
+
+  it("signs carol in through the identity provider as an operator: her groups claim holds patgate-operators", async () => {
+    const op = await openContext(browser, env.origin);
+    const page = op.page;
+    await page.goto(`${env.base}/ui/`);
+    await page.getByRole("link", { name: "Sign in with your identity provider" }).click();
+    await page.getByLabel("User name").fill("carol");
+    await page.getByLabel("Password").fill("carol");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "All tokens" }).waitFor();
+    await page.getByRole("row", { name: /alice.*ci/ }).waitFor();
+    await page.getByRole("button", { name: /Carol Example/ }).click();
+    await page.getByRole("menu", { name: "Profile" }).getByText("Operator, by your identity provider").waitFor();
+    await expectCleanPage(op);
+    await shots(page, "operator-oidc-menu");
+    const status = await page.evaluate(async () => (await fetch("../admin/pats?user_id=alice")).status);
+    expect(status).toBe(200);
+    const line = env.gw.logs.records().find((r) => r.audit === "ui.sign_in" && r.actor === "operator:carol");
+    expect(line).toMatchObject({ via: "oidc", operator_claim: "groups=patgate-operators" });
+    await op.context.close();
+  });
 });
 
 describe("web page: sessions", () => {
@@ -334,5 +355,32 @@ describe("web page: sessions", () => {
     const after = await fetch(`${env.base}/me`, { headers: { cookie: header } });
     expect(after.status).toBe(401);
     expect(((await after.json()) as { error: { code: string } }).error.code).toBe("session_invalid");
+  });
+});
+
+// Last: it leaves this machine's address throttled for a minute.
+describe("web page: the admin-key form's limit", () => {
+  it("shows the 429's message next to the field once too many wrong keys were tried", async () => {
+    const w = await openContext(browser, env.origin);
+    const page = w.page;
+    await page.goto(`${env.base}/ui/`);
+    await page.getByRole("button", { name: "Operator? Sign in with an admin key" }).click();
+    const field = page.getByLabel("Admin key");
+    const submit = page.getByRole("button", { name: "Sign in as operator" });
+    const error = page.locator("#admin-key-error");
+    // 5 failures per address (the PAT tried above was one): wrong keys until the form says so.
+    let text = "";
+    for (let i = 0; i < 6 && !text.startsWith("Too many"); i++) {
+      await field.fill(`pgadm_wrong_${i}_${"x".repeat(30)}`);
+      await submit.click();
+      await submit.waitFor(); // named so again once the answer is in
+      text = (await error.textContent()) ?? "";
+      if (!text.startsWith("Too many")) expect(text).toBe("That is not an admin key of this gateway.");
+    }
+    expect(text).toMatch(/^Too many failed sign-ins from your address\. Try again in \d+ seconds\.$/);
+    await expect.poll(() => env.gw.logs.records().filter((r) => r.audit === "ui.sign_in_throttled").length).toBe(1);
+    await expectCleanPage(w);
+    await shots(page, "signin-throttled");
+    await w.context.close();
   });
 });

@@ -6,6 +6,7 @@ import { DatabaseSync } from "node:sqlite";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { EmbeddedStore } from "../../src/store/embedded.ts";
 import { Statements } from "../../src/store/embedded-rows.ts";
+import { MIGRATIONS, migrate } from "../../src/store/schema.ts";
 import { StoreUnavailableError } from "../../src/store/types.ts";
 import type { ChangeEvent, Store } from "../../src/store/types.ts";
 import { makePat, storeContract, waitUntil } from "./store.contract.ts";
@@ -77,7 +78,7 @@ describe("embedded store file", () => {
     const db = raw();
     try {
       expect(db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 1 });
+      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 2 });
     } finally {
       db.close();
     }
@@ -131,7 +132,29 @@ describe("embedded store file", () => {
     const db = raw();
     db.exec("PRAGMA user_version = 99");
     db.close();
-    await expect(EmbeddedStore.open(file)).rejects.toThrow(/schema version 99, newer than this patgate understands \(1\)/);
+    await expect(EmbeddedStore.open(file)).rejects.toThrow(/schema version 99, newer than this patgate understands \(2\)/);
+  });
+
+  it("brings a database of schema version 1 (before the web sessions table) up to version 2 on open, keeping its records", async () => {
+    await mkdir(join(dir, "data"), { recursive: true });
+    const old = new DatabaseSync(file);
+    migrate(old, file, MIGRATIONS.slice(0, 1));
+    old.prepare("INSERT INTO domains (id, name, upstream, created_at) VALUES ('d', 'D', NULL, 1)").run();
+    expect(old.prepare("PRAGMA user_version").get()).toEqual({ user_version: 1 });
+    old.close();
+    const s = await EmbeddedStore.open(file);
+    opened.push(s);
+    expect(await s.getDomain("d")).toEqual({ id: "d", name: "D", upstream: null, createdAt: 1 });
+    await s.putSession("session.x", "{}", Date.now() + 60_000);
+    expect(await s.getSession("session.x", Date.now())).toBe("{}");
+    const db = raw();
+    try {
+      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 2 });
+      const plan = (db.prepare(`EXPLAIN QUERY PLAN ${new Statements(db).getSession.sourceSQL}`).all("x", 0) as { detail: string }[]).map((r) => r.detail).join("; ");
+      expect(plan).toMatch(/SEARCH ui_sessions USING PRIMARY KEY \(id=\?\)/);
+    } finally {
+      db.close();
+    }
   });
 
   it("keeps every committed change after a SIGKILL (no close)", async () => {

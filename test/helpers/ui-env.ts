@@ -4,7 +4,7 @@
  * behind a proxy that strips an ingress path prefix.
  */
 import http from "node:http";
-import { DEV_CLIENT_ID, DEV_CLIENT_SECRET, startDevIdp, type DevIdp } from "../../devtools/dev-idp.ts";
+import { DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_OPERATOR_GROUP, startDevIdp, type DevIdp } from "../../devtools/dev-idp.ts";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
 import { ensureMember, startGateway, type TestGateway } from "./gateway.ts";
 
@@ -47,8 +47,14 @@ export async function startUiEnv(opts: { prefix?: string; maxTokenLifetime?: str
     upstreamUrl: upstream.url,
     oidc: { issuer: idp.issuer, audience: DEV_CLIENT_ID, jwksUrl: `${idp.issuer}/jwks` },
     patch: (cfg) => {
-      (cfg.auth as { oidc: Record<string, unknown> }).oidc.client_id = DEV_CLIENT_ID;
-      (cfg.auth as { oidc: Record<string, unknown> }).oidc.client_secret = DEV_CLIENT_SECRET;
+      // carol is an operator through her groups claim; alice and bob are users.
+      Object.assign((cfg.auth as { oidc: Record<string, unknown> }).oidc, {
+        client_id: DEV_CLIENT_ID,
+        client_secret: DEV_CLIENT_SECRET,
+        login_scopes: ["openid", "profile", "email", "groups"],
+        operator_claim: "groups",
+        operator_value: DEV_OPERATOR_GROUP,
+      });
       cfg.security.max_token_lifetime = opts.maxTokenLifetime ?? "1y";
       cfg.ui = { public_url: proxy?.url ?? "", entities: { datasets: { demo: ["sales-2025"] } } };
     },

@@ -488,3 +488,46 @@ describe("body settings (server.body_memory, memory_limit, body deadlines)", () 
     expect(() => parseSettings({ ...(base({}) as object), security: { forwarded_headers: "trust" } }, "c.yaml")).toThrow(/forwarded_headers/);
   });
 });
+
+describe("parseSettings: operators by claim, login scopes, the sign-in limit, trusted proxies", () => {
+  const OIDC = { "auth.oidc.issuer": "https://idp.example", "auth.oidc.audience": "gw", "auth.oidc.jwks_url": "https://idp.example/jwks" };
+
+  it("reads the operator claim rule, with a dotted path into nested claims", () => {
+    const s = parse({ ...OIDC, "auth.oidc.operator_claim": "realm_access.roles", "auth.oidc.operator_value": "patgate-operator" });
+    expect(s.auth.oidc?.operator).toEqual({ claim: "realm_access.roles", path: ["realm_access", "roles"], value: "patgate-operator", describe: "realm_access.roles=patgate-operator" });
+    expect(parse(OIDC).auth.oidc?.operator).toBeNull();
+  });
+
+  it("refuses half a rule, a rule without an issuer, and an empty path segment", () => {
+    expectProblem({ ...OIDC, "auth.oidc.operator_claim": "groups" }, "auth.oidc.operator_value", "anyone with the claim would be an operator");
+    expectProblem({ ...OIDC, "auth.oidc.operator_value": "ops" }, "auth.oidc.operator_claim", "is required with auth.oidc.operator_value");
+    expectProblem({ "auth.oidc.operator_claim": "groups", "auth.oidc.operator_value": "ops" }, "auth.oidc.operator_claim", "needs auth.oidc.issuer");
+    expectProblem({ ...OIDC, "auth.oidc.operator_claim": "a..b", "auth.oidc.operator_value": "ops" }, "auth.oidc.operator_claim", "is not a claim name");
+  });
+
+  it("asks for openid profile email unless told otherwise, and insists on openid", () => {
+    const login = { ...OIDC, "auth.oidc.client_id": "ui" };
+    expect(parse(login).ui.login?.scopes).toBe("openid profile email");
+    expect(parse({ ...login, "auth.oidc.login_scopes": "openid, profile groups" }).ui.login?.scopes).toBe("openid profile groups");
+    expect(parse({ ...login, "auth.oidc.login_scopes": ["openid", "groups", "groups"] }).ui.login?.scopes).toBe("openid groups");
+    expectProblem({ ...login, "auth.oidc.login_scopes": ["profile"] }, "auth.oidc.login_scopes", "must include openid");
+    expectProblem({ ...login, "auth.oidc.login_scopes": ["openid", 'a"b'] }, "auth.oidc.login_scopes", "is not a scope name");
+  });
+
+  it("reads the sign-in limit (defaults 5 per address, 100 in all, over 5 minutes) and refuses nonsense", () => {
+    expect(parse().ui.signInLimit).toEqual({ perAddress: 5, global: 100, windowMs: 300_000 });
+    expect(parse({ "ui.sign_in_limit": { per_address: 3, global: 10, window: "1m" } }).ui.signInLimit).toEqual({ perAddress: 3, global: 10, windowMs: 60_000 });
+    expectProblem({ "ui.sign_in_limit": { per_address: 0 } }, "ui.sign_in_limit.per_address", "whole number from 1");
+    expectProblem({ "ui.sign_in_limit": { per_address: 10, global: 5 } }, "ui.sign_in_limit.global", "at least ui.sign_in_limit.per_address");
+    expectProblem({ "ui.sign_in_limit": { window: "0s" } }, "ui.sign_in_limit.window", "at least 1s");
+    expectProblem({ "ui.sign_in_limit": { burst: 5 } }, "ui.sign_in_limit.burst", "unknown key");
+  });
+
+  it("reads trusted proxies as addresses and CIDR blocks, from a list or one string", () => {
+    expect(parse({ "ui.trusted_proxies": "10.0.0.0/8, fd00::/8 192.168.1.7" }).ui.trustedProxies).toEqual(["10.0.0.0/8", "fd00::/8", "192.168.1.7"]);
+    expect(parse().ui.trustedProxies).toEqual([]);
+    for (const bad of ["10.0.0.0/33", "fd00::/129", "ingress.local", "10.0.0.0/8/1", "10.0.0.0/"]) {
+      expectProblem({ "ui.trusted_proxies": [bad] }, "ui.trusted_proxies", `"${bad}" is not an IP address or a CIDR block`);
+    }
+  });
+});

@@ -241,7 +241,8 @@ describe("helm chart: values.yaml and values.schema.json", () => {
 
   it("values.yaml holds no secret: only Secret names and keys", () => {
     const SENSITIVE = /pass(word)?|pepper|token|api_?key|secret|credential|private|admin_?keys?/i;
-    const REFERENCE_FIELDS = new Set(["existingSecret", "key", "urlKey", "env", "name"]);
+    // Names of Secrets and of keys inside them, never their contents.
+    const REFERENCE_FIELDS = new Set(["existingSecret", "key", "urlKey", "env", "name", "idKey", "secretKey"]);
     const problems: string[] = [];
     const walk = (v: unknown, at: string[]): void => {
       if (Array.isArray(v)) v.forEach((x, i) => walk(x, [...at, String(i)]));
@@ -479,6 +480,122 @@ describe("helm chart: the ConfigMap's patgate.yaml and routes.yaml", () => {
   });
 });
 
+describe("helm chart: the web page (ui.*, oidc.client, operators by claim)", () => {
+  const ajv = new Ajv({ strict: true, allErrors: true, allowUnionTypes: true });
+  const validate = ajv.compile(schema);
+  const withUi = (patch: Obj, oidc: Obj = {}): Obj => ({ ...values, ui: { ...(values.ui as Obj), ...patch }, oidc: { ...(values.oidc as Obj), ...oidc } });
+  const deployment = template("deployment.yaml");
+  const helpers = template("_helpers.tpl");
+  const ingress = template("ingress.yaml");
+
+  it("defaults: the page on, no public URL or prefix (derived from the Ingress), no OIDC client", () => {
+    expect(get(values, "ui")).toEqual({ enabled: true, publicUrl: "", pathPrefix: "", trustedProxies: [] });
+    expect(get(values, "oidc.client")).toEqual({ existingSecret: "", idKey: "client-id", secretKey: "client-secret" });
+    expect(get(values, "oidc.loginScopes")).toBe("openid profile email");
+  });
+
+  it("the schema takes path prefixes, public URLs, scopes and proxies in the forms the gateway takes, and refuses the rest", () => {
+    for (const p of ["", "/patgate", "/a/b", "/team-1/llm.gw"]) expect(validate(withUi({ pathPrefix: p })), p).toBe(true);
+    for (const p of ["patgate", "/patgate/", "/a//b", "/a b", "/"]) expect(validate(withUi({ pathPrefix: p })), p).toBe(false);
+    for (const u of ["", "https://llm.example.com", "https://llm.example.com/a/b", "http://10.0.0.1:8080"]) expect(validate(withUi({ publicUrl: u })), u).toBe(true);
+    for (const u of ["llm.example.com", "ftp://x", "https://gw.example/?q=1", "https://user@gw.example"]) expect(validate(withUi({ publicUrl: u })), u).toBe(false);
+    expect(validate(withUi({ trustedProxies: ["10.0.0.0/8", "fd00::/8", "192.168.1.7"] }))).toBe(true);
+    expect(validate(withUi({ trustedProxies: ["ingress-nginx"] }))).toBe(false);
+    expect(validate(withUi({}, { loginScopes: "openid profile groups" }))).toBe(true);
+    expect(validate(withUi({}, { loginScopes: "profile email" }))).toBe(false);
+    expect(validate(withUi({}, { client: { existingSecret: "s", idKey: "id", secretKey: "" } }))).toBe(true);
+    expect(validate(withUi({}, { client: { existingSecret: "s", clientSecret: "literal" } }))).toBe(false);
+  });
+
+  it("the Deployment takes the OIDC client's id and secret from the Secret, and the rest as plain values", () => {
+    const oidcBlock = /\{\{- if \.Values\.oidc\.issuer \}\}([\s\S]*?)\n {12}\{\{- end \}\}\n {12}# The web page/.exec(deployment)?.[1] ?? "";
+    expect(oidcBlock).toMatch(/\{\{- if \.Values\.oidc\.client\.existingSecret \}\}\n\s+- name: PATGATE_OIDC_CLIENT_ID\n\s+valueFrom:\n\s+secretKeyRef:\n\s+name: \{\{ \.Values\.oidc\.client\.existingSecret \}\}\n\s+key: \{\{ \.Values\.oidc\.client\.idKey \}\}/);
+    expect(oidcBlock).toMatch(/\{\{- if \.Values\.oidc\.client\.secretKey \}\}\n\s+- name: PATGATE_OIDC_CLIENT_SECRET\n\s+valueFrom:\n\s+secretKeyRef:\n\s+name: \{\{ \.Values\.oidc\.client\.existingSecret \}\}\n\s+key: \{\{ \.Values\.oidc\.client\.secretKey \}\}/);
+    expect(oidcBlock).toMatch(/- name: PATGATE_OIDC_LOGIN_SCOPES\n\s+value: \{\{ \.Values\.oidc\.loginScopes \| quote \}\}/);
+    expect(oidcBlock).toMatch(/\{\{- if \.Values\.oidc\.operatorClaim \}\}\n\s+- name: PATGATE_OIDC_OPERATOR_CLAIM\n[\s\S]*?- name: PATGATE_OIDC_OPERATOR_VALUE\n\s+value: \{\{ \.Values\.oidc\.operatorValue \| quote \}\}/);
+    // The secret never arrives as a plain value.
+    expect(deployment).not.toMatch(/PATGATE_OIDC_CLIENT_SECRET\n\s+value:/);
+    expect(deployment).toMatch(/- name: PATGATE_UI\n\s+value: \{\{ \.Values\.ui\.enabled \| quote \}\}/);
+    expect(deployment).toMatch(/\{\{- with include "patgate\.publicUrl" \. \}\}\n\s+- name: PATGATE_PUBLIC_URL\n\s+value: \{\{ \. \| quote \}\}/);
+    expect(deployment).toMatch(/\{\{- with \.Values\.ui\.trustedProxies \}\}\n\s+- name: PATGATE_TRUSTED_PROXIES\n\s+value: \{\{ join "," \. \| quote \}\}/);
+  });
+
+  it("every variable the Deployment sets is one the chart's patgate.yaml reads", () => {
+    const yaml = read(path.join(CHART, "files", "patgate.yaml"));
+    const names = [...deployment.matchAll(/- name: (PATGATE_[A-Z_]+|REDIS_URL)\n/g)].map((m) => m[1] ?? "");
+    expect(names.length).toBeGreaterThan(15);
+    // PATGATE_CONFIG names the file itself (src/main.ts).
+    const unread = names.filter((n) => n !== "PATGATE_CONFIG" && !yaml.includes(`\${${n}:-`) && !yaml.includes(`\${${n}}`));
+    expect(unread).toEqual([]);
+  });
+
+  it("the public URL defaults to the first Ingress host under the prefix, https with TLS", () => {
+    const def = /define "patgate\.publicUrl"[\s\S]*?\{\{- end \}\}\n\{\{- end \}\}/.exec(helpers)?.[0] ?? "";
+    expect(def).toContain('trimSuffix "/" .Values.ui.publicUrl');
+    expect(def).toContain('else if and .Values.ingress.enabled .Values.ingress.hosts');
+    expect(def).toContain('printf "%s://%s%s" (ternary "https" "http" (not (empty .Values.ingress.tls))) (index .Values.ingress.hosts 0).host .Values.ui.pathPrefix');
+    expect(template("NOTES.txt")).toContain('{{ include "patgate.publicUrl" . }}/ui/');
+  });
+
+  it("with a path prefix and ingress-nginx, the Ingress matches the prefix and strips it; the regex does what the page needs", () => {
+    expect(ingress).toMatch(/\{\{- \$strip := and \$prefix \.Values\.ingress\.nginx\.enabled \}\}\n\{\{- if \$strip \}\}/);
+    expect(ingress).toContain('set $annotations "nginx.ingress.kubernetes.io/use-regex" "true"');
+    expect(ingress).toContain('set $annotations "nginx.ingress.kubernetes.io/rewrite-target" "/$2"');
+    expect(ingress).toContain('- path: {{ if $strip }}{{ printf "%s(/|$)(.*)" $prefix }}{{ else }}{{ $prefix }}{{ end }}');
+    expect(ingress).toContain("pathType: {{ if $strip }}ImplementationSpecific{{ else }}Prefix{{ end }}");
+    // ingress-nginx anchors the location regex and rewrites to /$2: what the gateway then sees.
+    const rewrite = (prefix: string, p: string): string | null => {
+      const m = new RegExp(`^${prefix.replace(/[.]/g, "\\.")}(/|$)(.*)`).exec(p);
+      return m === null ? null : `/${m[2] ?? ""}`;
+    };
+    expect(rewrite("/a/b", "/a/b/ui/")).toBe("/ui/");
+    expect(rewrite("/a/b", "/a/b/ui/assets/app.js")).toBe("/ui/assets/app.js");
+    expect(rewrite("/a/b", "/a/b/proxy/demo/v1/chat/completions")).toBe("/proxy/demo/v1/chat/completions");
+    expect(rewrite("/a/b", "/a/b/ui/auth/callback?code=x&state=y")).toBe("/ui/auth/callback?code=x&state=y");
+    expect(rewrite("/a/b", "/a/b")).toBe("/");
+    expect(rewrite("/a/b", "/a/bc/ui/")).toBeNull();
+    expect(rewrite("/a/b", "/ui/")).toBeNull();
+  });
+
+  it("rendering fails, with a message, for an OIDC client or an operator claim without an issuer, half a claim rule, and a public URL outside the prefix", () => {
+    expect(helpers).toMatch(/if and \.Values\.oidc\.client\.existingSecret \(not \.Values\.oidc\.issuer\) \}\}\n\{\{- fail "patgate: oidc\.client\.existingSecret needs oidc\.issuer/);
+    expect(helpers).toMatch(/if ne \(empty \.Values\.oidc\.operatorClaim\) \(empty \.Values\.oidc\.operatorValue\) \}\}\n\{\{- fail "patgate: oidc\.operatorClaim and oidc\.operatorValue go together/);
+    expect(helpers).toMatch(/if and \.Values\.oidc\.operatorClaim \(not \.Values\.oidc\.issuer\) \}\}\n\{\{- fail "patgate: oidc\.operatorClaim needs oidc\.issuer/);
+    expect(helpers).toMatch(/if and \.Values\.ui\.publicUrl \.Values\.ui\.pathPrefix \(not \(hasSuffix \.Values\.ui\.pathPrefix \(trimSuffix "\/" \.Values\.ui\.publicUrl\)\)\) \}\}\n\{\{- fail/);
+  });
+
+  it("the gateway loads the chart's config with the web page's environment as the Deployment sets it", () => {
+    const file = path.join(CHART, "files", "patgate.yaml");
+    const env = {
+      PATGATE_DATA: "/data",
+      PATGATE_PEPPER: randomBytes(32).toString("hex"),
+      PATGATE_ADMIN_KEYS: randomBytes(24).toString("hex"),
+      PATGATE_OIDC_ISSUER: "https://idp.example.com",
+      PATGATE_OIDC_AUDIENCE: "patgate",
+      PATGATE_OIDC_JWKS_URL: "https://idp.example.com/jwks",
+      PATGATE_OIDC_USER_CLAIM: String(get(values, "oidc.userClaim")),
+      PATGATE_OIDC_LOGIN_SCOPES: "openid profile email groups",
+      PATGATE_OIDC_OPERATOR_CLAIM: "groups",
+      PATGATE_OIDC_OPERATOR_VALUE: "patgate-operators",
+      // What the client Secret would hold: made up here.
+      PATGATE_OIDC_CLIENT_ID: "patgate-web",
+      PATGATE_OIDC_CLIENT_SECRET: randomBytes(16).toString("hex"),
+      PATGATE_UI: String(get(values, "ui.enabled")),
+      PATGATE_PUBLIC_URL: "https://llm.example.com/a/b",
+      PATGATE_TRUSTED_PROXIES: ["10.0.0.0/8", "fd00::/8"].join(","),
+    };
+    const s = loadSettings(file, env);
+    expect(s.ui.enabled).toBe(true);
+    expect(s.ui.publicUrl?.href).toBe("https://llm.example.com/a/b");
+    expect(s.ui.trustedProxies).toEqual(["10.0.0.0/8", "fd00::/8"]);
+    expect(s.ui.login).toMatchObject({ clientId: "patgate-web", clientSecret: env.PATGATE_OIDC_CLIENT_SECRET, scopes: "openid profile email groups" });
+    expect(s.auth.oidc?.operator?.describe).toBe("groups=patgate-operators");
+    expect(loadSettings(file, { ...env, PATGATE_UI: "false" }).ui.enabled).toBe(false);
+    // The chart's default scopes are the gateway's.
+    expect(loadSettings(file, { ...env, PATGATE_OIDC_LOGIN_SCOPES: String(get(values, "oidc.loginScopes")) }).ui.login?.scopes).toBe("openid profile email");
+  });
+});
+
 // ---- with helm -------------------------------------------------------------------
 
 const HELM = spawnSync("helm", ["version", "--short"], { encoding: "utf8" }).status === 0;
@@ -503,6 +620,9 @@ describe("helm chart: helm lint and helm template", () => {
       "--set", "metrics.serviceMonitor.enabled=true", "--set", "networkPolicy.enabled=true",
       "--set", "adminKeys.existingSecret=patgate-admin", "--set", "upstreamCredentials[0].env=OPENAI_API_KEY",
       "--set", "upstreamCredentials[0].existingSecret=openai", "--set", "upstreamCredentials[0].key=api-key",
+      "--set", "oidc.issuer=https://idp.example.com", "--set", "oidc.audience=patgate", "--set", "oidc.jwksUrl=https://idp.example.com/jwks",
+      "--set", "oidc.client.existingSecret=patgate-oidc", "--set", "oidc.operatorClaim=groups", "--set", "oidc.operatorValue=patgate-operators",
+      "--set", "ui.pathPrefix=/a/b", "--set", "ui.trustedProxies={10.0.0.0/8}",
     ];
     for (const args of [[], all]) {
       const r = helm("template", "rel", CHART, ...args);

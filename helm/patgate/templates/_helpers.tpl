@@ -68,6 +68,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.metrics.enabled (ne (int .Values.metrics.port) (int .Values.server.port)) }}true{{ end }}
 {{- end }}
 
+{{/*
+PATGATE_PUBLIC_URL: ui.publicUrl, else the first Ingress host under
+ui.pathPrefix (https when the Ingress has TLS), else empty (the gateway then
+goes by each request's Host).
+*/}}
+{{- define "patgate.publicUrl" -}}
+{{- if .Values.ui.publicUrl }}
+{{- trimSuffix "/" .Values.ui.publicUrl }}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts }}
+{{- printf "%s://%s%s" (ternary "https" "http" (not (empty .Values.ingress.tls))) (index .Values.ingress.hosts 0).host .Values.ui.pathPrefix }}
+{{- end }}
+{{- end }}
+
 {{/* The text of routes.yaml: config.routesYaml, else the chart's copy of the repository's routes.yaml. */}}
 {{- define "patgate.routesYaml" -}}
 {{- if .Values.config.routesYaml }}
@@ -120,6 +133,18 @@ Included by the Deployment.
 {{- end }}
 {{- if and (not (include "patgate.metricsSeparatePort" .)) (eq .Values.probes.port "metrics") }}
 {{- fail "patgate: probes.port is \"metrics\" but no separate metrics port is declared (metrics.enabled with a metrics.port other than server.port)." }}
+{{- end }}
+{{- if and .Values.oidc.client.existingSecret (not .Values.oidc.issuer) }}
+{{- fail "patgate: oidc.client.existingSecret needs oidc.issuer (and oidc.audience, oidc.jwksUrl): the page signs users in at that issuer." }}
+{{- end }}
+{{- if ne (empty .Values.oidc.operatorClaim) (empty .Values.oidc.operatorValue) }}
+{{- fail "patgate: oidc.operatorClaim and oidc.operatorValue go together (e.g. groups and patgate-operators): with only one, nobody, or anyone with the claim, would be an operator." }}
+{{- end }}
+{{- if and .Values.oidc.operatorClaim (not .Values.oidc.issuer) }}
+{{- fail "patgate: oidc.operatorClaim needs oidc.issuer: the claim is read from its tokens." }}
+{{- end }}
+{{- if and .Values.ui.publicUrl .Values.ui.pathPrefix (not (hasSuffix .Values.ui.pathPrefix (trimSuffix "/" .Values.ui.publicUrl))) }}
+{{- fail (printf "patgate: ui.publicUrl (%s) must end with ui.pathPrefix (%s): it is where browsers reach the gateway, prefix included." .Values.ui.publicUrl .Values.ui.pathPrefix) }}
 {{- end }}
 {{- $cfg := fromYaml (include "patgate.configYaml" .) }}
 {{- if hasKey $cfg "Error" }}

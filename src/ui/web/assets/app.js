@@ -107,7 +107,7 @@ function ProfileMenu({ who, onSignOut, navigate }) {
     </button>
     ${open
       ? html`<div class="menu" role="menu" aria-label="Profile">
-          <p class="menu-head">${who.kind === "operator" ? "Operator" : `Signed in as ${who.user_id}`}</p>
+          <p class="menu-head">${who.kind !== "operator" ? `Signed in as ${who.user_id}` : who.via === "oidc" ? "Operator, by your identity provider" : "Operator, by admin key"}</p>
           ${who.kind === "user" ? html`<button type="button" role="menuitem" onClick=${() => go("#/tokens")}>Personal Access Tokens</button>` : null}
           ${who.kind === "operator" ? html`<button type="button" role="menuitem" onClick=${() => go("#/admin/tokens")}>All tokens</button>` : null}
           <button type="button" role="menuitem" onClick=${onSignOut}>Sign out</button>
