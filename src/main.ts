@@ -10,7 +10,7 @@ export async function serve(configFile: string): Promise<void> {
     const settings = loadSettings(configFile);
     app = await buildApp(settings);
     const port = await app.listen();
-    app.log.info({ port, host: settings.server.host, ops_port: app.opsPort(), store: app.store.kind, routes: app.routes.current.routes.length }, "patgate listening");
+    app.log.info({ port, host: settings.server.host, ops_port: app.opsPort(), store: app.store.kind, routes: app.routes.current.routes.length, scheme: settings.server.tls === null ? "http" : "https", http2: settings.server.tls?.http2 === true, plain_port: app.listeners.plainPort }, "patgate listening");
     app.log.flush();
   } catch (err) {
     if (err instanceof ConfigError || err instanceof RouteTableError) {
@@ -39,6 +39,7 @@ export async function serve(configFile: string): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGHUP", () => {
     app.reloadRoutes("SIGHUP");
+    app.reloadCertificates("SIGHUP");
   });
 }
 

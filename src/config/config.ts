@@ -5,6 +5,7 @@ import type { Catalog } from "./catalog.ts";
 import { parseDuration } from "../util/duration.ts";
 import { parseSize } from "../util/size.ts";
 import { adminKeyEntryHash } from "../admin/keys.ts";
+import { parseServerTls, parseUpstreamTls, type ServerTlsSettings, type UpstreamTlsSettings } from "./tls.ts";
 
 /** One upstream target: where requests go, and the path prefix put before the route path. */
 export interface Target {
@@ -23,6 +24,8 @@ export interface UpstreamSettings {
   readonly tlsVerify: boolean;
   /** Injected on every forwarded request, so clients never hold the provider key. */
   readonly credential: { readonly header: string; readonly value: string } | null;
+  /** Extra trust, client certificate and SNI for https targets (src/config/tls.ts). */
+  readonly tls: UpstreamTlsSettings;
 }
 
 /** Users of the management API: OIDC-issued JWTs, verified against the issuer's JWKS. */
@@ -69,7 +72,7 @@ export function usesRedis(store: StoreSettings): boolean {
 /** Validated, frozen settings. Built once at start by loadSettings. */
 export interface Settings {
   readonly configFile: string;
-  readonly server: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number; readonly bodyTimeoutMs: number };
+  readonly server: { readonly host: string; readonly port: number; readonly drainTimeoutMs: number; readonly bodyTimeoutMs: number; readonly tls: ServerTlsSettings | null };
   /** The operations listener: /metrics, /healthz, /readyz. */
   readonly ops: { readonly host: string; readonly port: number };
   readonly audit: { readonly redisStream: string | null; readonly streamMaxLen: number; readonly includeDecisions: boolean };
@@ -136,7 +139,7 @@ export function expandEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
   return value;
 }
 
-class Checker {
+export class Checker {
   readonly problems: string[] = [];
   readonly file: string;
   constructor(file: string) {
@@ -214,12 +217,14 @@ export function parseSettings(raw: unknown, file: string): Settings {
   const dir = path.dirname(path.resolve(file));
   const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth"]);
 
-  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout"]);
+  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout", "tls"]);
+  const port = c.int(srv.port, "server.port", 8080, 0, 65535);
   const server = {
     host: c.str(srv.host, "server.host", "127.0.0.1"),
-    port: c.int(srv.port, "server.port", 8080, 0, 65535),
+    port,
     drainTimeoutMs: c.duration(srv.drain_timeout, "server.drain_timeout", "30s"),
     bodyTimeoutMs: c.duration(srv.body_timeout, "server.body_timeout", "30s"),
+    tls: parseServerTls(c, srv.tls, dir, port),
   };
   const op = c.obj(top.ops, "ops", ["host", "port"]);
   const opsHost = c.str(op.host, "ops.host", "").trim();
@@ -260,7 +265,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
 
   const catalog = parseCatalog(c, top.catalog);
   const roles = parseRoles(c, top.roles, catalog);
-  const upstreams = parseUpstreams(c, top.upstreams);
+  const upstreams = parseUpstreams(c, top.upstreams, dir);
   // Insecure settings refuse start unless the operator said, in a flag of its own, that they mean it.
   for (const u of upstreams.values()) {
     if (!u.tlsVerify && !security.allowInsecureUpstreamTls) {
@@ -419,14 +424,14 @@ function parseRoles(c: Checker, raw: unknown, catalog: Catalog): Map<string, rea
   return roles;
 }
 
-function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings> {
+function parseUpstreams(c: Checker, raw: unknown, dir: string): Map<string, UpstreamSettings> {
   const ups = c.obj(raw, "upstreams", Object.keys((raw ?? {})));
   const out = new Map<string, UpstreamSettings>();
   if (Object.keys(ups).length === 0) c.fail("upstreams", "at least one upstream is required");
   for (const [id, value] of Object.entries(ups)) {
     const at = `upstreams.${id}`;
     if (!/^[a-z0-9][a-z0-9_.-]*$/.test(id)) c.fail(at, "upstream ids use [a-z0-9_.-]");
-    const u = c.obj(value, at, ["targets", "connect_timeout", "headers_timeout", "body_timeout", "connections", "credential", "tls_verify"]);
+    const u = c.obj(value, at, ["targets", "connect_timeout", "headers_timeout", "body_timeout", "connections", "credential", "tls_verify", "tls"]);
     const targets: Target[] = [];
     const list = c.list(u.targets, `${at}.targets`);
     if (list.length === 0) c.fail(`${at}.targets`, "at least one target URL is required");
@@ -444,6 +449,8 @@ function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings>
       if (val === "" || /[\r\n\0]/.test(val)) c.fail(`${at}.credential.value`, "is empty or has control characters (is its environment variable set?)");
       credential = { header, value: val };
     }
+    const tlsVerify = c.bool(u.tls_verify, `${at}.tls_verify`, true);
+    const tls = parseUpstreamTls(c, u.tls, at, dir, { https: targets.some((t) => t.origin.startsWith("https:")), verify: tlsVerify });
     out.set(id, {
       id,
       targets,
@@ -451,8 +458,9 @@ function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings>
       headersTimeoutMs: c.duration(u.headers_timeout, `${at}.headers_timeout`, "5m"),
       bodyTimeoutMs: c.duration(u.body_timeout, `${at}.body_timeout`, "5m"),
       connections: c.int(u.connections, `${at}.connections`, 1024, 1, 100_000),
-      tlsVerify: c.bool(u.tls_verify, `${at}.tls_verify`, true),
+      tlsVerify,
       credential,
+      tls,
     });
   }
   return out;

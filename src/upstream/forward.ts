@@ -8,6 +8,7 @@ import type { ErrorCode } from "../errors.ts";
 import type { HeaderPolicy } from "./headers.ts";
 import type { PooledTarget } from "./upstreams.ts";
 import { Tail, usageFromTail } from "./usage.ts";
+import { tlsFailure } from "./tls.ts";
 
 const STREAMING_TYPES = ["text/event-stream", "application/x-ndjson", "application/jsonl"];
 
@@ -119,6 +120,7 @@ function errorCode(err: Error): ErrorCode {
   if (err instanceof BodyTooLargeError || err.cause instanceof BodyTooLargeError) return "body_too_large";
   const code = (err as { code?: string }).code;
   if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return "upstream_timeout";
+  if (tlsFailure(err) !== null) return "upstream_tls_error";
   return "upstream_error";
 }
 

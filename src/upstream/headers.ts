@@ -30,7 +30,8 @@ export class HeaderPolicy {
   readonly #dropResponse: ReadonlySet<string>;
 
   constructor(stripRequestHeaders: readonly string[]) {
-    this.#dropRequest = new Set([...HOP_BY_HOP, "host", "expect", "x-request-id", ...stripRequestHeaders]);
+    // HTTP/2 requests list their pseudo-headers in rawHeaders too; they describe the client's stream, not the upstream request.
+    this.#dropRequest = new Set([...HOP_BY_HOP, ":method", ":path", ":scheme", ":authority", ":protocol", "host", "expect", "x-request-id", ...stripRequestHeaders]);
     this.#dropResponse = new Set([...HOP_BY_HOP, "x-request-id"]);
   }
 

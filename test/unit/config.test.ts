@@ -70,7 +70,7 @@ describe("the shipped config/patgate.yaml", () => {
   it("loads with PATGATE_PEPPER unset: defaults, embedded store, pepper left to the store", () => {
     const s = loadSettings(SHIPPED, {});
     expect(s.configFile).toBe(SHIPPED);
-    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000 });
+    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000, tls: null });
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store).toEqual({ redisMode: "single", redisUrl: null, redisNodes: [], sentinelName: null, embeddedPath: path.join(ROOT, "data", "patgate.json"), keyPrefix: "patgate:" });
@@ -268,7 +268,7 @@ describe("expandEnv", () => {
 describe("parseSettings: validation", () => {
   it("accepts the minimal config with every default", () => {
     const s = parse();
-    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000 });
+    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000, tls: null });
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store.redisUrl).toBeNull();
