@@ -91,7 +91,7 @@ describe("certificate reload (kubelet-style ..data swap)", () => {
     });
     expect(res.status).toBe(200);
     const stream = await upstream.nextStream();
-    const reader = res.body!.getReader();
+    const reader = res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     const decoder = new TextDecoder();
     let received = "";
     const readUntil = async (piece: string): Promise<void> => {
