@@ -91,10 +91,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler {
       return;
     }
     const code = errorCode(err);
-    this.#finish(code);
     // Mid-body failures cannot be reported in-band: cut the connection so the client sees a truncated response, not a clean end.
     if (ctx.res.headersSent) ctx.res.destroy();
+    // The error is sent before the access line and metrics are written, so they carry its status (502/504), not 200.
     else sendError(ctx.res, ctx.requestId, code);
+    this.#finish(code);
   }
 
   #finish(outcome: string): void {

@@ -130,7 +130,8 @@ export class UpstreamTls {
    */
   #watch(opts: buildConnector.Options, socket: TLSSocket): void {
     socket.on("error", (err: Error) => {
-      if (tlsFailure(err) === null) return;
+      // The one raised below is logged where it is raised.
+      if ((err as { code?: unknown }).code === CLOSED_BEFORE_ANSWER || tlsFailure(err) === null) return;
       this.#logFailure(opts, err);
       socket.destroy();
     });
