@@ -44,6 +44,8 @@ export interface FixtureOptions {
   readonly distinct: number;
   /** `upstreams.default.connections`; null keeps the shipped value. */
   readonly connections: number | null;
+  /** HTTPS with HTTP/2 offered by ALPN (server.tls, http2: true) from these files; absent: plain HTTP. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 type Tree = Record<string, unknown>;
@@ -57,6 +59,7 @@ export async function makeGatewayFixture(opts: FixtureOptions): Promise<GatewayF
   const dataFile = path.join(dir, "data", "patgate.json");
 
   cfg["server"] = { ...(cfg["server"] as Tree), host: "127.0.0.1", port: 0 };
+  if (opts.tls !== undefined) (cfg["server"] as Tree)["tls"] = { cert_file: opts.tls.certFile, key_file: opts.tls.keyFile, http2: true };
   cfg["store"] = { redis_url: "", embedded_path: dataFile, key_prefix: "patgate:" };
   cfg["security"] = { ...(cfg["security"] as Tree), pepper: pepperHex };
   cfg["routes_file"] = path.join(ROOT, "routes.yaml");

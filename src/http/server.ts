@@ -72,7 +72,7 @@ export class Listeners {
       rejectUnauthorized: tls.clientAuth === "require",
     };
     if (tls.http2) {
-      const server = http2.createSecureServer({ ...secure, allowHTTP1: true, Http2ServerResponse: H2Response });
+      const server = http2.createSecureServer({ ...secure, noDelay: HTTP1.noDelay, allowHTTP1: true, Http2ServerResponse: H2Response });
       // The data plane is written against IncomingMessage/ServerResponse; H2Response (src/http/h2.ts) fills in what the
       // compatibility objects lack, and test/integration/http2.test.ts holds them to it.
       server.on("request", handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
