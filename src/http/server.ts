@@ -109,14 +109,15 @@ export class Listeners {
   /** Starts every listener; port 0 (tests) puts the plain listener on a free port too. */
   async listen(port: number, host: string): Promise<number> {
     this.#port = await listenOn(this.main, port, host);
-    if (this.plain !== null && this.#tls?.plainPort != null) this.#plainPort = await listenOn(this.plain, port === 0 ? 0 : this.#tls.plainPort, host);
+    const plainPort = this.#tls?.plainPort ?? null;
+    if (this.plain !== null && plainPort !== null) this.#plainPort = await listenOn(this.plain, port === 0 ? 0 : plainPort, host);
     return this.#port;
   }
 
   /** Puts a new certificate and key in use for new connections; open ones keep theirs. */
   setCertificate(pair: KeyPair): void {
     if (this.#tls === null) return;
-    (this.main as https.Server).setSecureContext(contextOptions(this.#tls, pair));
+    (this.main as https.Server | http2.Http2SecureServer).setSecureContext(contextOptions(this.#tls, pair));
   }
 
   /**
