@@ -23,18 +23,23 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
 import { makeGatewayFixture } from "./lib/gateway-setup.ts";
 import { requestBytes, responseEnd } from "./lib/latency-client.ts";
+import type { RequestSpec } from "./lib/jobs.ts";
 import { NodeChild } from "./lib/proc.ts";
 import { buildGatewayHarness, imageNodeFlags } from "./lib/production.ts";
+import { selfSignedCertificate } from "./lib/tls.ts";
 
 const BENCH = import.meta.dirname;
-const NAMES = ["skeleton", "http-proxy-3", "gateway"] as const;
+// gateway-tls / gateway-h2: the gateway with server.tls.http2, over HTTPS/1.1 and over HTTP/2 (one session).
+const NAMES = ["skeleton", "http-proxy-3", "gateway", "gateway-tls", "gateway-h2"] as const;
 type Name = (typeof NAMES)[number];
 const SCENARIOS: Record<string, { bytes: number; what: string }> = {
   S1: { bytes: 1024, what: "POST /v1/chat/completions, 1 KB body, ~1 KB response" },
@@ -42,7 +47,8 @@ const SCENARIOS: Record<string, { bytes: number; what: string }> = {
 };
 
 const USAGE = `usage: npm run bench:instructions -- [options]
-  --targets a,b        which proxies (default: ${NAMES.join(",")})
+  --targets a,b        which proxies (default: skeleton,http-proxy-3,gateway; also gateway-tls, gateway-h2:
+                       the gateway serving HTTPS, over HTTP/1.1 and over HTTP/2)
   --scenarios S1,S5    which request shapes (default: S1,S5)
   --requests <n>       counted requests per proxy and scenario (default 3000)
   --warmup <n>         uncounted requests first (default 20000: V8 has tiered the hot code up by then)
@@ -55,7 +61,7 @@ const USAGE = `usage: npm run bench:instructions -- [options]
 
 const { values: a } = parseArgs({
   options: {
-    targets: { type: "string", default: NAMES.join(",") },
+    targets: { type: "string", default: "skeleton,http-proxy-3,gateway" },
     scenarios: { type: "string", default: "S1,S5" },
     requests: { type: "string", default: "3000" },
     warmup: { type: "string", default: "20000" },
@@ -102,14 +108,52 @@ if (!which("valgrind") || !which("callgrind_control")) {
   process.exit(2);
 }
 
+/** How a target is spoken to: plain or TLS sockets carrying HTTP/1.1 bytes, or HTTP/2 streams. */
+type Driver = (port: number, request: RequestSpec, total: number) => Promise<Record<string, number>>;
+
+const plain: Driver = (port, request, total) => drive(port, requestBytes(request), total, () => net.connect({ host: "127.0.0.1", port, noDelay: true }), "connect");
+// The bench's certificate is self-signed: what is counted is the gateway, not trust.
+const overTls: Driver = (port, request, total) =>
+  drive(port, requestBytes(request), total, () => tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }).setNoDelay(true), "secureConnect");
+
+/** `total` requests as HTTP/2 streams, `concurrency` at a time, on one session. */
+const overH2: Driver = (port, request, total) =>
+  new Promise((resolve, reject) => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: "localhost" });
+    session.on("error", reject);
+    const body = Buffer.from(request.body);
+    const headers: http2.OutgoingHttpHeaders = { ":method": request.method, ":path": request.path, "content-length": String(body.length), ...request.headers };
+    const statuses: Record<string, number> = {};
+    let sent = 0;
+    let done = 0;
+    const next = (): void => {
+      if (sent >= total) return;
+      sent++;
+      const req = session.request(headers);
+      let status = 0;
+      req.on("response", (h) => (status = Number(h[":status"])));
+      req.resume();
+      req.on("end", () => {
+        statuses[status] = (statuses[status] ?? 0) + 1;
+        if (++done === total) {
+          session.close();
+          resolve(statuses);
+        } else next();
+      });
+      req.on("error", reject);
+      req.end(body);
+    };
+    for (let i = 0; i < Math.min(concurrency, total); i++) next();
+  });
+
 /** Sends `total` copies of `bytes` over `concurrency` keep-alive connections; resolves with the status counts. */
-function drive(port: number, bytes: Buffer, total: number): Promise<Record<string, number>> {
+function drive(port: number, bytes: Buffer, total: number, dial: () => net.Socket, ready: "connect" | "secureConnect"): Promise<Record<string, number>> {
   const statuses: Record<string, number> = {};
   let sent = 0;
   let done = 0;
   return new Promise((resolve, reject) => {
     const open = (): void => {
-      const socket = net.connect({ host: "127.0.0.1", port, noDelay: true });
+      const socket = dial();
       let buf: Buffer = Buffer.alloc(0);
       let status = 0;
       const next = (): void => {
@@ -121,7 +165,7 @@ function drive(port: number, bytes: Buffer, total: number): Promise<Record<strin
         buf = Buffer.alloc(0);
         socket.write(bytes);
       };
-      socket.on("connect", next);
+      socket.on(ready, next);
       socket.on("data", (chunk: Buffer) => {
         buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
         if (responseEnd(buf, (s) => (status = s)) === -1) return;
@@ -149,7 +193,7 @@ interface Count {
   statuses: Record<string, number>;
 }
 
-async function measure(name: Name, script: string, args: string[], prefix: string, token: string, outDir: string, round: number, flags: string[] = []): Promise<Count[]> {
+async function measure(name: Name, script: string, args: string[], prefix: string, token: string, outDir: string, round: number, flags: string[] = [], send: Driver = plain): Promise<Count[]> {
   const child = await NodeChild.start(name, script, {
     cpus: null,
     args,
@@ -159,15 +203,15 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
   });
   const counts: Count[] = [];
   try {
-    const t: Target = { name: name === "gateway" ? "gateway" : name, port: child.port, prefix, pid: child.pid };
+    const t: Target = { name: name === "gateway-tls" || name === "gateway-h2" ? "gateway" : name, port: child.port, prefix, pid: child.pid };
     for (const s of scenarios) {
-      const bytes = requestBytes(chatRequest(t, chatBody(SCENARIOS[s]!.bytes), token));
-      const first = await drive(child.port, bytes, 1);
+      const request = chatRequest(t, chatBody(SCENARIOS[s]!.bytes), token);
+      const first = await send(child.port, request, 1);
       if (first["200"] !== 1) throw new Error(`${name} answered ${JSON.stringify(first)} instead of 200: nothing measured`);
-      await drive(child.port, bytes, warmup);
+      await send(child.port, request, warmup);
       control(["--instr=on", String(child.pid)]);
       control(["--zero", String(child.pid)]);
-      const statuses = await drive(child.port, bytes, requests);
+      const statuses = await send(child.port, request, requests);
       control(["--dump", String(child.pid)]);
       control(["--instr=off", String(child.pid)]);
       const instructions = await lastDumpTotal(outDir, name, child.pid);
@@ -205,7 +249,8 @@ async function main(): Promise<void> {
   const fx = await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null });
   const connections = String(fx.connections);
   // The gateway as the image runs it: compiled, with the Dockerfile CMD's node flags.
-  const gatewayScript = targets.includes("gateway") ? buildGatewayHarness() : "";
+  const gatewayScript = targets.some((t) => t.startsWith("gateway")) ? buildGatewayHarness() : "";
+  const tfx = targets.includes("gateway-tls") || targets.includes("gateway-h2") ? await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null, tls: selfSignedCertificate(fx.dir) }) : null;
   const gatewayFlags = imageNodeFlags();
   const counts: Count[] = [];
   process.stdout.write(`callgrind: ${requests} counted requests after ${warmup} warm-up, ${concurrency} connections, ${rounds} round(s)\n`);
@@ -213,6 +258,9 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const name of targets) {
         if (name === "gateway") counts.push(...(await measure(name, gatewayScript, ["--config", fx.configFile], GATEWAY_PREFIX, fx.token, outDir, round, gatewayFlags)));
+        else if ((name === "gateway-tls" || name === "gateway-h2") && tfx !== null) {
+          counts.push(...(await measure(name, gatewayScript, ["--config", tfx.configFile], GATEWAY_PREFIX, tfx.token, outDir, round, gatewayFlags, name === "gateway-h2" ? overH2 : overTls)));
+        }
         else {
           const script = path.join(BENCH, "servers", name === "skeleton" ? "skeleton-main.ts" : "http-proxy-main.ts");
           counts.push(...(await measure(name, script, ["--upstream", upstreamUrl, "--connections", connections], "", fx.token, outDir, round)));
@@ -224,6 +272,7 @@ async function main(): Promise<void> {
     if (a.keep) process.stdout.write(`callgrind dumps kept in ${outDir}\n`);
     else await rm(outDir, { recursive: true, force: true });
     await rm(fx.dir, { recursive: true, force: true });
+    if (tfx !== null) await rm(tfx.dir, { recursive: true, force: true });
   }
 
   const rows: string[] = ["| scenario | target | instructions/request | skeleton's / this | rounds |", "| --- | --- | ---: | ---: | --- |"];

@@ -7,14 +7,17 @@ import autocannon, { type Options } from "autocannon";
 import type { CannonJob, CannonResult, LatencyJob, SseJob } from "./lib/jobs.ts";
 import { runLatency } from "./lib/latency-client.ts";
 import { runSse } from "./lib/sse-client.ts";
+import { runH2Cannon, runH2Sse } from "./lib/h2-client.ts";
 import { announceReady, serveIpc } from "./lib/proc.ts";
 
 const tokenSets = new Map<string, readonly string[]>();
 
 async function cannon(job: CannonJob): Promise<CannonResult> {
   const r = job.request;
+  if (r.transport?.h2Sessions != null) return runH2Cannon(job);
   const opts: Options = {
-    url: `http://127.0.0.1:${r.port}${r.path}`,
+    // autocannon accepts any certificate over https: and offers no ALPN, so an HTTP/2 server answers in HTTP/1.1.
+    url: `${r.transport === undefined ? "http" : "https"}://127.0.0.1:${r.port}${r.path}`,
     method: r.method,
     headers: { ...r.headers },
     body: r.body,
@@ -61,8 +64,10 @@ serveIpc((msg) => {
       return cannon(msg["job"] as CannonJob);
     case "latency":
       return runLatency(msg["job"] as LatencyJob);
-    case "sse":
-      return runSse(msg["job"] as SseJob);
+    case "sse": {
+      const job = msg["job"] as SseJob;
+      return job.request.transport?.h2Sessions != null ? runH2Sse(job) : runSse(job);
+    }
     default:
       throw new Error(`unknown command ${String(msg["cmd"])}`);
   }

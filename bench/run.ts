@@ -20,15 +20,18 @@ import { buildGatewayHarness, chartMemoryLimit, imageNodeFlags, memoryCgroup, re
 import { checksTable, renderMarkdown, renderText } from "./lib/report.ts";
 import type { Check, ScenarioResult, Table } from "./lib/report-types.ts";
 import { authPaths, latencyC1, soak, sseScenario, throughput } from "./scenarios.ts";
+import { h2Sse, h2Throughput } from "./h2.ts";
+import { selfSignedCertificate } from "./lib/tls.ts";
 import { renderProfile, summarizeProfile } from "./profile-summary.ts";
 
 const BENCH = import.meta.dirname;
 const RESULTS = path.join(BENCH, "results");
-const ALL_SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6"];
+const ALL_SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S1H2", "S3H2"];
 
 const USAGE = `usage: npm run bench -- [options]
   --quick                    ~2-minute smoke run: 1 round, 2 s runs, 15 s soak
-  --scenarios S1,S3,...      which scenarios (default: all of ${ALL_SCENARIOS.join(",")})
+  --scenarios S1,S3,...      which scenarios (default: all of ${ALL_SCENARIOS.join(",")}; S1H2/S3H2 are S1/S3
+                             against an HTTPS gateway over HTTP/1.1 and HTTP/2, beside the plain gateway)
   --targets a,b,...          which targets (default: ${TARGET_NAMES.join(",")}; nginx only when installed)
   --rounds <n>               interleaved rounds per scenario (default 3; quick 1)
   --duration <s>             seconds per throughput run, S1/S4/S5 (default 6; quick 2)
@@ -162,6 +165,7 @@ interface Running {
   loadgen?: NodeChild;
   gateway?: NodeChild;
   authGateway?: NodeChild;
+  tlsGateway?: NodeChild;
   skeleton?: NodeChild;
   httpProxy?: NodeChild;
   nginx?: Nginx;
@@ -172,7 +176,7 @@ const running: Running = { fixtureDirs: [], cgroups: [] };
 
 async function stopAll(): Promise<void> {
   const stops: Array<Promise<void>> = [];
-  for (const c of [running.gateway, running.authGateway, running.skeleton, running.httpProxy, running.loadgen]) if (c !== undefined) stops.push(c.stop());
+  for (const c of [running.gateway, running.authGateway, running.tlsGateway, running.skeleton, running.httpProxy, running.loadgen]) if (c !== undefined) stops.push(c.stop());
   if (running.nginx !== undefined) stops.push(running.nginx.stop());
   await Promise.allSettled(stops);
   if (running.upstream !== undefined) await running.upstream.stop();
@@ -298,6 +302,23 @@ async function main(): Promise<void> {
     });
     targets.push({ name: "gateway", port: running.gateway.port, prefix: GATEWAY_PREFIX, pid: running.gateway.pid });
   }
+  // S1h2 / S3h2: one HTTPS gateway (HTTP/2 and HTTP/1.1 by ALPN) reached three ways, next to the plain one.
+  const tlsTargets: Target[] = [];
+  let tlsToken = fx.token;
+  if (scenarios.has("S1H2") || scenarios.has("S3H2")) {
+    const tfx = await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: upstreamConnections, tls: selfSignedCertificate(fx.dir) });
+    running.fixtureDirs.push(tfx.dir);
+    running.tlsGateway = await NodeChild.start("gateway-tls", gatewayScript || buildGatewayHarness(), { ...gatewayWrap, cpus: layout.proxy, execArgv: gatewayFlags, args: ["--config", tfx.configFile, "--log", a["gateway-log"]] });
+    const at = { port: running.tlsGateway.port, prefix: GATEWAY_PREFIX, pid: running.tlsGateway.pid };
+    // The plain gateway first, when it runs: the reference the TLS costs are read against.
+    for (const t of targets) if (t.name === "gateway") tlsTargets.push(t);
+    tlsTargets.push(
+      { name: "gateway-tls-h1", ...at, transport: { tls: true, h2Sessions: null } },
+      { name: "gateway-h2", ...at, transport: { tls: true, h2Sessions: opts.connections } },
+      { name: "gateway-h2-mux", ...at, transport: { tls: true, h2Sessions: 1 } },
+    );
+    tlsToken = tfx.token;
+  }
   running.loadgen = await NodeChild.start("loadgen", path.join(BENCH, "load-main.ts"), { cpus: layout.loadgen });
   let auth: Bench["auth"] = null;
   if (scenarios.has("S4")) {
@@ -323,7 +344,12 @@ async function main(): Promise<void> {
     const r = await running.loadgen.request<LatencyResult>({ cmd: "latency", job: { request: chatRequest(auth.target, chatBody(1024), auth.token), durationSec: 0.3 } });
     if (Object.keys(r.statuses).some((code) => code !== "200") || r.us.count === 0) throw new Error(`sanity check: the S4 gateway answered ${JSON.stringify(r.statuses)}`);
   }
-  log(`targets: ${targets.map((t) => `${t.name}:${t.port}`).join(" ")}${auth === null ? "" : ` gateway-s4:${auth.target.port}`}  (all answer 200)`);
+  for (const t of tlsTargets) {
+    if (t.transport === undefined) continue;
+    const r = await running.loadgen.request<{ statuses: Record<string, number>; total: number }>({ cmd: "cannon", job: { request: chatRequest(t, chatBody(1024), tlsToken), connections: 2, durationSec: 1 } });
+    if (Object.keys(r.statuses).some((code) => code !== "200") || r.total === 0) throw new Error(`sanity check: ${t.name} answered ${JSON.stringify(r.statuses)}`);
+  }
+  log(`targets: ${targets.map((t) => `${t.name}:${t.port}`).join(" ")}${auth === null ? "" : ` gateway-s4:${auth.target.port}`}${tlsTargets.length === 0 ? "" : ` gateway-tls:${running.tlsGateway?.port ?? 0}`}  (all answer 200)`);
 
   const results: ScenarioResult[] = [];
   let s1GatewayRps: number | null = null;
@@ -337,6 +363,10 @@ async function main(): Promise<void> {
   if (scenarios.has("S3")) results.push(await sseScenario(b));
   if (scenarios.has("S4")) results.push(await authPaths(b));
   if (scenarios.has("S5")) results.push(await throughput(b, "S5", 64 * 1024));
+  // The TLS gateway has a store (and so a PAT) of its own.
+  const tokenFor = (t: Target): string => (t.transport === undefined ? fx.token : tlsToken);
+  if (scenarios.has("S1H2")) results.push(await h2Throughput(b, tlsTargets, tokenFor));
+  if (scenarios.has("S3H2")) results.push(await h2Sse(b, tlsTargets, tokenFor));
   if (scenarios.has("S6") && running.gateway !== undefined) {
     let rate = s1GatewayRps;
     if (rate === null) {

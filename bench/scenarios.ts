@@ -1,7 +1,8 @@
 /**
  * The issue's scenarios S1–S6. Each interleaves its targets over the rounds
  * (rotating which goes first), reports medians, keeps every raw run, and
- * evaluates the issue's targets that belong to it.
+ * evaluates the issue's targets that belong to it. (bench/h2.ts's S1h2 and S3h2
+ * use the helpers exported here.)
  */
 import type { CannonResult, LatencyResult, SseJob, SseResult } from "./lib/jobs.ts";
 import {
@@ -34,22 +35,22 @@ export interface GatewayStats {
 
 const MB = 1024 * 1024;
 
-function ratio(a: number | undefined, b: number | undefined): number | null {
+export function ratio(a: number | undefined, b: number | undefined): number | null {
   if (a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return null;
   return round(a / b, 3);
 }
 
 /** A line recorded with no target. */
-function info(id: string, what: string, value: number | null, unit: string, note?: string): Check {
+export function info(id: string, what: string, value: number | null, unit: string, note?: string): Check {
   return { id, what, value, unit, goal: "report", pass: null, ...(note === undefined ? {} : { note }) };
 }
 
-function check(id: string, what: string, value: number | null, unit: string, goal: string, ok: (v: number) => boolean, note?: string): Check {
+export function check(id: string, what: string, value: number | null, unit: string, goal: string, ok: (v: number) => boolean, note?: string): Check {
   return { id, what, value, unit, goal, pass: value === null ? null : ok(value), ...(note === undefined ? {} : { note }) };
 }
 
 /** Median CPU per process and per core over some runs. */
-function medianCpu(cpus: readonly CpuUsage[]): CpuUsage {
+export function medianCpu(cpus: readonly CpuUsage[]): CpuUsage {
   const procs: Record<string, number> = {};
   const names = new Set(cpus.flatMap((c) => Object.keys(c.procs)));
   for (const n of names) procs[n] = round(median(cpus.map((c) => c.procs[n] ?? Number.NaN)), 0);
@@ -59,18 +60,18 @@ function medianCpu(cpus: readonly CpuUsage[]): CpuUsage {
   return { procs, cores, other: round(median(cpus.map((c) => c.other)), 0), contention: round(median(cpus.map((c) => c.contention)), 0) };
 }
 
-function cpuCells(c: CpuUsage): string[] {
+export function cpuCells(c: CpuUsage): string[] {
   const p = (n: string): string => (c.procs[n] === undefined ? "-" : String(c.procs[n]));
   return [p("loadgen"), p("upstream"), p("proxy"), c.cores.join("/"), String(c.contention)];
 }
 
 /** Proxy CPU per request in microseconds: the cost of one request on the proxy's core, steadier than req/s under contention. */
-function cpuPerRequest(cpu: CpuUsage, rps: number): number | null {
+export function cpuPerRequest(cpu: CpuUsage, rps: number): number | null {
   const p = cpu.procs["proxy"];
   return p === undefined || !(rps > 0) ? null : round(((p / 100) * 1e6) / rps, 0);
 }
 
-const CPU_COLUMNS = ["cpu% loadgen", "cpu% upstream", "cpu% proxy", "core busy %", "contention %"];
+export const CPU_COLUMNS = ["cpu% loadgen", "cpu% upstream", "cpu% proxy", "core busy %", "contention %"];
 
 /**
  * A run is contended when other tenants took more than this share of a core
@@ -79,11 +80,11 @@ const CPU_COLUMNS = ["cpu% loadgen", "cpu% upstream", "cpu% proxy", "core busy %
  */
 export const CONTENDED_PCT = 30;
 
-const CPU_NOTE =
+export const CPU_NOTE =
   `cpu% = share of one core used by that process during the run (/proc/<pid>/stat); core busy % per core (/proc/stat); contention % = the share of the measured core (the proxy's; for direct, the load generator's and upstream's) that other tenants of the machine took during the run; proxy cpu us/req = the proxy's CPU time per request (its cost on a core of its own, steadier than req/s under contention). A loadgen near 100% would mean the client was the limit. Runs with contention above ${CONTENDED_PCT}% are left out of the medians when the target has cleaner runs ("runs used"); every run is in latest.json.`;
 
 /** Runs per target: the uncontended ones when there are any, else all of them. */
-function byTarget<R extends { cpu: CpuUsage }>(runs: ReadonlyArray<{ target: TargetName } & R>, targets: readonly Target[]): Map<TargetName, R[]> {
+export function byTarget<R extends { cpu: CpuUsage }>(runs: ReadonlyArray<{ target: TargetName } & R>, targets: readonly Target[]): Map<TargetName, R[]> {
   const m = new Map<TargetName, R[]>();
   for (const t of targets) m.set(t.name, usable(runs.filter((r) => r.target === t.name)));
   return m;
@@ -103,24 +104,24 @@ function contendedNote(runs: ReadonlyArray<{ target: TargetName; cpu: CpuUsage }
   return bad.length === 0 ? undefined : `every run of ${bad.join(", ")} was contended by other tenants: indicative only`;
 }
 
-function joinNotes(...notes: Array<string | undefined>): string | undefined {
+export function joinNotes(...notes: Array<string | undefined>): string | undefined {
   const n = notes.filter((x): x is string => x !== undefined);
   return n.length === 0 ? undefined : n.join("; ");
 }
 
 /** A run measured without much interference from other tenants. */
-function uncontended(r: { cpu: CpuUsage }): boolean {
+export function uncontended(r: { cpu: CpuUsage }): boolean {
   return r.cpu.contention <= CONTENDED_PCT;
 }
 
 /** x's req/s over y's, paired by round (see `paired`), to 3 decimals. */
-function pairedRatio<R extends { round: number; rps: number; cpu: CpuUsage }>(xs: readonly R[], ys: readonly R[]): number | null {
+export function pairedRatio<R extends { round: number; rps: number; cpu: CpuUsage }>(xs: readonly R[], ys: readonly R[]): number | null {
   const v = paired(xs, ys, (x, y) => (y.rps > 0 ? x.rps / y.rps : Number.NaN), uncontended);
   return v === null ? null : round(v, 3);
 }
 
 /** "used/total" for a table cell. */
-function usedLabel<R extends { cpu: CpuUsage }>(rs: readonly R[]): string {
+export function usedLabel<R extends { cpu: CpuUsage }>(rs: readonly R[]): string {
   const clean = rs.filter(uncontended).length;
   return clean > 0 ? `${clean}/${rs.length}` : `0/${rs.length}: all contended`;
 }
@@ -332,7 +333,7 @@ interface SseRun {
   readonly quiet: Measured<unknown>["quiet"];
 }
 
-function sseJob(b: Bench, t: Target, mode: "loop" | "once", concurrency: number): SseJob {
+export function sseJob(b: Bench, t: Target, mode: "loop" | "once", concurrency: number): SseJob {
   const { opts } = b;
   return {
     request: chatRequest(t, chatBody(256, true), b.token),

@@ -1,7 +1,10 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { randomUUID } from "node:crypto";
+import { Listeners } from "./http/server.ts";
+import { CertificateReloader } from "./http/certificates.ts";
+import { readKeyPair } from "./config/tls.ts";
 import type { Logger } from "pino";
-import type { Settings } from "./config/config.ts";
+import { ConfigError, type Settings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
 import { clientRequestId } from "./http/request-id.ts";
 import { Bodies, bodySettings } from "./http/bodies.ts";
@@ -27,9 +30,10 @@ import { AccessLog } from "./telemetry/access.ts";
 import { AuditStream } from "./telemetry/audit.ts";
 import type { ForwardHooks } from "./upstream/forward.ts";
 
-/** A built gateway: its HTTP server (not yet listening) and a close for everything. */
+/** A built gateway: its listeners (not yet listening) and a close for everything. */
 export interface App {
-  readonly server: http.Server;
+  /** server.port's listener (HTTP, or HTTPS with server.tls) and the optional plain one beside it. */
+  readonly listeners: Listeners;
   /** The operations listener: /metrics, /healthz, /readyz. */
   readonly opsServer: http.Server;
   readonly metrics: Metrics;
@@ -44,6 +48,8 @@ export interface App {
   opsPort(): number;
   /** Reloads the route table now (SIGHUP), keeping the last good one if the file is invalid. */
   reloadRoutes(how: string): { ok: true } | { ok: false; error: string };
+  /** Re-reads every certificate (the server's, upstream client ones) now (SIGHUP), keeping the last good pair of each. */
+  reloadCertificates(how: string): void;
   /** Readiness: store reachable, route table loaded, not draining. */
   ready(): Promise<{ ok: boolean; checks: Record<string, string> }>;
   /**
@@ -161,7 +167,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     ...(opts.printAdminKey === undefined ? {} : { printAdminKey: opts.printAdminKey }),
   });
   const ui = sessions === null ? null : createUi(settings, sessions, admin, log);
-  const upstreams = new Upstreams(settings.upstreams, settings.defaultUpstream);
+  const upstreams = new Upstreams(settings.upstreams, settings.defaultUpstream, { log, metrics });
   const decisions = settings.audit.includeDecisions ? auditStream : null;
   const access = new AccessLog(log);
   const hooks: ForwardHooks = {
@@ -250,17 +256,15 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     admin.handle(req, res, requestId);
   };
 
-  const server = http.createServer(
-    { keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 0, noDelay: true },
-    onRequest,
-  );
-  // Expect: 100-continue is answered by the pipeline once the request is authorized, not by Node up front:
-  // an unauthenticated client must not be invited to upload.
-  server.on("checkContinue", onRequest);
-  server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
-    else socket.destroy();
-  });
+  // HTTPS with server.tls: the pair was checked at load; it is read again here, as every reload reads it.
+  const tls = settings.server.tls;
+  const read = tls === null ? null : readKeyPair(tls);
+  if (read !== null && !read.ok) throw new ConfigError(`${settings.configFile}: server.tls: ${read.error}`);
+  const pair = read === null || !read.ok ? null : read.pair;
+  const listeners = new Listeners({ tls, pair, handler: onRequest });
+  const certificates = upstreams.certificates();
+  if (tls !== null && pair !== null) certificates.unshift(new CertificateReloader({ name: "server", files: tls, initial: pair, apply: (p) => listeners.setCertificate(p), log, metrics }));
+  for (const c of certificates) c.watch();
 
   // Operations listener: scraped by Prometheus and probed by orchestrators, kept off the data-plane port.
   const opsServer = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
@@ -288,7 +292,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
   let opsPort = 0;
 
   return {
-    server,
+    listeners,
     opsServer,
     metrics,
     opsPort: () => opsPort,
@@ -297,13 +301,16 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       onReload(r, how);
       return r;
     },
+    reloadCertificates(how) {
+      for (const c of certificates) c.reload(how);
+    },
     store,
     verifier,
     routes,
     log,
     ready,
     async listen(port = settings.server.port, host = settings.server.host) {
-      const bound = await listenOn(server, port, host);
+      const bound = await listeners.listen(port, host);
       // Tests bind the data plane to port 0; the ops port then follows suit.
       opsPort = await listenOn(opsServer, port === 0 ? 0 : settings.ops.port, port === 0 ? host : settings.ops.host);
       return bound;
@@ -312,13 +319,13 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     async close(drainMs = settings.server.drainTimeoutMs) {
       draining = true;
       routes.close();
+      for (const c of certificates) c.close();
       opsServer.close();
       opsServer.closeAllConnections();
       await new Promise<void>((resolve) => {
-        server.close(() => resolve());
         // Connections with no request in flight (idle keep-alive, or opened and never used) go now;
         // the rest go when their last request ends, or at the deadline.
-        closeAll = () => server.closeAllConnections();
+        closeAll = () => listeners.closeAllConnections();
         // At the deadline, streams still running get their last frame (shutting_down) before the sockets go.
         const deadline = setTimeout(() => {
           drainCut = true;
@@ -326,9 +333,11 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
           setTimeout(() => closeAll?.(), 50).unref();
         }, drainMs);
         deadline.unref();
-        server.once("close", () => clearTimeout(deadline));
+        listeners.close().then(() => {
+          clearTimeout(deadline);
+          resolve();
+        }, resolve);
         if (inflight === 0) closeAll();
-        else server.closeIdleConnections();
       });
 
       unsubscribe();

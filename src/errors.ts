@@ -49,6 +49,7 @@ export const ERRORS = {
   // 5xx
   internal_error: { status: 500, type: "api_error", message: "Internal gateway error." },
   upstream_error: { status: 502, type: "api_error", message: "The upstream failed or closed the connection." },
+  upstream_tls_error: { status: 502, type: "api_error", message: "The gateway could not make a trusted TLS connection to the upstream (certificate or handshake refused); the gateway's log says why." },
   upstream_unavailable: { status: 503, type: "api_error", message: "No upstream is available for this domain.", retry: "never" },
   store_unavailable: { status: 503, type: "api_error", message: "The token store is unreachable; the request cannot be verified. Try again shortly.", retry: 1000 },
   upstream_timeout: { status: 504, type: "api_error", message: "The upstream did not answer in time." },

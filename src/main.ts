@@ -26,7 +26,7 @@ export async function serve(configFile: string): Promise<void> {
       await built.close(0);
       throw err;
     });
-    app.log.info({ port, host: settings.server.host, ops_port: app.opsPort(), store: app.store.kind, routes: app.routes.current.routes.length }, "patgate listening");
+    app.log.info({ port, host: settings.server.host, ops_port: app.opsPort(), store: app.store.kind, routes: app.routes.current.routes.length, scheme: settings.server.tls === null ? "http" : "https", http2: settings.server.tls?.http2 === true, plain_port: app.listeners.plainPort }, "patgate listening");
     app.log.flush();
     if (process.stderr.isTTY) process.stderr.write(banner(settings, { port, opsPort: app.opsPort(), store: storeText(settings, app.store.kind), adminKey: await keyStatus(app, settings, keyCreated), docs: DOCS }));
   } catch (err) {
@@ -63,6 +63,7 @@ export async function serve(configFile: string): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGHUP", () => {
     app.reloadRoutes("SIGHUP");
+    app.reloadCertificates("SIGHUP");
   });
 }
 

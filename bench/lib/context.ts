@@ -1,10 +1,12 @@
 /** What every scenario gets: the running processes, the targets and the options. */
-import type { CannonJob, CannonResult, LatencyJob, LatencyResult, RequestSpec, SseJob, SseResult } from "./jobs.ts";
+import type { CannonJob, CannonResult, LatencyJob, LatencyResult, RequestSpec, SseJob, SseResult, Transport } from "./jobs.ts";
 import { cpuSnapshot, cpuUsage, waitQuiet, type CpuUsage, type NodeChild } from "./proc.ts";
 import { DOMAIN, MODEL } from "./gateway-setup.ts";
 
-export type TargetName = "direct" | "skeleton" | "http-proxy-3" | "nginx" | "gateway";
+export type TargetName = "direct" | "skeleton" | "http-proxy-3" | "nginx" | "gateway" | TlsTargetName;
 export const TARGET_NAMES: readonly TargetName[] = ["direct", "skeleton", "http-proxy-3", "nginx", "gateway"];
+/** S1h2 / S3h2: one gateway with server.tls.http2, over HTTP/1.1 (ALPN http/1.1) and HTTP/2 on one or many sessions. */
+export type TlsTargetName = "gateway-tls-h1" | "gateway-h2" | "gateway-h2-mux";
 
 /** Something the load generator sends requests to. */
 export interface Target {
@@ -14,6 +16,8 @@ export interface Target {
   readonly prefix: string;
   /** The proxy process (null for `direct`: the upstream is always measured anyway). */
   readonly pid: number | null;
+  /** Absent: plain HTTP/1.1. */
+  readonly transport?: Transport;
 }
 
 export interface BenchOptions {
@@ -119,6 +123,7 @@ export function chatRequest(t: Target, body: string, token: string): RequestSpec
     path: `${t.prefix}/v1/chat/completions`,
     headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
     body,
+    ...(t.transport === undefined ? {} : { transport: t.transport }),
   };
 }
 

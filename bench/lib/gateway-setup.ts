@@ -47,6 +47,8 @@ export interface FixtureOptions {
   readonly connections: number | null;
   /** What `store.embedded_path` names: the SQLite database (default), or the JSON file itself for a build from before it. */
   readonly storeFile?: "db" | "json";
+  /** HTTPS with HTTP/2 offered by ALPN (server.tls, http2: true) from these files; absent: plain HTTP. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 type Tree = Record<string, unknown>;
@@ -61,6 +63,7 @@ export async function makeGatewayFixture(opts: FixtureOptions): Promise<GatewayF
   const storePath = opts.storeFile === "json" ? dataFile : path.join(dir, "data", "patgate.db");
 
   cfg["server"] = { ...(cfg["server"] as Tree), host: "127.0.0.1", port: 0 };
+  if (opts.tls !== undefined) (cfg["server"] as Tree)["tls"] = { cert_file: opts.tls.certFile, key_file: opts.tls.keyFile, http2: true };
   cfg["store"] = { redis_url: "", embedded_path: storePath, key_prefix: "patgate:" };
   cfg["security"] = { ...(cfg["security"] as Tree), pepper: pepperHex };
   cfg["routes_file"] = path.join(ROOT, "routes.yaml");

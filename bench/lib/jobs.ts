@@ -8,6 +8,14 @@ export interface RequestSpec {
   readonly path: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
+  /** Absent: plain HTTP/1.1. */
+  readonly transport?: Transport;
+}
+
+/** HTTPS, and HTTP/2 over `h2Sessions` sessions when set (HTTP/1.1 over TLS when null). */
+export interface Transport {
+  readonly tls: true;
+  readonly h2Sessions: number | null;
 }
 
 /** autocannon: throughput at a concurrency, or a fixed overall rate. */

@@ -111,9 +111,11 @@ export const HELP_OPT: Opt = { type: "boolean", short: "h", help: "show this hel
 export const API_OPTS: Readonly<Record<string, Opt>> = {
   url: { type: "string", arg: "URL", help: "the gateway (env PATGATE_URL; default http://127.0.0.1:8080)" },
   token: { type: "string", arg: "T", help: "an admin key or a user's OIDC token (env PATGATE_TOKEN)" },
+  "ca-file": { type: "string", arg: "FILE", help: "trust an https gateway's certificate through this CA (PEM), besides the system's (env PATGATE_CA_FILE)" },
+  "insecure-skip-tls-verify": { type: "boolean", help: "do not check the gateway's certificate at all (self-signed test setups only)" },
 };
 
-/** Every option a command takes: its own, then --url/--token for API commands, then --json and --help. */
+/** Every option a command takes: its own, then --url/--token (and TLS trust) for API commands, then --json and --help. */
 export function allOptions(cmd: Command): Record<string, Opt> {
   return { ...cmd.options, ...(cmd.api === true ? API_OPTS : {}), json: JSON_OPT, help: HELP_OPT };
 }

@@ -74,7 +74,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const url = typeof values.url === "string" ? values.url : undefined;
     const token = typeof values.token === "string" ? values.token : undefined;
     let client: Client | null = null;
-    const ctx = new Ctx(io, args, values, () => (client ??= Client.from(url, token, io.env)));
+    const tls = { caFile: typeof values["ca-file"] === "string" ? values["ca-file"] : undefined, insecure: values["insecure-skip-tls-verify"] === true, warn: (line: string) => io.err(line) };
+    const ctx = new Ctx(io, args, values, () => (client ??= Client.from(url, token, io.env, tls)));
     return await cmd.run(ctx);
   } catch (err) {
     if (err instanceof UsageError) return usageError(io, err.message, `patgate ${cmd.name} ${cmd.usage}`.trimEnd());

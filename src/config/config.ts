@@ -7,6 +7,7 @@ import { parseSize } from "../util/size.ts";
 import { adminKeyEntryHash } from "../admin/keys.ts";
 import { parseUi, type UiSettings } from "./ui.ts";
 import { parseOperatorClaim, type OperatorClaim } from "./operators.ts";
+import { parseServerTls, parseUpstreamTls, type ServerTlsSettings, type UpstreamTlsSettings } from "./tls.ts";
 
 /** One upstream target: where requests go, and the path prefix put before the route path. */
 export interface Target {
@@ -25,6 +26,8 @@ export interface UpstreamSettings {
   readonly tlsVerify: boolean;
   /** Injected on every forwarded request, so clients never hold the provider key. */
   readonly credential: { readonly header: string; readonly value: string } | null;
+  /** Extra trust, client certificate and SNI for https targets (src/config/tls.ts). */
+  readonly tls: UpstreamTlsSettings;
 }
 
 /** Users of the management API: OIDC-issued JWTs, verified against the issuer's JWKS. */
@@ -86,6 +89,8 @@ export interface Settings {
     readonly bodyMemory: { readonly bytes: number } | { readonly percent: number };
     /** The process's memory limit in bytes; 0: the cgroup's, else the machine's. */
     readonly memoryLimit: number;
+    /** HTTPS on server.port (and an optional plain port beside it); null: plain HTTP. */
+    readonly tls: ServerTlsSettings | null;
   };
   /** The operations listener: /metrics, /healthz, /readyz. */
   readonly ops: { readonly host: string; readonly port: number };
@@ -236,16 +241,18 @@ export function parseSettings(raw: unknown, file: string): Settings {
   const dir = path.dirname(path.resolve(file));
   const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth", "ui"]);
 
-  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout", "body_idle_timeout", "streamed_body_timeout", "body_memory", "memory_limit"]);
+  const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout", "body_idle_timeout", "streamed_body_timeout", "body_memory", "memory_limit", "tls"]);
+  const port = c.int(srv.port, "server.port", 8080, 0, 65535);
   const server = {
     host: c.str(srv.host, "server.host", "127.0.0.1"),
-    port: c.int(srv.port, "server.port", 8080, 0, 65535),
+    port,
     drainTimeoutMs: c.duration(srv.drain_timeout, "server.drain_timeout", "30s"),
     bodyTimeoutMs: c.duration(srv.body_timeout, "server.body_timeout", "30s"),
     bodyIdleTimeoutMs: c.duration(srv.body_idle_timeout, "server.body_idle_timeout", "10s"),
     streamedBodyTimeoutMs: c.duration(srv.streamed_body_timeout, "server.streamed_body_timeout", "10m"),
     bodyMemory: bodyMemory(c, srv.body_memory),
     memoryLimit: srv.memory_limit === undefined || srv.memory_limit === null || srv.memory_limit === "" ? 0 : c.size(srv.memory_limit, "server.memory_limit", "0"),
+    tls: parseServerTls(c, srv.tls, dir, port),
   };
   const op = c.obj(top.ops, "ops", ["host", "port"]);
   const opsHost = c.str(op.host, "ops.host", "").trim();
@@ -287,7 +294,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
 
   const catalog = parseCatalog(c, top.catalog);
   const roles = parseRoles(c, top.roles, catalog);
-  const upstreams = parseUpstreams(c, top.upstreams);
+  const upstreams = parseUpstreams(c, top.upstreams, dir);
   // Insecure settings refuse start unless the operator said, in a flag of its own, that they mean it.
   for (const u of upstreams.values()) {
     if (!u.tlsVerify && !security.allowInsecureUpstreamTls) {
@@ -470,14 +477,14 @@ function parseRoles(c: Checker, raw: unknown, catalog: Catalog): Map<string, rea
   return roles;
 }
 
-function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings> {
+function parseUpstreams(c: Checker, raw: unknown, dir: string): Map<string, UpstreamSettings> {
   const ups = c.obj(raw, "upstreams", Object.keys((raw ?? {})));
   const out = new Map<string, UpstreamSettings>();
   if (Object.keys(ups).length === 0) c.fail("upstreams", "at least one upstream is required");
   for (const [id, value] of Object.entries(ups)) {
     const at = `upstreams.${id}`;
     if (!/^[a-z0-9][a-z0-9_.-]*$/.test(id)) c.fail(at, "upstream ids use [a-z0-9_.-]");
-    const u = c.obj(value, at, ["targets", "connect_timeout", "headers_timeout", "body_timeout", "connections", "credential", "tls_verify"]);
+    const u = c.obj(value, at, ["targets", "connect_timeout", "headers_timeout", "body_timeout", "connections", "credential", "tls_verify", "tls"]);
     const targets: Target[] = [];
     const list = c.list(u.targets, `${at}.targets`);
     if (list.length === 0) c.fail(`${at}.targets`, "at least one target URL is required");
@@ -495,6 +502,8 @@ function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings>
       if (val === "" || /[\r\n\0]/.test(val)) c.fail(`${at}.credential.value`, "is empty or has control characters (is its environment variable set?)");
       credential = { header, value: val };
     }
+    const tlsVerify = c.bool(u.tls_verify, `${at}.tls_verify`, true);
+    const tls = parseUpstreamTls(c, u.tls, at, dir, { https: targets.some((t) => t.origin.startsWith("https:")), verify: tlsVerify });
     out.set(id, {
       id,
       targets,
@@ -502,8 +511,9 @@ function parseUpstreams(c: Checker, raw: unknown): Map<string, UpstreamSettings>
       headersTimeoutMs: c.duration(u.headers_timeout, `${at}.headers_timeout`, "5m"),
       bodyTimeoutMs: c.duration(u.body_timeout, `${at}.body_timeout`, "5m"),
       connections: c.int(u.connections, `${at}.connections`, 1024, 1, 100_000),
-      tlsVerify: c.bool(u.tls_verify, `${at}.tls_verify`, true),
+      tlsVerify,
       credential,
+      tls,
     });
   }
   return out;

@@ -9,7 +9,9 @@
  */
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { Busboy } from "@fastify/busboy";
 import type { BusboyInstance } from "@fastify/busboy";
 import { looksLikePat } from "../tokens/format.ts";
@@ -40,6 +42,19 @@ export interface FakeUpstreamOptions extends Partial<FakeUpstreamSettings> {
   /** Model ids listed by /v1/models, /api/tags and /api/ps. */
   models?: readonly string[];
   onRequest?: (req: RecordedRequest) => void;
+  /** Serve HTTPS (for TLS and mTLS tests): the URL is then https://localhost:<port>. */
+  tls?: FakeTlsOptions;
+}
+
+/** The fake's own certificate, and optionally the client certificates it asks for. */
+export interface FakeTlsOptions {
+  /** PEM certificate chain and key. */
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** CA for client certificates; with it the fake requires one that chains to it (mTLS). */
+  clientCa?: string | Buffer;
+  /** e.g. "TLSv1.2": in TLS 1.2 a refused client certificate fails the handshake itself. */
+  maxVersion?: "TLSv1.2" | "TLSv1.3";
 }
 
 /** One request as the fake received it. */
@@ -61,6 +76,8 @@ export interface RecordedRequest {
   receivedAt: number;
   /** The client closed the connection before the response was complete. */
   aborted: boolean;
+  /** HTTPS only: the SNI name the client sent, and its certificate's serial number (null: none). */
+  tls?: { servername: string | null; clientCertSerial: string | null };
 }
 
 /** A streamed response in progress (SSE or NDJSON), obtained from `nextStream()`. */
@@ -129,6 +146,8 @@ export interface FakeUpstream {
   readonly patSightings: readonly string[];
   /** Stop listening and destroy idle and active connections; rejects if a PAT was received (see patSightings). */
   close(): Promise<void>;
+  /** Destroy every open connection but keep listening (so the next request needs a new one). */
+  dropConnections(): void;
 }
 
 /** Prompt tokens reported by every usage block. */
@@ -253,6 +272,11 @@ class Exchange {
       receivedAt: performance.timeOrigin + performance.now(),
       aborted: false,
     };
+    if ((req.socket as Partial<TLSSocket>).encrypted === true) {
+      const sock = req.socket as TLSSocket & { servername?: string | false };
+      const serial = (sock.getPeerCertificate() as { serialNumber?: string }).serialNumber;
+      this.recorded.tls = { servername: typeof sock.servername === "string" ? sock.servername : null, clientCertSerial: serial ?? null };
+    }
   }
 
   get gone(): boolean {
@@ -415,13 +439,14 @@ class FakeUpstreamServer implements FakeUpstream {
   readonly embeddingJson: string;
   readonly embeddingBase64: string;
   readonly cache = new Map<string, Buffer | Buffer[]>();
-  #server: Server;
+  #server: Server | HttpsServer;
   #overrides: Override[] = [];
   #pendingStreams: StreamDriver[] = [];
   #streamWaiters = new Waiters<StreamDriver>();
   #abortWaiters = new Waiters<RecordedRequest>();
   #live = new Set<StreamDriver>();
   #closed = false;
+  readonly #tls: boolean;
 
   constructor(opts: FakeUpstreamOptions) {
     this.settings = {
@@ -437,7 +462,20 @@ class FakeUpstreamServer implements FakeUpstream {
     const vec = fakeEmbeddingVector(this.embeddingDim);
     this.embeddingJson = JSON.stringify(vec);
     this.embeddingBase64 = Buffer.from(new Float32Array(vec).buffer).toString("base64");
-    this.#server = createServer(this.#handle);
+    const t = opts.tls;
+    this.#tls = t !== undefined;
+    this.#server =
+      t === undefined
+        ? createServer(this.#handle)
+        : createHttpsServer(
+            {
+              cert: t.cert,
+              key: t.key,
+              ...(t.clientCa === undefined ? {} : { ca: t.clientCa, requestCert: true, rejectUnauthorized: true }),
+              ...(t.maxVersion === undefined ? {} : { maxVersion: t.maxVersion }),
+            },
+            this.#handle,
+          );
   }
 
   listen(port: number, host: string): Promise<void> {
@@ -448,7 +486,8 @@ class FakeUpstreamServer implements FakeUpstream {
         const addr = this.#server.address() as AddressInfo;
         this.port = addr.port;
         const h = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
-        this.url = `http://${h}:${addr.port}`;
+        // A certificate names a host, rarely an address: HTTPS fakes are reached by name.
+        this.url = this.#tls ? `https://localhost:${addr.port}` : `http://${h}:${addr.port}`;
         resolve();
       });
     });
@@ -495,6 +534,10 @@ class FakeUpstreamServer implements FakeUpstream {
       if (looksLikePat(r.rawHeaders[i + 1] ?? "")) this.patSightings.push(`${at}: in header ${r.rawHeaders[i] ?? ""}`);
     }
     if (r.body.length > 0 && r.body.includes("pat") && looksLikePat(r.body.toString("latin1"))) this.patSightings.push(`${at}: in the body`);
+  }
+
+  dropConnections(): void {
+    this.#server.closeAllConnections();
   }
 
   close(): Promise<void> {

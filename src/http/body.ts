@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest } from "node:http2";
 import { Denial } from "../errors.ts";
 
 const ABORTED = new Denial("bad_request", { message: "The request body ended early." });
@@ -53,11 +54,13 @@ export function readBody(req: IncomingMessage, limit: number, timeoutMs: number)
   });
 }
 
-/** Whether the request carries a body at all (a declared length above zero, or chunked). */
+/** Whether the request carries a body at all (a declared length above zero, chunked, or an HTTP/2 stream left open). */
 export function hasBody(req: IncomingMessage): boolean {
   const len = req.headers["content-length"];
   if (len !== undefined) return len !== "0";
-  return req.headers["transfer-encoding"] !== undefined;
+  if (req.headers["transfer-encoding"] !== undefined) return true;
+  // HTTP/2 has no chunked coding: a body of unknown length is DATA frames after headers that did not end the stream.
+  return req.httpVersionMajor === 2 && (req as unknown as Http2ServerRequest).stream.endAfterHeaders === false;
 }
 
 /** Raised inside a streamed request body that grew past its route's limit (see bodies.ts DeadlineBody). */

@@ -79,6 +79,19 @@ export class Metrics {
     labelNames: ["result"] as const,
     registers: [this.registry],
   });
+  // TLS: `certificate` is "server" (the HTTPS listener's) or "upstream:<id>" (a client certificate), bounded by the config.
+  readonly tlsCertificateExpiry = new Gauge({
+    name: "patgate_tls_certificate_expiry_timestamp_seconds",
+    help: "When the certificate in use expires (Unix time), by certificate: server, or upstream:<id> for a client certificate.",
+    labelNames: ["certificate"] as const,
+    registers: [this.registry],
+  });
+  readonly tlsReloads = new Counter({
+    name: "patgate_tls_certificate_reloads_total",
+    help: "Certificate reloads by certificate and result: ok (the new pair is in use) or invalid (the last good pair kept).",
+    labelNames: ["certificate", "result"] as const,
+    registers: [this.registry],
+  });
 
   constructor(sources: MetricSources) {
     collectDefaultMetrics({ register: this.registry, prefix: "patgate_" });

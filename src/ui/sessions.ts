@@ -14,7 +14,7 @@
  */
 import { createHmac, createSecretKey, randomBytes, type KeyObject } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { TLSSocket } from "node:tls";
+import { overTls, requestHost } from "../http/server.ts";
 import type { UiSettings } from "../config/ui.ts";
 import type { AuthResult, Caller, CookieAuth } from "../admin/auth.ts";
 import { deny } from "../admin/reply.ts";
@@ -77,9 +77,9 @@ export class UiSessions implements CookieAuth {
 
   /** True when cookies for this request can be Secure (TLS, an https public URL, or a loopback host). */
   secure(req: IncomingMessage): boolean {
-    if ((req.socket as TLSSocket).encrypted === true) return true;
+    if (overTls(req)) return true;
     if (this.#ui.publicUrl !== null) return this.#ui.publicUrl.protocol === "https:";
-    return LOOPBACK_HOST.test(req.headers.host ?? "");
+    return LOOPBACK_HOST.test(requestHost(req) ?? "");
   }
 
   cookieName(req: IncomingMessage, kind: CookieKind): string {
@@ -89,8 +89,7 @@ export class UiSessions implements CookieAuth {
   /** The origin the page is served from: the public URL's, else the request's own. */
   origin(req: IncomingMessage): string {
     if (this.#ui.publicUrl !== null) return this.#ui.publicUrl.origin;
-    const tls = (req.socket as TLSSocket).encrypted === true;
-    return `${tls ? "https" : "http"}://${req.headers.host ?? "localhost"}`;
+    return `${overTls(req) ? "https" : "http"}://${requestHost(req) ?? "localhost"}`;
   }
 
   /** For cookie-authenticated unsafe methods: the request comes from the page's own origin. */

@@ -9,6 +9,7 @@ import { errorBody, type ErrorCode } from "../errors.ts";
 import type { HeaderPolicy } from "./headers.ts";
 import type { PooledTarget } from "./upstreams.ts";
 import { Tail, usageFromTail } from "./usage.ts";
+import { tlsFailure } from "./tls.ts";
 
 const STREAMING_TYPES = ["text/event-stream", "application/x-ndjson", "application/jsonl"];
 // A cut stream whose client does not take its last frame within this time is closed without waiting further.
@@ -103,10 +104,11 @@ class ProxyHandler implements Dispatcher.DispatchHandler, StreamRelay {
       return;
     }
     const code = errorCode(err);
-    this.#finish(code);
     // Mid-body failures cannot be reported in-band: cut the connection so the client sees a truncated response, not a clean end.
     if (ctx.res.headersSent) ctx.res.destroy();
+    // The error is sent before the access line and metrics are written, so they carry its status (502/504), not 200.
     else sendError(ctx.res, ctx.requestId, code, { envelope: ctx.route?.errors ?? "openai" });
+    this.#finish(code);
   }
 
   /**
@@ -172,6 +174,7 @@ function errorCode(err: Error): ErrorCode {
   if (err instanceof BodyTimeoutError || err.cause instanceof BodyTimeoutError) return "body_timeout";
   const code = (err as { code?: string }).code;
   if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return "upstream_timeout";
+  if (tlsFailure(err) !== null) return "upstream_tls_error";
   return "upstream_error";
 }
 

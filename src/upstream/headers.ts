@@ -1,3 +1,4 @@
+import { overTls, requestHost } from "../http/server.ts";
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from "node:http";
 import { looksLikePat } from "../tokens/format.ts";
 
@@ -83,7 +84,8 @@ export class HeaderPolicy {
   readonly #forwarded: ForwardedMode;
 
   constructor(stripRequestHeaders: readonly string[], forwarded: ForwardedMode = "set") {
-    this.#dropRequest = new Set([...HOP_BY_HOP, "host", "expect", "x-request-id", ...REINTERPRETING, ...stripRequestHeaders]);
+    // HTTP/2 requests list their pseudo-headers in rawHeaders too; they describe the client's stream, not the upstream request.
+    this.#dropRequest = new Set([...HOP_BY_HOP, ":method", ":path", ":scheme", ":authority", ":protocol", "host", "expect", "x-request-id", ...REINTERPRETING, ...stripRequestHeaders]);
     this.#dropResponse = new Set([...HOP_BY_HOP, "x-request-id"]);
     this.#forwarded = forwarded;
   }
@@ -97,8 +99,8 @@ export class HeaderPolicy {
     const out = ["x-request-id", requestId];
     if (this.#forwarded === "none") return out;
     const ip = req.socket.remoteAddress ?? "";
-    const proto = (req.socket as { encrypted?: boolean }).encrypted === true ? "https" : "http";
-    const host = req.headers.host;
+    const proto = overTls(req) ? "https" : "http";
+    const host = requestHost(req);
     const goodHost = host !== undefined && isHostValue(host);
     // RFC 7239: an IPv6 node is quoted and bracketed.
     const node = ip.includes(":") ? `"[${ip}]"` : ip;

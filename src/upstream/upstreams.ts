@@ -1,5 +1,9 @@
 import { Pool } from "undici";
+import type { Logger } from "pino";
 import type { Target, UpstreamSettings } from "../config/config.ts";
+import type { CertificateReloader } from "../http/certificates.ts";
+import type { Metrics } from "../telemetry/metrics.ts";
+import { UpstreamTls } from "./tls.ts";
 
 /** One target's pooled keep-alive connections. */
 export interface PooledTarget {
@@ -13,8 +17,13 @@ class Upstream {
   readonly targets: readonly PooledTarget[];
   #next = 0;
 
-  constructor(settings: UpstreamSettings) {
+  readonly tls: UpstreamTls | null;
+
+  constructor(settings: UpstreamSettings, deps: TlsDeps) {
     this.settings = settings;
+    const https = settings.targets.some((t) => t.origin.startsWith("https:"));
+    const tls = (this.tls = https ? new UpstreamTls(settings, deps) : null);
+    if (https && !settings.tlsVerify) deps.log.warn({ upstream: settings.id }, "TLS certificate verification is OFF for this upstream (tls_verify: false with security.allow_insecure_upstream_tls)");
     this.targets = settings.targets.map((target) => ({
       target,
       upstream: settings,
@@ -26,8 +35,8 @@ class Upstream {
         keepAliveTimeout: 30_000,
         // Proxied requests are never pipelined: one slow stream must not hold others back.
         pipelining: 1,
-        // Verification stays on unless the operator turned it off explicitly (validated at load).
-        connect: { rejectUnauthorized: settings.tlsVerify },
+        // https: trust, client certificate and SNI from upstreams.<id>.tls (src/upstream/tls.ts).
+        connect: tls === null ? { rejectUnauthorized: settings.tlsVerify } : tls.connect,
       }),
     }));
   }
@@ -41,14 +50,25 @@ class Upstream {
   }
 }
 
+/** What the upstreams' TLS logs to and counts in. */
+export interface TlsDeps {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
 /** Every configured upstream with its pools, built once at start. */
 export class Upstreams {
   readonly #byId = new Map<string, Upstream>();
   readonly #defaultId: string;
 
-  constructor(settings: ReadonlyMap<string, UpstreamSettings>, defaultId: string) {
-    for (const [id, s] of settings) this.#byId.set(id, new Upstream(s));
+  constructor(settings: ReadonlyMap<string, UpstreamSettings>, defaultId: string, deps: TlsDeps) {
+    for (const [id, s] of settings) this.#byId.set(id, new Upstream(s, deps));
     this.#defaultId = defaultId;
+  }
+
+  /** The client certificates the upstreams present (mTLS), each reloaded like the server's. */
+  certificates(): CertificateReloader[] {
+    return [...this.#byId.values()].flatMap((u) => (u.tls?.reloader == null ? [] : [u.tls.reloader]));
   }
 
   /** A target for the domain's upstream (null id: the default); null when the id is unknown. */

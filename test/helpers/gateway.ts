@@ -182,8 +182,10 @@ export async function spawnGateway(
   configFile: string,
   /** What node runs before the config argument: flags and the entry script (default: src/main.ts). */
   nodeArgs: readonly string[] = [path.join(ROOT, "src", "main.ts")],
+  /** The child's environment (default: this process's). */
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ url: string; child: ChildProcess; stdout: () => string; stderr: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [...nodeArgs, configFile], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [...nodeArgs, configFile], { stdio: ["ignore", "pipe", "pipe"], env });
   let out = "";
   let err = "";
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));

@@ -5,7 +5,7 @@ import { parse as parseYaml } from "yaml";
 
 /*
  * Keeps docs/configuration.md in step with the parser. The keys come from two
- * independent places: the key lists src/config/config.ts passes to `c.obj(…)`
+ * independent places: the key lists src/config/config.ts (and tls.ts) pass to `c.obj(…)`
  * (what the parser accepts) and the shipped config/patgate.yaml (what operators
  * see). Every key must appear in the doc as its full path in backticks, with
  * `<id>`-style placeholders for names the operator chooses.
@@ -13,8 +13,8 @@ import { parse as parseYaml } from "yaml";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 const doc = readFileSync(path.join(ROOT, "docs", "configuration.md"), "utf8");
-// config.ts and the section parsers it calls in files of their own.
-const source = ["config.ts", "ui.ts"].map((f) => readFileSync(path.join(ROOT, "src", "config", f), "utf8")).join("\n");
+// config.ts and the section parsers it calls in files of their own (ui.ts; tls.ts: server.tls, upstreams.<id>.tls).
+const source = ["config.ts", "ui.ts", "tls.ts"].map((f) => readFileSync(path.join(ROOT, "src", "config", f), "utf8")).join("\n");
 const shipped: unknown = parseYaml(readFileSync(path.join(ROOT, "config", "patgate.yaml"), "utf8"));
 
 // Sections whose keys are names the operator picks (c.obj(…, Object.keys(…))), and their placeholder.
@@ -30,6 +30,7 @@ const TEMPLATES = new Map([
   ["at", "upstreams.<id>"],
   ["`${at}.credential`", "upstreams.<id>.credential"],
   ["typeAt", "ui.entities.<type>"],
+  ["`${at}.tls`", "upstreams.<id>.tls"],
 ]);
 
 function documented(keyPath: string): boolean {

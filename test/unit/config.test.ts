@@ -3,8 +3,9 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ConfigError, expandEnv, loadSettings, parseSettings, type Settings } from "../../src/config/config.ts";
+import { TestCa, type IssuedCert } from "../helpers/certs.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 const SHIPPED = path.join(ROOT, "config", "patgate.yaml");
@@ -70,7 +71,7 @@ describe("the shipped config/patgate.yaml", () => {
   it("loads with PATGATE_PEPPER unset: defaults, embedded store, pepper left to the store", () => {
     const s = loadSettings(SHIPPED, {});
     expect(s.configFile).toBe(SHIPPED);
-    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000, bodyIdleTimeoutMs: 10_000, streamedBodyTimeoutMs: 600_000, bodyMemory: { percent: 25 }, memoryLimit: 0 });
+    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000, bodyIdleTimeoutMs: 10_000, streamedBodyTimeoutMs: 600_000, bodyMemory: { percent: 25 }, memoryLimit: 0, tls: null });
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store).toEqual({ redisMode: "single", redisUrl: null, redisNodes: [], sentinelName: null, embeddedPath: path.join(ROOT, "data", "patgate.db"), keyPrefix: "patgate:" });
@@ -95,6 +96,7 @@ describe("the shipped config/patgate.yaml", () => {
       connections: 1024,
       tlsVerify: true,
       credential: null,
+      tls: { caFile: null, clientCert: null, servername: null },
     });
     expect(s.logging.level).toBe("info");
   });
@@ -268,7 +270,7 @@ describe("expandEnv", () => {
 describe("parseSettings: validation", () => {
   it("accepts the minimal config with every default", () => {
     const s = parse();
-    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000, bodyIdleTimeoutMs: 10_000, streamedBodyTimeoutMs: 600_000, bodyMemory: { percent: 25 }, memoryLimit: 0 });
+    expect(s.server).toEqual({ host: "127.0.0.1", port: 8080, drainTimeoutMs: 30_000, bodyTimeoutMs: 30_000, bodyIdleTimeoutMs: 10_000, streamedBodyTimeoutMs: 600_000, bodyMemory: { percent: 25 }, memoryLimit: 0, tls: null });
     expect(s.ops).toEqual({ host: "127.0.0.1", port: 9090 });
     expect(s.audit).toEqual({ redisStream: null, streamMaxLen: 100_000, includeDecisions: false });
     expect(s.store.redisUrl).toBeNull();
@@ -529,5 +531,64 @@ describe("parseSettings: operators by claim, login scopes, the sign-in limit, tr
     for (const bad of ["10.0.0.0/33", "fd00::/129", "ingress.local", "10.0.0.0/8/1", "10.0.0.0/"]) {
       expectProblem({ "ui.trusted_proxies": [bad] }, "ui.trusted_proxies", `"${bad}" is not an IP address or a CIDR block`);
     }
+  });
+});
+
+describe("server.tls and upstreams.<id>.tls", () => {
+  let ca: TestCa;
+  let pair: IssuedCert;
+  let other: IssuedCert;
+
+  beforeAll(() => {
+    ca = new TestCa("config");
+    pair = ca.issue("localhost");
+    other = ca.issue("localhost");
+  });
+  afterAll(() => ca?.remove());
+
+  it("no cert_file: plain HTTP; a key or client CA alone is refused", () => {
+    expect(parse({ "server.tls": { cert_file: "", key_file: "" } }).server.tls).toBeNull();
+    expectProblem({ "server.tls": { key_file: pair.key } }, "server.tls.key_file", "server.tls.cert_file is not");
+    expectProblem({ "server.tls": { client_ca_file: ca.cert } }, "server.tls.client_ca_file", "needs server.tls.cert_file");
+    expectProblem({ "server.tls": { cert_file: pair.cert } }, "server.tls.key_file", "is required with server.tls.cert_file");
+  });
+
+  it("defaults: TLS 1.2 minimum, no client certificates, HTTP/1.1 only, no HSTS, no plain port; paths resolved against the config file", () => {
+    const s = parse({ "server.tls": { cert_file: pair.cert, key_file: pair.key } }).server.tls;
+    expect(s).toEqual({ certFile: pair.cert, keyFile: pair.key, caFile: null, minVersion: "TLSv1.2", clientAuth: "none", http2: false, hstsMaxAgeSec: 0, plainPort: null });
+    const rel = parseSettings(configWith({ "server.tls": { cert_file: path.basename(pair.cert), key_file: path.basename(pair.key) } }), path.join(ca.dir, "patgate.yaml"));
+    expect(rel.server.tls?.certFile).toBe(pair.cert);
+  });
+
+  it("every option, and the values it refuses", () => {
+    const s = parse({ "server.tls": { cert_file: pair.cert, key_file: pair.key, min_version: "TLSv1.3", client_auth: "optional", client_ca_file: ca.cert, http2: "true", hsts_max_age: "1y", plain_port: "8081" } }).server.tls;
+    expect(s).toMatchObject({ minVersion: "TLSv1.3", clientAuth: "optional", caFile: ca.cert, http2: true, hstsMaxAgeSec: 365 * 86400, plainPort: 8081 });
+    const tls = { cert_file: pair.cert, key_file: pair.key };
+    expectProblem({ "server.tls": { ...tls, min_version: "TLSv1.1" } }, "server.tls.min_version", "must be one of TLSv1.2, TLSv1.3");
+    expectProblem({ "server.tls": { ...tls, client_auth: "yes" } }, "server.tls.client_auth", "must be one of none, optional, require");
+    expectProblem({ "server.tls": { ...tls, client_auth: "require" } }, "server.tls.client_ca_file", "is required with server.tls.client_auth: require");
+    expectProblem({ "server.tls": { ...tls, client_auth: "optional" } }, "server.tls.client_ca_file", "is required with server.tls.client_auth: optional");
+    expectProblem({ "server.tls": { ...tls, client_ca_file: ca.cert } }, "server.tls.client_ca_file", "has no effect with server.tls.client_auth: none");
+    expectProblem({ "server.tls": { ...tls, client_auth: "require", client_ca_file: pair.key } }, "server.tls", `${pair.key} holds no PEM certificate`);
+    expectProblem({ "server.tls": { ...tls, plain_port: 8080 } }, "server.tls.plain_port", "must differ from server.port");
+    expectProblem({ "server.tls": { ...tls, hsts_max_age: "forever" } }, "server.tls.hsts_max_age", "");
+    expectProblem({ "server.tls": { ...tls, crt: "x" } }, "server.tls.crt", "unknown key");
+  });
+
+  it("the pair is checked at load: a key that is not the certificate's is refused naming both files", () => {
+    expectProblem({ "server.tls": { cert_file: pair.cert, key_file: other.key } }, "server.tls", `${other.key} does not match the certificate in ${pair.cert}`);
+  });
+
+  it("upstream TLS: a CA file, a client certificate and an SNI name for https targets", () => {
+    const u = parse({ "upstreams.default": { targets: ["https://10.0.0.5:8443"], tls: { ca_file: ca.cert, cert_file: pair.cert, key_file: pair.key, servername: "llm.internal" } } }).upstreams.get("default");
+    expect(u?.tls).toEqual({ caFile: ca.cert, clientCert: { certFile: pair.cert, keyFile: pair.key }, servername: "llm.internal" });
+    expect(parse().upstreams.get("default")?.tls).toEqual({ caFile: null, clientCert: null, servername: null });
+    const https = { targets: ["https://llm.internal"] };
+    expectProblem({ "upstreams.default": { targets: ["http://127.0.0.1:1"], tls: { ca_file: ca.cert } } }, "upstreams.default.tls", "applies to https:// targets only");
+    expectProblem({ "upstreams.default": { ...https, tls: { cert_file: pair.cert } } }, "upstreams.default.tls", "cert_file and key_file go together");
+    expectProblem({ "upstreams.default": { ...https, tls: { cert_file: pair.cert, key_file: other.key } } }, "upstreams.default.tls", "does not match the certificate");
+    expectProblem({ "upstreams.default": { ...https, tls: { ca_file: "/nonexistent/ca.pem" } } }, "upstreams.default.tls.ca_file", "cannot read /nonexistent/ca.pem");
+    expectProblem({ "upstreams.default": { ...https, tls: { servername: "not a host" } } }, "upstreams.default.tls.servername", "is not a host name");
+    expectProblem({ "upstreams.default": { ...https, tls_verify: false, tls: { ca_file: ca.cert } }, "security.allow_insecure_upstream_tls": true }, "upstreams.default.tls.ca_file", "has no effect with tls_verify: false");
   });
 });

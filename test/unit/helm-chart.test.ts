@@ -596,6 +596,96 @@ describe("helm chart: the web page (ui.*, oidc.client, operators by claim)", () 
   });
 });
 
+describe("helm chart: HTTPS on the gateway from a TLS Secret", () => {
+  const d = template("deployment.yaml");
+  const block = (start: string, end: string): string => {
+    const i = d.indexOf(start);
+    const j = d.indexOf(end, i + start.length);
+    if (i === -1 || j === -1) throw new Error(`deployment.yaml: no block from "${start}" to "${end}"`);
+    return d.slice(i, j);
+  };
+
+  it("tls.enabled mounts the Secret as a read-only directory (no subPath, so renewals reach the pod) and points server.tls at it", () => {
+    expect(get(values, "tls.enabled")).toBe(false);
+    const mounts = block("volumeMounts:", "volumes:");
+    expect(mounts).toMatch(/\{\{- if \.Values\.tls\.enabled \}\}[\s\S]*?- name: tls\n\s+mountPath: \{\{ \.Values\.tls\.mountPath \}\}\n\s+readOnly: true/);
+    const volumes = d.slice(d.indexOf("      volumes:"));
+    expect(volumes).toMatch(/- name: tls\n\s+secret:\n\s+secretName: \{\{ \.Values\.tls\.existingSecret \}\}/);
+    // The image runs as a non-root user of the pod's fsGroup: the key must be group-readable.
+    expect(volumes).toMatch(/secretName: \{\{ \.Values\.tls\.existingSecret \}\}\n(\s+#.*\n)?\s+defaultMode: 0440/);
+    expect(d).not.toContain("subPath");
+    const env = block("{{- if .Values.tls.enabled }}\n            # server.tls", "{{- if .Values.metrics.enabled }}");
+    for (const [name, value] of [
+      ["PATGATE_TLS_CERT_FILE", '{{ printf "%s/tls.crt" (trimSuffix "/" .Values.tls.mountPath) | quote }}'],
+      ["PATGATE_TLS_KEY_FILE", '{{ printf "%s/tls.key" (trimSuffix "/" .Values.tls.mountPath) | quote }}'],
+      ["PATGATE_HTTP2", "{{ .Values.tls.http2 | quote }}"],
+      ["PATGATE_HSTS_MAX_AGE", "{{ .Values.tls.hstsMaxAge | quote }}"],
+      ["PATGATE_TLS_CLIENT_AUTH", "{{ .Values.tls.clientAuth | quote }}"],
+    ]) {
+      expect(env, name).toContain(`- name: ${name}\n              value: ${value}`);
+    }
+    expect(env).toMatch(/if ne \.Values\.tls\.clientAuth "none" \}\}\n\s+- name: PATGATE_TLS_CLIENT_CA_FILE/);
+  });
+
+  it("the variables the chart sets are the ones the shipped config reads", () => {
+    const shippedText = read(path.join(CHART, "files", "patgate.yaml"));
+    for (const v of ["PATGATE_TLS_CERT_FILE", "PATGATE_TLS_KEY_FILE", "PATGATE_HTTP2", "PATGATE_HSTS_MAX_AGE", "PATGATE_TLS_CLIENT_AUTH", "PATGATE_TLS_CLIENT_CA_FILE"]) {
+      expect(shippedText, v).toContain("${" + v + ":-");
+    }
+  });
+
+  it("probes use HTTPS on the http port with TLS; the metrics port stays plain", () => {
+    expect(d).toContain('{{- $probeScheme := ternary "HTTPS" "HTTP" (and .Values.tls.enabled (eq .Values.probes.port "http")) }}');
+    for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
+      expect(d, probe).toMatch(new RegExp(`${probe}:\\n\\s+httpGet:\\n\\s+path: /\\w+\\n\\s+port: \\{\\{ \\.Values\\.probes\\.port \\}\\}\\n\\s+scheme: \\{\\{ \\$probeScheme \\}\\}`));
+    }
+  });
+
+  it("the nginx ingress speaks HTTPS to pods that serve it", () => {
+    expect(template("ingress.yaml")).toMatch(/\{\{- if \.Values\.tls\.enabled \}\}\n(\{\{-? \/\*.*\*\/\}\}\n)?\{\{- \$_ := set \$annotations "nginx\.ingress\.kubernetes\.io\/backend-protocol" "HTTPS" \}\}/);
+  });
+
+  it("rendering fails without the Secret, without a client CA for client certificates, or with the mount inside the ConfigMap's", () => {
+    const helpers = template("_helpers.tpl");
+    expect(helpers).toMatch(/if and \.Values\.tls\.enabled \(not \.Values\.tls\.existingSecret\) \}\}\n\{\{- fail "patgate: tls\.enabled needs tls\.existingSecret/);
+    expect(helpers).toMatch(/if and \.Values\.tls\.enabled \(ne \.Values\.tls\.clientAuth "none"\) \(not \.Values\.tls\.clientCaSecret\) \}\}\n\{\{- fail/);
+    expect(helpers).toMatch(/\.Values\.tls\.mountPath[^\n]*\}\}\n\{\{- fail "patgate: tls\.mountPath must not be inside config\.mountPath/);
+    const ajv = new Ajv({ strict: true, allErrors: true, allowUnionTypes: true });
+    const validate = ajv.compile(schema);
+    const withTls = (tls: Obj): Obj => ({ ...values, tls: { ...(values.tls as Obj), ...tls } });
+    expect(validate(withTls({ enabled: true, existingSecret: "patgate-tls", clientAuth: "require", clientCaSecret: "clients-ca" }))).toBe(true);
+    expect(validate(withTls({ clientAuth: "sometimes" }))).toBe(false);
+    expect(validate(withTls({ mountPath: "relative/tls" }))).toBe(false);
+    expect(validate(withTls({ hstsMaxAge: "one year" }))).toBe(false);
+  });
+
+  it("the gateway starts its HTTPS listener from the chart's config with the environment the Deployment sets for tls.enabled", async () => {
+    const { TestCa } = await import("../helpers/certs.ts");
+    const ca = new TestCa("helm");
+    try {
+      const pair = ca.issue("patgate.example.com", { sans: ["DNS:patgate.example.com"] }, path.join(ca.dir, "mount"), "tls");
+      const clientCa = path.join(ca.dir, "mount-client-ca", "ca.crt");
+      const { mkdirSync, copyFileSync } = await import("node:fs");
+      mkdirSync(path.dirname(clientCa));
+      copyFileSync(ca.cert, clientCa);
+      const mount = path.dirname(pair.cert);
+      const s = loadSettings(path.join(CHART, "files", "patgate.yaml"), {
+        PATGATE_DATA: "/data",
+        PATGATE_PEPPER: randomBytes(32).toString("hex"),
+        PATGATE_TLS_CERT_FILE: `${mount}/tls.crt`,
+        PATGATE_TLS_KEY_FILE: `${mount}/tls.key`,
+        PATGATE_HTTP2: String(get(values, "tls.http2")),
+        PATGATE_HSTS_MAX_AGE: "1y",
+        PATGATE_TLS_CLIENT_AUTH: "require",
+        PATGATE_TLS_CLIENT_CA_FILE: `${mount}-client-ca/${String(get(values, "tls.clientCaKey"))}`,
+      });
+      expect(s.server.tls).toMatchObject({ certFile: `${mount}/tls.crt`, keyFile: `${mount}/tls.key`, http2: false, hstsMaxAgeSec: 365 * 86400, clientAuth: "require", caFile: clientCa });
+    } finally {
+      ca.remove();
+    }
+  });
+});
+
 // ---- with helm -------------------------------------------------------------------
 
 const HELM = spawnSync("helm", ["version", "--short"], { encoding: "utf8" }).status === 0;
@@ -623,6 +713,7 @@ describe("helm chart: helm lint and helm template", () => {
       "--set", "oidc.issuer=https://idp.example.com", "--set", "oidc.audience=patgate", "--set", "oidc.jwksUrl=https://idp.example.com/jwks",
       "--set", "oidc.client.existingSecret=patgate-oidc", "--set", "oidc.operatorClaim=groups", "--set", "oidc.operatorValue=patgate-operators",
       "--set", "ui.pathPrefix=/a/b", "--set", "ui.trustedProxies={10.0.0.0/8}",
+      "--set", "tls.enabled=true", "--set", "tls.existingSecret=patgate-tls", "--set", "tls.clientAuth=optional", "--set", "tls.clientCaSecret=clients-ca",
     ];
     for (const args of [[], all]) {
       const r = helm("template", "rel", CHART, ...args);

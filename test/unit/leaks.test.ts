@@ -14,6 +14,8 @@ describe("findLeaks", () => {
     expect(findLeaks('{"j":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.sig"}')[0]).toMatch(/JWT/);
     expect(findLeaks('{"k":"pgadm_0123456789abcdefABCD"}')[0]).toMatch(/admin key/);
     expect(findLeaks('{"authorization":"Basic Zm9v"}')).toContain("authorization field");
+    expect(findLeaks('{"problem":"-----BEGIN PRIVATE KEY-----\\nMIGHAgEA"}')[0]).toMatch(/private key/);
+    expect(findLeaks(`{"pair":{"key":${JSON.stringify(Buffer.from("-----BEGIN EC PRIVATE KEY-----"))}}}`)[0]).toMatch(/private key/);
   });
   it("passes clean access lines and redacted fields", () => {
     expect(findLeaks('{"msg":"access","pat_id":"5f0c…","authorization":"[redacted]","status":401}')).toEqual([]);

@@ -146,6 +146,15 @@ Included by the Deployment.
 {{- if and .Values.ui.publicUrl .Values.ui.pathPrefix (not (hasSuffix .Values.ui.pathPrefix (trimSuffix "/" .Values.ui.publicUrl))) }}
 {{- fail (printf "patgate: ui.publicUrl (%s) must end with ui.pathPrefix (%s): it is where browsers reach the gateway, prefix included." .Values.ui.publicUrl .Values.ui.pathPrefix) }}
 {{- end }}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "patgate: tls.enabled needs tls.existingSecret, a kubernetes.io/tls Secret holding tls.crt and tls.key (e.g. kubectl create secret tls patgate-tls --cert=tls.crt --key=tls.key)." }}
+{{- end }}
+{{- if and .Values.tls.enabled (ne .Values.tls.clientAuth "none") (not .Values.tls.clientCaSecret) }}
+{{- fail "patgate: tls.clientAuth optional or require needs tls.clientCaSecret, a Secret holding the CA client certificates must chain to." }}
+{{- end }}
+{{- if and .Values.tls.enabled (hasPrefix (printf "%s/" (trimSuffix "/" .Values.config.mountPath)) (printf "%s/" (trimSuffix "/" .Values.tls.mountPath))) }}
+{{- fail "patgate: tls.mountPath must not be inside config.mountPath (the ConfigMap's read-only directory)." }}
+{{- end }}
 {{- $cfg := fromYaml (include "patgate.configYaml" .) }}
 {{- if hasKey $cfg "Error" }}
 {{- fail (printf "patgate: patgate.yaml is not valid YAML: %s" (get $cfg "Error")) }}
