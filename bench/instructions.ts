@@ -30,7 +30,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
-import { makeGatewayFixture } from "./lib/gateway-setup.ts";
+import { LIMITS_MODES, makeGatewayFixture, type LimitsMode } from "./lib/gateway-setup.ts";
 import { requestBytes, responseEnd } from "./lib/latency-client.ts";
 import type { RequestSpec } from "./lib/jobs.ts";
 import { NodeChild } from "./lib/proc.ts";
@@ -57,7 +57,9 @@ const USAGE = `usage: npm run bench:instructions -- [options]
   --rounds <n>         repeat everything, to show the counts repeat (default 1)
   --out <file>         JSON output (default bench/results/instructions.json)
   --keep               keep callgrind's dumps (for callgrind_annotate) and print where they are
-  --node-flags=<f>     extra node flags for the measured proxies (e.g. --node-flags=--perf-basic-prof names JIT code)`;
+  --node-flags=<f>     extra node flags for the measured proxies (e.g. --node-flags=--perf-basic-prof names JIT code)
+  --limits <m>         the gateway's limits and usage metering: on (two policies counting every request, metering on),
+                       off (no policies, metering off) or none (default: the config keys left out, the build's defaults)`;
 
 const { values: a } = parseArgs({
   options: {
@@ -70,6 +72,7 @@ const { values: a } = parseArgs({
     out: { type: "string", default: path.join(BENCH, "results", "instructions.json") },
     keep: { type: "boolean", default: false },
     "node-flags": { type: "string", default: "" },
+    limits: { type: "string", default: "none" },
     help: { type: "boolean", default: false },
   },
   strict: true,
@@ -94,6 +97,8 @@ const requests = whole("requests", a.requests);
 const warmup = whole("warmup", a.warmup);
 const concurrency = whole("concurrency", a.concurrency);
 const rounds = whole("rounds", a.rounds);
+const limits = a.limits as LimitsMode;
+if (!LIMITS_MODES.includes(limits)) throw new Error(`--limits is ${LIMITS_MODES.join(", ")}`);
 
 function which(bin: string): boolean {
   try {
@@ -246,7 +251,7 @@ async function main(): Promise<void> {
   const outDir = await mkdtemp(path.join(os.tmpdir(), "patgate-callgrind-"));
   const upstream = await NodeChild.start("upstream", path.join(BENCH, "servers", "upstream-main.ts"), { cpus: null, args: ["--response-bytes", "1024"] });
   const upstreamUrl = `http://127.0.0.1:${upstream.port}`;
-  const fx = await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null });
+  const fx = await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null, limits });
   const connections = String(fx.connections);
   // The gateway as the image runs it: compiled, with the Dockerfile CMD's node flags.
   const gatewayScript = targets.some((t) => t.startsWith("gateway")) ? buildGatewayHarness() : "";

@@ -29,6 +29,7 @@ import { Metrics, observeRequest } from "./telemetry/metrics.ts";
 import { AccessLog } from "./telemetry/access.ts";
 import { AuditStream } from "./telemetry/audit.ts";
 import type { ForwardHooks } from "./upstream/forward.ts";
+import { buildLimits, type Limits } from "./limits/build.ts";
 
 /** A built gateway: its listeners (not yet listening) and a close for everything. */
 export interface App {
@@ -80,13 +81,16 @@ export async function buildApp(settings: Settings, opts: AppOptions = {}): Promi
   auditRedis?.on("error", () => undefined); // state, not news: each failed append logs a warning
   const auditReady = auditRedis !== null && redisOpts !== null ? untilReady(auditRedis, redisOpts) : Promise.resolve(true);
   let store: Store | null = null;
+  // Limit counters and usage buckets: their own Redis connection, opened beside the store's (src/limits/build.ts).
+  const limits = buildLimits(settings, redisOpts, log);
   try {
     store = await openStore(settings.store, { redis: redisOpts });
     if (store instanceof EmbeddedStore && store.migration !== null) log.info({ ...store.migration, store: store.file }, "migrated the JSON store file of an earlier version into the database; the JSON file is kept as a backup");
-    return await assemble(settings, opts, { log, routes, store, auditRedis, auditReady });
+    return await assemble(settings, opts, { log, routes, store, auditRedis, auditReady, limits });
   } catch (err) {
     // Nothing may keep a process that failed to start alive: no Redis socket, no reconnect timer.
     auditRedis?.disconnect();
+    await limits.close();
     await store?.close();
     throw err;
   }
@@ -100,10 +104,11 @@ interface Opened {
   readonly auditRedis: ReturnType<typeof createRedisClient> | null;
   /** Whether the audit connection came up within its connect timeout (true without one). */
   readonly auditReady: Promise<boolean>;
+  readonly limits: Limits;
 }
 
 async function assemble(settings: Settings, opts: AppOptions, opened: Opened): Promise<App> {
-  const { log, routes, store, auditRedis, auditReady } = opened;
+  const { log, routes, store, auditRedis, auditReady, limits } = opened;
   const pepper = await gatewayPepper(settings);
 
   const verifier = new Verifier(store, {
@@ -162,8 +167,10 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
     auditStream = new AuditStream(log, (fields) => conn.xadd(streamKey, "MAXLEN", "~", maxLen, "*", ...fields));
   }
   const sessions = uiSessions(settings, store, pepper);
+  await limits.ready;
+  const { limiter, meter } = limits.start(metrics);
   const admin = await createAdminApi({
-    settings, store, rights, pepper, log, auditStream, cookies: sessions,
+    settings, store, rights, pepper, log, auditStream, cookies: sessions, limiter, usage: limits.buckets,
     ...(opts.printAdminKey === undefined ? {} : { printAdminKey: opts.printAdminKey }),
   });
   const ui = sessions === null ? null : createUi(settings, sessions, admin, log);
@@ -181,11 +188,15 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
         metrics.inflightStreams.dec();
         streams.remove(ctx);
       }
+      // Limits and usage: one hand-back per response (reservations reconciled, leases freed, one usage record).
+      if (ctx.admission !== null) limiter.settle(ctx, ctx.admission);
+      meter?.record(ctx);
       if (decisions !== null) {
         decisions.decision([
           "req_id", ctx.requestId, "decision", ctx.upstreamStartedAt > 0 ? "allow" : "deny", "reason", ctx.outcome,
           "pat_id", ctx.pat?.record.id ?? "", "user", ctx.pat?.record.userId ?? "", "domain", ctx.domainId,
           "route", ctx.route?.id ?? "", "entity", ctx.entityId, "status", String(ctx.res.statusCode),
+          ...(ctx.limitPolicy === "" ? [] : ["policy", ctx.limitPolicy]),
         ]);
       }
     },
@@ -194,7 +205,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       streams.add(ctx);
     },
   };
-  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders, settings.security.forwardedHeaders), hooks, bodies };
+  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders, settings.security.forwardedHeaders), hooks, bodies, limiter };
   recheckStreams = (which) => streams.recheck(which, (ctx) => decideAgain(dp, ctx).then((d) => d === null));
 
   const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {
@@ -344,6 +355,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       streams.close();
       await admin.close();
       await sessions?.store.close();
+      await limits.close();
       await verifier.close();
       await upstreams.close();
       await store.close();

@@ -46,6 +46,10 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, type: "invalid_request_error", message: "The request's Content-Type is not accepted by this route.", retry: "never" },
   // 429
   rate_limited: { status: 429, type: "rate_limit_error", message: "Too many requests." },
+  // Limits and quotas (docs/limits.md); the message names the policy
+  rate_limit_exceeded: { status: 429, type: "rate_limit_error", message: "A rate limit was reached; retry after the time in Retry-After." },
+  quota_exceeded: { status: 429, type: "insufficient_quota", message: "A token quota is used up; it refills as its window moves on (see Retry-After)." },
+  limits_unavailable: { status: 503, type: "api_error", message: "The shared limit counters are unreachable and this limit refuses requests then; try again shortly." },
   // 5xx
   internal_error: { status: 500, type: "api_error", message: "Internal gateway error." },
   upstream_error: { status: 502, type: "api_error", message: "The upstream failed or closed the connection." },
@@ -119,6 +123,8 @@ export interface DenialDetail {
   readonly scope?: string | undefined;
   /** The methods the path has, for a 405's Allow. */
   readonly allow?: readonly string[] | undefined;
+  /** Response headers the refusal adds (a 429's Retry-After and RateLimit headers). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -134,6 +140,7 @@ export class Denial {
   readonly param: string | undefined;
   readonly scope: string | undefined;
   readonly allow: readonly string[] | undefined;
+  readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(error: ErrorCode, detail: DenialDetail = {}) {
     this.error = error;
@@ -141,6 +148,7 @@ export class Denial {
     this.param = detail.param;
     this.scope = detail.scope;
     this.allow = detail.allow;
+    this.headers = detail.headers;
   }
 }
 /** The retry headers an SDK obeys for a code (name, value pairs), empty when the code leaves retries to the SDK. */

@@ -13,6 +13,7 @@ import type { Upstreams } from "./upstream/upstreams.ts";
 import type { HeaderPolicy } from "./upstream/headers.ts";
 import { upstreamCall } from "./upstream/request.ts";
 import { forward, type ForwardHooks } from "./upstream/forward.ts";
+import type { Limiter } from "./limits/limiter.ts";
 
 /** Everything the data plane uses, built once in app.ts. */
 export interface DataPlane extends Deciders {
@@ -23,10 +24,12 @@ export interface DataPlane extends Deciders {
   readonly hooks: ForwardHooks;
   /** Deadlines for every relayed body, and the memory budget of buffered ones. */
   readonly bodies: Bodies;
+  /** Limit policies and metering's reservation (src/limits/). */
+  readonly limiter: Limiter;
 }
 
 /**
- * The data plane, in order: route → token → rights → entity → scope → forward.
+ * The data plane, in order: route → token → rights → entity → scope → limits → forward.
  * Each step returns a value or a Denial; this function only says the order.
  * `target` is the normalised `/proxy/<domain>/…` request target.
  */
@@ -84,7 +87,11 @@ export async function proxy(dp: DataPlane, ctx: RequestContext, target: Target):
   }
   const call = upstreamCall(dp.upstreams, dp.headers, ctx, g.domain, target);
   if (call instanceof Denial) return deny(dp, ctx, call);
-  forward(ctx, call.target, call.path, call.headers, body, dp.headers, dp.hooks);
+  const pa = dp.limiter.admit(ctx, route, body, call.headers);
+  const a = pa instanceof Promise ? await pa : pa;
+  if (a instanceof Denial) return deny(dp, ctx, a);
+  ctx.admission = a;
+  forward(ctx, call.target, call.path, call.headers, a.body ?? body, dp.headers, dp.hooks);
 }
 
 /** Ends a request with a refusal (a Denial, or a bare catalogue code) and its access line. */
@@ -93,6 +100,6 @@ export function deny(dp: DataPlane, ctx: RequestContext, d: Denial | ErrorCode):
   ctx.outcome = denial.error;
   // An unread body would be drained before the connection is reused; closing is cheaper for big ones.
   const close = hasBody(ctx.req) && !ctx.req.readableEnded && Number(ctx.req.headers["content-length"] ?? Infinity) > 65536;
-  sendError(ctx.res, ctx.requestId, denial.error, { message: denial.message, param: denial.param, scope: denial.scope, allow: denial.allow, close, envelope: ctx.route?.errors ?? "openai" });
+  sendError(ctx.res, ctx.requestId, denial.error, { message: denial.message, param: denial.param, scope: denial.scope, allow: denial.allow, close, envelope: ctx.route?.errors ?? "openai", headers: denial.headers });
   dp.hooks.finish(ctx);
 }

@@ -49,7 +49,21 @@ export interface FixtureOptions {
   readonly storeFile?: "db" | "json";
   /** HTTPS with HTTP/2 offered by ALPN (server.tls, http2: true) from these files; absent: plain HTTP. */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /**
+   * Limits and usage metering (docs/limits.md): "on" adds BENCH_LIMITS and meters usage, "off" turns
+   * both off, "none" (default) leaves the `limits:`/`usage:` keys out, for a build that has none (bench:ab's base).
+   */
+  readonly limits?: LimitsMode;
 }
+
+export type LimitsMode = "none" | "off" | "on";
+export const LIMITS_MODES: readonly LimitsMode[] = ["none", "off", "on"];
+
+/** Policies as a production config might have them, none of them ever reached by the bench: every request is counted against both. */
+const BENCH_LIMITS = [
+  { name: "per-pat", subject: "pat", requests_per_minute: 1_000_000_000, tokens_per_day: 1_000_000_000_000, concurrent: 100_000 },
+  { name: "per-model", subject: "domain_model", tokens_per_minute: 1_000_000_000_000 },
+];
 
 type Tree = Record<string, unknown>;
 
@@ -75,6 +89,14 @@ export async function makeGatewayFixture(opts: FixtureOptions): Promise<GatewayF
   cfg["upstreams"] = { default: { ...shipped, targets: [opts.upstreamUrl], connections } };
   cfg["default_upstream"] = "default";
   cfg["logging"] = { level: "info" };
+  const limits = opts.limits ?? "none";
+  if (limits === "none") {
+    delete cfg["limits"];
+    delete cfg["usage"];
+  } else {
+    cfg["limits"] = { policies: limits === "on" ? BENCH_LIMITS : [] };
+    cfg["usage"] = { enabled: limits === "on" };
+  }
   // A configured admin key, so the first start neither creates nor prints one.
   if (typeof cfg["auth"] === "object" && cfg["auth"] !== null) {
     cfg["auth"] = { ...(cfg["auth"] as Tree), admin_keys: `pgadm_bench_${randomBytes(24).toString("hex")}`, admin_keys_file: "", oidc: { issuer: "" } };

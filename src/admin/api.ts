@@ -22,6 +22,10 @@ import { PAT_ENDPOINTS } from "./pats.ts";
 import { ModelCatalog } from "../upstream/models.ts";
 import { deny, type Denial, type Reply } from "./reply.ts";
 import { ROLE_ENDPOINTS } from "./roles.ts";
+import { USAGE_ENDPOINTS } from "./usage.ts";
+import { ME_LIMITS_ENDPOINTS } from "./me-limits.ts";
+import type { LimitView } from "./call.ts";
+import type { UsageBuckets } from "../usage/buckets.ts";
 import { Router } from "./router.ts";
 import type { AuditStream } from "../telemetry/audit.ts";
 
@@ -33,6 +37,9 @@ export interface AdminApiOptions {
   readonly log: Logger;
   /** Where audit events also go, besides the log (a Redis Stream), if configured. */
   readonly auditStream?: AuditStream | null;
+  /** Current limit use (GET /me/limits) and usage buckets (GET /usage). */
+  readonly limiter?: LimitView | null;
+  readonly usage?: UsageBuckets | null;
   /** Receives a first-start admin key, once; default: stderr. */
   readonly printAdminKey?: (key: string) => void;
   readonly now?: () => number;
@@ -52,7 +59,7 @@ export interface AdminApi {
 const BOOTSTRAP_RETRY_MS = 2000;
 
 /** Every route of the management API (tests hold these to docs/openapi.yaml). */
-export const ENDPOINTS: readonly Endpoint[] = [...PAT_ENDPOINTS, ...OPERATOR_PAT_ENDPOINTS, ...DOMAIN_ENDPOINTS, ...ROLE_ENDPOINTS, ...ME_ENDPOINTS, ...CATALOG_ENDPOINTS];
+export const ENDPOINTS: readonly Endpoint[] = [...PAT_ENDPOINTS, ...OPERATOR_PAT_ENDPOINTS, ...DOMAIN_ENDPOINTS, ...ROLE_ENDPOINTS, ...ME_ENDPOINTS, ...CATALOG_ENDPOINTS, ...USAGE_ENDPOINTS, ...ME_LIMITS_ENDPOINTS];
 
 /** Builds the API once; on a first start without admin keys, creates one (see AdminKeys.bootstrap). */
 export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
@@ -77,7 +84,7 @@ export async function createAdminApi(opts: AdminApiOptions): Promise<AdminApi> {
   const oidc = settings.auth.oidc === null ? null : new OidcVerifier(settings.auth.oidc);
   const auth = new Authenticator(keys, oidc);
   const models = new ModelCatalog(settings.upstreams, settings.defaultUpstream, settings.ui.modelsCacheMs);
-  const deps: AdminDeps = { settings, store, rights: opts.rights, pepper: opts.pepper, now: opts.now ?? Date.now, models };
+  const deps: AdminDeps = { settings, store, rights: opts.rights, pepper: opts.pepper, now: opts.now ?? Date.now, models, limits: opts.limiter ?? null, usage: opts.usage ?? null };
   const cookies = opts.cookies ?? null;
   const router = new Router<Handler>(ENDPOINTS);
 

@@ -5,6 +5,16 @@ import type { ModelCatalog } from "../upstream/models.ts";
 import type { Caller } from "./auth.ts";
 import type { Reply } from "./reply.ts";
 import type { RouteDef } from "./router.ts";
+import type { LimitSettings } from "../config/limits.ts";
+import type { Taken } from "../limits/counters.ts";
+import type { Charge } from "../limits/policies.ts";
+import type { UsageBuckets } from "../usage/buckets.ts";
+
+/** What GET /me/limits reads of the limit step: the policies, and what a subject's windows hold. */
+export interface LimitView {
+  readonly settings: LimitSettings;
+  peek(c: Charge): Promise<Taken>;
+}
 
 /** What the management API's handlers use: the core, never the data plane. */
 export interface AdminDeps {
@@ -15,6 +25,9 @@ export interface AdminDeps {
   readonly now: () => number;
   /** Model ids the domains' upstreams serve (the scope picker's entities). */
   readonly models: ModelCatalog;
+  /** null: built without them (tests of other endpoints). */
+  readonly limits: LimitView | null;
+  readonly usage: UsageBuckets | null;
 }
 
 /** One authenticated call, as a handler sees it. */

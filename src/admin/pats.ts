@@ -13,6 +13,7 @@ import { queryInt, queryParam } from "./http.ts";
 import { created, deny, noContent, ok, type Denial, type Reply, type Result } from "./reply.ts";
 import { BodyFields, MAX_SCOPES, description, patName, scopeList, stringList, userId } from "./validate.ts";
 import { PAT_STATUSES, iso, patScopeView, patStatus, patView, scopeView, type PatStatus } from "./views.ts";
+import { patLimitsField, patLimitsView } from "./pat-limits.ts";
 
 // Attempts at a compare-and-set edit before answering edit_conflict; between
 // attempts a short random pause, so contenders (in any process) spread out.
@@ -128,7 +129,7 @@ function graceUntil(p: PatRecord): string | null {
 
 /** Everything a PAT grants and is called, for create and delete events. */
 function patSummary(p: PatRecord): Record<string, unknown> {
-  return { name: p.name, description: p.description, scopes: scopesOf(p), expires_at: iso(p.expiresAt), revoked: p.revoked };
+  return { name: p.name, description: p.description, scopes: scopesOf(p), expires_at: iso(p.expiresAt), revoked: p.revoked, ...(p.limits === undefined ? {} : { limits: patLimitsView(p.limits) }) };
 }
 
 /** The target of a PAT event. */
@@ -210,7 +211,7 @@ async function uselessScopes(d: AdminDeps, userId: string, scopes: readonly Scop
 async function create(d: AdminDeps, c: Call): Promise<Reply> {
   const who = namedSubject(c);
   if (!who.ok) return who;
-  const f = new BodyFields(c.body, ["name", "description", "duration", "scopes"]);
+  const f = new BodyFields(c.body, ["name", "description", "duration", "scopes", "limits"]);
   const rawName = f.string("name");
   const name = rawName == null ? undefined : f.take(patName(rawName));
   const rawDesc = f.string("description", { optional: true });
@@ -218,6 +219,7 @@ async function create(d: AdminDeps, c: Call): Promise<Reply> {
   const ms = lifetime(d, f, "duration", { required: true });
   const scopes = f.has("scopes") ? f.take(scopeList(f.raw("scopes"), d.settings.catalog, { param: "scopes", min: 1 })) : undefined;
   if (!f.has("scopes")) f.fail(deny("invalid_field", 'The field "scopes" is required: at least one {"domain_id","entity_type","entity_id","operation"}.', "scopes"));
+  const limits = f.take(patLimitsField(f.raw("limits"), d.settings.limits));
   if (f.problem !== null) return f.problem;
   if (name === undefined || desc === undefined || ms === undefined || scopes === undefined) throw new Error("validated fields missing");
   const refused = await mayGrant(d, c, scopes, "scopes");
@@ -226,7 +228,9 @@ async function create(d: AdminDeps, c: Call): Promise<Reply> {
   const warnings = await uselessScopes(d, who.value, scopes);
   // A fresh UUID colliding is all but impossible; one retry covers it anyway.
   for (let attempt = 0; attempt < 2; attempt++) {
-    const { record, token } = newPat(d.pepper, { userId: who.value, name, description: desc, scopes, lifetimeMs: ms, now: d.now() });
+    const made = newPat(d.pepper, { userId: who.value, name, description: desc, scopes, lifetimeMs: ms, now: d.now() });
+    const record = limits === undefined ? made.record : { ...made.record, limits };
+    const token = made.token;
     const r = await d.store.insertPat(record);
     if (r === "name_taken") return nameTaken(name);
     if (r === "ok") {
@@ -314,16 +318,20 @@ async function remove(d: AdminDeps, c: Call): Promise<Reply> {
 }
 
 async function rotate(d: AdminDeps, c: Call): Promise<Reply> {
-  const f = new BodyFields(c.body, ["duration", "grace_period"]);
+  const f = new BodyFields(c.body, ["duration", "grace_period", "limits"]);
   const ms = lifetime(d, f, "duration", { required: true });
   const grace = lifetime(d, f, "grace_period", { required: false }) ?? 0;
+  // Absent: the PAT keeps its limits; null or {}: it has none of its own from now on.
+  const newLimits = f.has("limits") || c.body["limits"] === null ? { set: f.take(patLimitsField(f.raw("limits"), d.settings.limits)) } : null;
   if (f.problem !== null || ms === undefined) return f.problem ?? deny("invalid_duration");
   let token = "";
   const r = await edit(d, c, (rec, now) => {
     if (rec.revoked) return deny("pat_revoked");
     const next = rotatedPat(d.pepper, rec, ms, grace, now);
     token = next.token;
-    return { ok: true, value: next.record };
+    if (newLimits === null) return { ok: true, value: next.record };
+    const { limits: _old, ...rest } = next.record;
+    return { ok: true, value: newLimits.set === undefined ? rest : { ...rest, limits: newLimits.set } };
   });
   if (!r.ok) return r;
   const { before, after } = r.value;
@@ -332,6 +340,7 @@ async function rotate(d: AdminDeps, c: Call): Promise<Reply> {
     grace_ms: grace,
     before: { expires_at: iso(before.expiresAt), previous_secret_expires_at: graceUntil(before) },
     after: { expires_at: iso(after.expiresAt), previous_secret_expires_at: graceUntil(after) },
+    ...(newLimits === null ? {} : { limits: { before: patLimitsView(before.limits), after: patLimitsView(after.limits) } }),
   });
   return ok({ ...patView(after, d.now()), token });
 }

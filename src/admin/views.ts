@@ -4,6 +4,7 @@
  */
 import { scopeId, type Scope } from "../scopes/scope.ts";
 import type { Domain, Membership, PatRecord } from "../store/types.ts";
+import { patLimitsView } from "./pat-limits.ts";
 
 export type PatStatus = "active" | "expired" | "revoked";
 export const PAT_STATUSES: readonly PatStatus[] = ["active", "expired", "revoked"];
@@ -35,6 +36,8 @@ export interface PatView {
   readonly status: PatStatus;
   /** After a rotation with a grace period: until when the previous secret still works. */
   readonly previous_secret_expires_at: string | null;
+  /** The PAT's own limits (docs/limits.md); null: only the policies apply. */
+  readonly limits: Record<string, number> | null;
 }
 
 /** Revoked wins over expired: it is the more final state. */
@@ -76,6 +79,7 @@ export function patView(p: PatRecord, now: number): PatView {
     revoked_at: isoOrNull(p.revokedAt),
     status: patStatus(p, now),
     previous_secret_expires_at: isoOrNull(grace),
+    limits: patLimitsView(p.limits),
   };
 }
 

@@ -13,6 +13,8 @@ import { bodyRefusal, entityOfBody, entityWithoutBody, inBody, resolveRoute } fr
 import type { EntitySource, Route, RouteTable } from "../routing/table.ts";
 import type { Need } from "../scopes/scope.ts";
 import { tokenInUrl } from "../tokens/bearer.ts";
+import type { LimitSettings } from "../config/limits.ts";
+import { matchingPolicies } from "../limits/policies.ts";
 
 export interface ExplainRequest {
   readonly method: string;
@@ -58,7 +60,21 @@ export interface Explanation {
   readonly also_granted_by: readonly string[];
   /** Config roles that hold the operation (stored roles may add more). */
   readonly roles: readonly string[];
+  /** The limit policies that would count the request (src/limits/policies.ts, as the data plane picks them), besides a PAT's own limits. */
+  readonly limits?: readonly PolicyView[];
   readonly refused: Refusal | null;
+}
+
+/** A limit policy as `routes explain` shows it. */
+export interface PolicyView {
+  readonly name: string;
+  readonly subject: string;
+  readonly mode: string;
+  readonly on_store_down: string;
+  readonly requests_per_minute?: number;
+  readonly tokens_per_minute?: number;
+  readonly tokens_per_day?: number;
+  readonly concurrent?: number;
 }
 
 const PROXY = "proxy";
@@ -70,7 +86,7 @@ function refusal(d: Denial): Refusal {
 }
 
 /** Explains one request against a route table and the config's roles. */
-export async function explain(table: RouteTable, roles: ReadonlyMap<string, readonly string[]>, req: ExplainRequest): Promise<Explanation> {
+export async function explain(table: RouteTable, roles: ReadonlyMap<string, readonly string[]>, req: ExplainRequest, limits?: LimitSettings): Promise<Explanation> {
   const method = req.method.toUpperCase();
   const raw = stripOrigin(req.target);
   const base = { method, path: raw, domain: req.domain ?? null, route: null, entity_id: null, scope: null, also_granted_by: [], roles: [] };
@@ -97,7 +113,8 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
   const others = [`${d}:${r.entityType}:*:${r.operation}`, `${d}:domains:${d}:${r.operation}`, `${d}:domains:*:${r.operation}`];
   const scope = `${d}:${r.entityType}:${id}:${r.operation}`;
   const also = entity.also.map((n) => `${n.domainId}:${n.entityType}:${n.entityId}:${n.operation}`);
-  return { ...withRoute, entity_id: entity.id, scope, ...(also.length > 0 ? { also_needs: also } : {}), also_granted_by: [...new Set(others)].filter((s) => s !== scope), refused: null };
+  const policies = limits === undefined ? undefined : matchingPolicies(limits, { domainId: d, model: r.entityType === "models" ? (entity.id ?? "") : "", operation: r.operation }).map(policyView);
+  return { ...withRoute, entity_id: entity.id, scope, ...(also.length > 0 ? { also_needs: also } : {}), also_granted_by: [...new Set(others)].filter((s) => s !== scope), ...(policies === undefined ? {} : { limits: policies }), refused: null };
 }
 
 /** The entity id (null when its body was not given) and the needs the body adds, read by the data plane's own steps. */
@@ -123,6 +140,16 @@ async function entityOf(route: Route, domain: string, params: ReadonlyMap<string
   if (e instanceof Denial) return e;
   const also = alsoNeeds(route, domain, req.body);
   return also instanceof Denial ? also : { id: e, also };
+}
+
+function policyView(p: LimitSettings["policies"][number]): PolicyView {
+  return {
+    name: p.name, subject: p.subject, mode: p.mode, on_store_down: p.onStoreDown,
+    ...(p.requestsPerMinute > 0 ? { requests_per_minute: p.requestsPerMinute } : {}),
+    ...(p.tokensPerMinute > 0 ? { tokens_per_minute: p.tokensPerMinute } : {}),
+    ...(p.tokensPerDay > 0 ? { tokens_per_day: p.tokensPerDay } : {}),
+    ...(p.concurrent > 0 ? { concurrent: p.concurrent } : {}),
+  };
 }
 
 /** A full URL → its path and query; anything else as given. */

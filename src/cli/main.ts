@@ -15,9 +15,10 @@ import { ROUTE_COMMANDS } from "./routes.ts";
 import { CATALOG_COMMANDS } from "./catalog.ts";
 import { ADMIN_KEY_COMMANDS } from "./admin-key.ts";
 import { STORAGE_COMMANDS } from "./storage.ts";
+import { USAGE_COMMANDS } from "./usage.ts";
 
 /** Every command, in the order help lists them. */
-export const COMMANDS: readonly Command[] = [...PAT_COMMANDS, ...DOMAIN_COMMANDS, ...MEMBER_COMMANDS, ...ROLE_COMMANDS, ...ROUTE_COMMANDS, ...ME_COMMANDS, ...CATALOG_COMMANDS, ...STORAGE_COMMANDS, ...ADMIN_KEY_COMMANDS];
+export const COMMANDS: readonly Command[] = [...PAT_COMMANDS, ...DOMAIN_COMMANDS, ...MEMBER_COMMANDS, ...ROLE_COMMANDS, ...ROUTE_COMMANDS, ...ME_COMMANDS, ...CATALOG_COMMANDS, ...USAGE_COMMANDS, ...STORAGE_COMMANDS, ...ADMIN_KEY_COMMANDS];
 
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 // Every prefix of a command name that is not itself a command: `pat`, `pat scope`, …

@@ -21,6 +21,7 @@ interface PatJson {
   readonly revoked_at: string | null;
   readonly status: string;
   readonly previous_secret_expires_at: string | null;
+  readonly limits?: Readonly<Record<string, number>> | null;
   readonly token?: string;
   /** On create: scopes that grant nothing now (the user's membership or roles lack them). */
   readonly warnings?: readonly string[];
@@ -42,6 +43,25 @@ second, the operation the LAST, and the entity id everything in between, so ids
 may contain ":" (demo:models:llama3:8b:llm_chat_completions). ID "*" means any
 entity of the type (quote it in the shell); TYPE "domains" with the domain as ID
 covers everything in the domain. With --domain D, write TYPE:ID:OP.`;
+
+const LIMIT_OPTS: Record<string, Opt> = {
+  rpm: { type: "string", arg: "N", help: "the PAT's own requests per minute (never looser than policy)" },
+  tpm: { type: "string", arg: "N", help: "the PAT's own LLM tokens per minute" },
+  tpd: { type: "string", arg: "N", help: "the PAT's own LLM tokens per day" },
+  concurrent: { type: "string", arg: "N", help: "the PAT's own concurrent requests" },
+};
+
+/** The PAT's own limits from --rpm/--tpm/--tpd/--concurrent; undefined when none is given. */
+function ownLimits(c: Ctx): Record<string, number> | undefined {
+  const out: Record<string, number> = {};
+  for (const [opt, field] of [["rpm", "requests_per_minute"], ["tpm", "tokens_per_minute"], ["tpd", "tokens_per_day"], ["concurrent", "concurrent"]] as const) {
+    const v = c.str(opt);
+    if (v === undefined) continue;
+    if (!/^\d{1,13}$/.test(v) || Number(v) < 1) throw new UsageError(`--${opt} must be a whole number of at least 1`);
+    out[field] = Number(v);
+  }
+  return Object.keys(out).length === 0 ? undefined : out;
+}
 
 const path = (id: string, rest = ""): string => `/pats/${encodeURIComponent(id)}${rest}`;
 const who = (c: Ctx): { user_id: string | undefined } => ({ user_id: c.str("user") });
@@ -69,6 +89,7 @@ function showPat(c: Ctx, p: PatJson): void {
   ];
   if (p.revoked_at !== null) rows.push(["revoked", when(p.revoked_at, now)]);
   if (p.previous_secret_expires_at !== null) rows.push(["old secret until", when(p.previous_secret_expires_at, now)]);
+  if (p.limits != null) rows.push(["own limits", Object.entries(p.limits).map(([k, v]) => `${k} ${v}`).join(", ")]);
   c.io.out(fields(rows));
 }
 
@@ -102,7 +123,7 @@ export const PAT_COMMANDS: readonly Command[] = [
   {
     name: "pat create",
     summary: "Create a PAT; prints its token once, alone on stdout (the summary goes to stderr).",
-    usage: "--name N --duration D --scope S [--scope S]… [--description T] [--user U]",
+    usage: "--name N --duration D --scope S [--scope S]… [--description T] [--rpm N] [--tpm N] [--tpd N] [--concurrent N] [--user U]",
     api: true,
     options: {
       name: { type: "string", arg: "N", help: "a name unique among the user's PATs", required: true },
@@ -110,11 +131,13 @@ export const PAT_COMMANDS: readonly Command[] = [
       scope: SCOPE,
       domain: DOMAIN,
       description: { type: "string", arg: "T", help: "what it is for" },
+      ...LIMIT_OPTS,
       user: USER,
     },
     notes: `${SCOPE_NOTES}\n\nExample:\n  TOKEN=$(patgate pat create --user alice --name laptop --duration 30d \\\n    --scope demo:models:llama3:llm_chat_completions)`,
     async run(c) {
-      const body = { name: c.str("name"), duration: c.str("duration"), scopes: scopes(c), ...(c.str("description") === undefined ? {} : { description: c.str("description") }) };
+      const limits = ownLimits(c);
+      const body = { name: c.str("name"), duration: c.str("duration"), scopes: scopes(c), ...(c.str("description") === undefined ? {} : { description: c.str("description") }), ...(limits === undefined ? {} : { limits }) };
       const p = await c.api.call<PatJson>("POST", "/pats", { query: who(c), body });
       return printNewToken(c, p, "Created");
     },
@@ -169,16 +192,20 @@ export const PAT_COMMANDS: readonly Command[] = [
   {
     name: "pat rotate",
     summary: "Give a PAT a new secret and validity; prints the new token once, alone on stdout.",
-    usage: "ID --duration D [--grace G] [--user U]",
+    usage: "ID --duration D [--grace G] [--rpm N] [--tpm N] [--tpd N] [--concurrent N] [--no-limits] [--user U]",
     args: ["ID"],
     api: true,
     options: {
       duration: { type: "string", arg: "D", help: "the new validity: 90m, 720h, 30d, 1y", required: true },
       grace: { type: "string", arg: "G", help: "keep the old secret working this long (never past its old expiry)" },
+      ...LIMIT_OPTS,
+      "no-limits": { type: "boolean", help: "remove the PAT's own limits (policies still apply)" },
       user: USER,
     },
     async run(c) {
-      const body = { duration: c.str("duration"), ...(c.str("grace") === undefined ? {} : { grace_period: c.str("grace") }) };
+      const limits = ownLimits(c);
+      if (limits !== undefined && c.flag("no-limits")) throw new UsageError("--no-limits and a limit option contradict each other");
+      const body = { duration: c.str("duration"), ...(c.str("grace") === undefined ? {} : { grace_period: c.str("grace") }), ...(limits === undefined ? (c.flag("no-limits") ? { limits: null } : {}) : { limits }) };
       const p = await c.api.call<PatJson>("PATCH", path(c.arg(0), "/secret/reset"), { query: who(c), body });
       return printNewToken(c, p, "Rotated");
     },

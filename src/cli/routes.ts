@@ -90,7 +90,7 @@ Example:
         ...(domain === undefined ? {} : { domain }),
         ...(body === undefined ? {} : { body }),
         ...(type === undefined ? {} : { contentType: type }),
-      });
+      }, s.limits);
       if (c.json) c.printJson({ ok: e.refused === null, ...e });
       else if (e.route !== null) c.io.out(describe(e, body !== undefined));
       if (e.refused === null) return 0;
@@ -149,6 +149,10 @@ function describe(e: Explanation, bodyGiven: boolean): string {
   if (e.scope !== null) {
     rows.push(["needs scope", e.scope], ["or any of", e.also_granted_by.join("\n")]);
     rows.push(["and roles", `the PAT's user must hold ${r.operation} in the domain (config roles with it: ${e.roles.length === 0 ? "none" : e.roles.join(", ")})`]);
+  }
+  if (e.limits !== undefined) {
+    const list = e.limits.map((p) => `${p.name} (per ${p.subject}, ${p.mode}, store down: ${p.on_store_down}): ${[p.requests_per_minute === undefined ? "" : `${p.requests_per_minute} req/min`, p.tokens_per_minute === undefined ? "" : `${p.tokens_per_minute} tokens/min`, p.tokens_per_day === undefined ? "" : `${p.tokens_per_day} tokens/day`, p.concurrent === undefined ? "" : `${p.concurrent} at once`].filter((x) => x !== "").join(", ")}`);
+    rows.push(["limits", list.length === 0 ? "none (a PAT's own limits still apply)" : list.join("\n")]);
   }
   return fields(rows);
 }

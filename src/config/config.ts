@@ -8,6 +8,7 @@ import { adminKeyEntryHash } from "../admin/keys.ts";
 import { parseUi, type UiSettings } from "./ui.ts";
 import { parseOperatorClaim, type OperatorClaim } from "./operators.ts";
 import { parseServerTls, parseUpstreamTls, type ServerTlsSettings, type UpstreamTlsSettings } from "./tls.ts";
+import { parseLimitSettings, type LimitSettings, type UsageSettings } from "./limits.ts";
 
 /** One upstream target: where requests go, and the path prefix put before the route path. */
 export interface Target {
@@ -116,6 +117,9 @@ export interface Settings {
   readonly auth: AuthSettings;
   /** The web page at /ui/ (src/config/ui.ts). */
   readonly ui: UiSettings;
+  /** Limit policies and usage metering (src/config/limits.ts, docs/limits.md). */
+  readonly limits: LimitSettings;
+  readonly usage: UsageSettings;
 }
 
 /** Thrown with every problem found, one per line, each naming the file and key. */
@@ -239,7 +243,7 @@ const HEADER = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 export function parseSettings(raw: unknown, file: string): Settings {
   const c = new Checker(file);
   const dir = path.dirname(path.resolve(file));
-  const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth", "ui"]);
+  const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth", "ui", "limits", "usage"]);
 
   const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout", "body_idle_timeout", "streamed_body_timeout", "body_memory", "memory_limit", "tls"]);
   const port = c.int(srv.port, "server.port", 8080, 0, 65535);
@@ -324,6 +328,8 @@ export function parseSettings(raw: unknown, file: string): Settings {
   };
   if (audit.redisStream !== null && !redis) c.fail("audit.redis_stream", "needs a Redis store, store.redis_url or store.redis_mode (the stream lives in Redis)");
 
+  const { limits, usage } = parseLimitSettings(c, top.limits, top.usage, catalog);
+
   if (c.problems.length > 0) throw new ConfigError(c.problems.join("\n"));
   return deepFreeze({
     configFile: path.resolve(file),
@@ -341,6 +347,8 @@ export function parseSettings(raw: unknown, file: string): Settings {
     logging: { level },
     auth,
     ui,
+    limits,
+    usage,
   });
 }
 

@@ -805,6 +805,20 @@ function usage(completion: number): Json {
   return { prompt_tokens: FAKE_PROMPT_TOKENS, completion_tokens: completion, total_tokens: FAKE_PROMPT_TOKENS + completion };
 }
 
+/**
+ * How many tokens (one per streamed chunk) a reply may have: `n`, or less when
+ * the request caps its output (the first of `fields` present; Ollama's
+ * `options.num_predict` with `ollama`), as a real model stops at its cap.
+ */
+function capped(n: number, b: Json, fields: readonly string[], ollama = false): number {
+  const src = ollama ? (b["options"] as Json | undefined) : b;
+  for (const f of ollama ? ["num_predict"] : fields) {
+    const v = src?.[f];
+    if (typeof v === "number" && Number.isInteger(v) && v >= 0) return Math.min(n, v);
+  }
+  return n;
+}
+
 /** Number of inputs in an OpenAI/Ollama `input` (string, string[], token ids, token id lists). */
 function inputCount(input: unknown): number {
   if (Array.isArray(input)) return input.length > 0 && typeof input[0] === "number" ? 1 : input.length;
@@ -820,9 +834,9 @@ const chatCompletions: Builtin = (fake, ex) => {
   if (model === undefined) return;
   const { created } = fake;
   if (b["stream"] === true) {
-    const n = fake.settings.sseChunks;
+    const n = capped(fake.settings.sseChunks, b, ["max_completion_tokens", "max_tokens"]);
     const withUsage = wantsUsage(b);
-    const frames = fake.cachedFrames(`chat-sse\0${model}\0${withUsage}`, () => {
+    const frames = fake.cachedFrames(`chat-sse\0${model}\0${withUsage}\0${n}`, () => {
       const out: Buffer[] = [];
       for (let i = 0; i < n; i++) {
         const chunk: Json = {
@@ -877,9 +891,9 @@ const completions: Builtin = (fake, ex) => {
   if (model === undefined) return;
   const { created } = fake;
   if (b["stream"] === true) {
-    const n = fake.settings.sseChunks;
+    const n = capped(fake.settings.sseChunks, b, ["max_tokens"]);
     const withUsage = wantsUsage(b);
-    const frames = fake.cachedFrames(`cmpl-sse\0${model}\0${withUsage}`, () => {
+    const frames = fake.cachedFrames(`cmpl-sse\0${model}\0${withUsage}\0${n}`, () => {
       const out: Buffer[] = [];
       for (let i = 0; i < n; i++) {
         out.push(
@@ -1064,8 +1078,8 @@ const responses: Builtin = (fake, ex) => {
   const model = requireModel(ex, b);
   if (model === undefined) return;
   if (b["stream"] === true) {
-    const n = fake.settings.sseChunks;
-    const frames = fake.cachedFrames(`resp-sse\0${model}`, () => {
+    const n = capped(fake.settings.sseChunks, b, ["max_output_tokens"]);
+    const frames = fake.cachedFrames(`resp-sse\0${model}\0${n}`, () => {
       const out: Buffer[] = [sseEvent("response.created", { type: "response.created", sequence_number: 0, response: responseObject(fake, model, "in_progress", "", 0) })];
       for (let i = 0; i < n; i++) {
         out.push(
@@ -1129,8 +1143,8 @@ function ollamaGenerative(kind: "chat" | "generate"): Builtin {
       kind === "chat" ? { message: { role: "assistant", content: text } } : { response: text };
     const tail = (n: number): Json => (kind === "chat" ? ollamaTimings(n) : { context: [1, 2, 3], ...ollamaTimings(n) });
     if (ollamaStreams(b)) {
-      const n = fake.settings.sseChunks;
-      const frames = fake.cachedFrames(`ollama-${kind}-stream\0${model}`, () => {
+      const n = capped(fake.settings.sseChunks, b, [], true);
+      const frames = fake.cachedFrames(`ollama-${kind}-stream\0${model}\0${n}`, () => {
         const out: Buffer[] = [];
         for (let i = 0; i < n; i++) out.push(ndjsonLine({ model, created_at: at, ...piece(fakeStreamPiece(i)), done: false }));
         out.push(ndjsonLine({ model, created_at: at, ...piece(""), done: true, done_reason: "stop", ...tail(n) }));

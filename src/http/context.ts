@@ -4,6 +4,7 @@ import type { Need } from "../scopes/scope.ts";
 import type { VerifiedPat } from "../tokens/verifier.ts";
 import type { Usage } from "../upstream/usage.ts";
 import type { ErrorCode } from "../errors.ts";
+import type { Admission } from "../limits/limiter.ts";
 
 const NONE: readonly Need[] = Object.freeze([]);
 
@@ -48,6 +49,10 @@ export class RequestContext {
   responseBytes: number;
   /** Token usage reported by the upstream, when it reports it. */
   usage: Usage | null;
+  /** What the limit step admitted: reservations to settle, the edited body, the RateLimit headers. */
+  admission: Admission | null;
+  /** The limit policy that refused the request ("" when none did), for the audit stream. */
+  limitPolicy: string;
 
   constructor(req: IncomingMessage, res: ServerResponse, requestId: string, startedAt: number) {
     this.req = req;
@@ -71,5 +76,7 @@ export class RequestContext {
     this.streaming = false;
     this.responseBytes = 0;
     this.usage = null;
+    this.admission = null;
+    this.limitPolicy = "";
   }
 }

@@ -12,7 +12,7 @@ export function sendError(
   res: ServerResponse,
   requestId: string,
   code: ErrorCode,
-  opts: { message?: string | undefined; param?: string | null | undefined; scope?: string | undefined; allow?: readonly string[] | undefined; close?: boolean; envelope?: ErrorEnvelope } = {},
+  opts: { message?: string | undefined; param?: string | null | undefined; scope?: string | undefined; allow?: readonly string[] | undefined; close?: boolean; envelope?: ErrorEnvelope; headers?: Readonly<Record<string, string>> | undefined } = {},
 ): void {
   if (res.headersSent) {
     res.destroy();
@@ -36,8 +36,11 @@ export function sendError(
     headers["www-authenticate"] = `Bearer realm="patgate", error="insufficient_scope", scope="${scope}"`;
   }
   if (opts.allow !== undefined) headers.allow = opts.allow.join(", ");
+  // Headers the refusal brings (a 429's Retry-After and RateLimit headers), never the framing ones above;
+  // then the catalogue's retry hint where the refusal gave none.
+  if (opts.headers !== undefined) for (const k in opts.headers) if (headers[k] === undefined) headers[k] = opts.headers[k] as string;
   const retry = retryHeaders(code);
-  for (let i = 0; i < retry.length; i += 2) headers[retry[i] as string] = retry[i + 1] as string;
+  for (let i = 0; i < retry.length; i += 2) headers[retry[i] as string] ??= retry[i + 1] as string;
   // A body we did not read would otherwise be drained before the connection is reused.
   if (opts.close === true) headers.connection = "close";
   res.writeHead(status, headers);

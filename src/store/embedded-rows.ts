@@ -6,10 +6,10 @@ import type { Scope } from "../scopes/scope.ts";
 import { checkedPat, decodeAdminKey, decodeDomain, decodeMembership, decodeRole } from "./records.ts";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "./sqlite.ts";
 import { StoreUnavailableError } from "./types.ts";
-import type { AdminKeyRecord, Domain, Membership, PatRecord, Role } from "./types.ts";
+import type { AdminKeyRecord, Domain, Membership, PatLimits, PatRecord, Role } from "./types.ts";
 
 const PAT_COLUMNS =
-  "id, user_id, name, description, scopes, secret_hash, prev_secret_hash, prev_secret_expires_at, issued_at, expires_at, updated_at, last_used_at, revoked, revoked_at, version";
+  "id, user_id, name, description, scopes, secret_hash, prev_secret_hash, prev_secret_expires_at, issued_at, expires_at, updated_at, last_used_at, revoked, revoked_at, version, limits";
 
 /** The prepared statements, by what they do. */
 export class Statements {
@@ -66,10 +66,10 @@ export class Statements {
     this.patsOfUser = db.prepare(`SELECT ${PAT_COLUMNS} FROM pats WHERE user_id = ? ORDER BY id`);
     this.patPage = db.prepare(`SELECT ${PAT_COLUMNS} FROM pats WHERE id > ? ORDER BY id LIMIT ?`);
     this.nameHolder = db.prepare("SELECT id FROM pats WHERE user_id = ? AND name = ?");
-    this.insertPat = db.prepare(`INSERT INTO pats (${PAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+    this.insertPat = db.prepare(`INSERT INTO pats (${PAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     this.updatePat = db.prepare(
       `UPDATE pats SET name = ?, description = ?, scopes = ?, secret_hash = ?, prev_secret_hash = ?, prev_secret_expires_at = ?,
-         issued_at = ?, expires_at = ?, updated_at = ?, last_used_at = ?, revoked = ?, revoked_at = ?, version = ? WHERE id = ?`,
+         issued_at = ?, expires_at = ?, updated_at = ?, last_used_at = ?, revoked = ?, revoked_at = ?, version = ?, limits = ? WHERE id = ?`,
     );
     this.deletePat = db.prepare("DELETE FROM pats WHERE id = ?");
     this.touchPat = db.prepare("UPDATE pats SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)");
@@ -127,7 +127,7 @@ type Row = Record<string, unknown>;
 export function patValues(p: PatRecord): SQLInputValue[] {
   return [
     p.id, p.userId, p.name, p.description, scopesJson(p.scopes), p.secretHash, p.prevSecretHash, p.prevSecretExpiresAt,
-    p.issuedAt, p.expiresAt, p.updatedAt, p.lastUsedAt, p.revoked ? 1 : 0, p.revokedAt, p.version,
+    p.issuedAt, p.expiresAt, p.updatedAt, p.lastUsedAt, p.revoked ? 1 : 0, p.revokedAt, p.version, limitsJson(p),
   ];
 }
 
@@ -135,8 +135,13 @@ export function patValues(p: PatRecord): SQLInputValue[] {
 export function patUpdateValues(p: PatRecord, lastUsedAt: number | null, version: number): SQLInputValue[] {
   return [
     p.name, p.description, scopesJson(p.scopes), p.secretHash, p.prevSecretHash, p.prevSecretExpiresAt,
-    p.issuedAt, p.expiresAt, p.updatedAt, lastUsedAt, p.revoked ? 1 : 0, p.revokedAt, version, p.id,
+    p.issuedAt, p.expiresAt, p.updatedAt, lastUsedAt, p.revoked ? 1 : 0, p.revokedAt, version, limitsJson(p), p.id,
   ];
+}
+
+/** A PAT's own limits as JSON text, NULL when it has none. */
+function limitsJson(p: PatRecord): string | null {
+  return p.limits === undefined ? null : JSON.stringify(p.limits);
 }
 
 function scopesJson(scopes: readonly Scope[]): string {
@@ -160,6 +165,7 @@ export function patFromRow(r: Row): PatRecord {
     revoked: r.revoked === 1,
     revokedAt: r.revoked_at as number | null,
     version: r.version as number,
+    ...(r.limits === null || r.limits === undefined ? {} : { limits: parseJson<PatLimits>(r.limits) }),
   };
 }
 

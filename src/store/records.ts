@@ -6,7 +6,7 @@
  * path of the offending field instead of being written and read back wrong.
  */
 import type { Scope } from "../scopes/scope.ts";
-import type { AdminKeyRecord, Domain, Membership, PatRecord, Role } from "./types.ts";
+import type { AdminKeyRecord, Domain, Membership, PatLimits, PatRecord, Role } from "./types.ts";
 
 /** The error class a decoder throws: TypeError for a caller's mistake, a file's own for a damaged file. */
 export type ErrorCtor = new (message: string) => Error;
@@ -64,7 +64,19 @@ export class Fields {
   strs(k: string): string[] {
     return this.list(k).map((x, i) => (typeof x === "string" ? x : this.#fail(`${k}[${i}]`, "a string")));
   }
+
+  /** A PAT's own limits (optional): `{}` when absent or null, else `{ limits }` with whole numbers only. */
+  patLimits(k: string): { limits?: PatLimits } {
+    const v = this.#o[k];
+    if (v === undefined || v === null) return {};
+    const f = new Fields(v, `${this.#where}.${k}`, this.#Err);
+    const out: { -readonly [K in keyof PatLimits]: number } = {};
+    for (const n of PAT_LIMIT_KEYS) if (f.has(n)) out[n] = f.int(n);
+    return { limits: out };
+  }
 }
+
+const PAT_LIMIT_KEYS = ["requestsPerMinute", "tokensPerMinute", "tokensPerDay", "concurrent"] as const satisfies readonly (keyof PatLimits)[];
 
 export function decodeScope(v: unknown, where: string, Err: ErrorCtor): Scope {
   const f = new Fields(v, where, Err);
@@ -89,6 +101,7 @@ export function decodePat(v: unknown, where: string, Err: ErrorCtor): PatRecord 
     revoked: f.bool("revoked"),
     revokedAt: f.intOrNull("revokedAt"),
     version: f.int("version"),
+    ...f.patLimits("limits"),
   };
 }
 

@@ -939,6 +939,7 @@ function encodePat(p: PatRecord, version: number): string {
     revoked: p.revoked,
     revokedAt: p.revokedAt,
     version,
+    ...(p.limits === undefined ? {} : { limits: p.limits }),
   });
 }
 

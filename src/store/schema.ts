@@ -104,10 +104,19 @@ CREATE TABLE ui_sessions (
 CREATE INDEX ui_sessions_by_expiry ON ui_sessions (expires_at);
 `;
 
+/*
+ * Version 3. A PAT's own limits (docs/limits.md), tighter than the policies:
+ * JSON text, NULL for a PAT without any.
+ */
+const V3 = `
+ALTER TABLE pats ADD COLUMN limits TEXT;
+`;
+
 /** Every migration, in order; the last one's number is the schema this code reads and writes. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: V1 },
   { version: 2, sql: V2 },
+  { version: 3, sql: V3 },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

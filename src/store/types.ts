@@ -20,6 +20,16 @@ export interface PatRecord {
   readonly revoked: boolean;
   readonly revokedAt: number | null;
   readonly version: number;
+  /** The PAT's own limits, set at create or rotate, never looser than policy (docs/limits.md); absent: none. */
+  readonly limits?: PatLimits;
+}
+
+/** A PAT's own limits; an absent value is not limited by the PAT (policies still apply). */
+export interface PatLimits {
+  readonly requestsPerMinute?: number;
+  readonly tokensPerMinute?: number;
+  readonly tokensPerDay?: number;
+  readonly concurrent?: number;
 }
 
 export interface Domain {

@@ -73,6 +73,16 @@ export class Metrics {
     labelNames: ["gen_ai_token_type", "route"],
     buckets: TOKENS,
   });
+  readonly limitDecisions = new HotSeries(this.registry, {
+    name: "patgate_limit_decisions_total",
+    help: "Limit policy decisions by policy name (from the config), refusing dimension and decision (admit, admit_local, refuse, refuse_cached, shadow_refuse, store_down_closed).",
+    labelNames: ["policy", "dimension", "decision"],
+  });
+  readonly usageFlushErrors = new Counter({
+    name: "patgate_usage_flush_errors_total",
+    help: "Usage bucket writes that failed (the rows are kept for the next flush).",
+    registers: [this.registry],
+  });
   readonly routeReloads = new Counter({
     name: "patgate_route_table_reloads_total",
     help: "Route table reloads by result.",

@@ -127,10 +127,11 @@ describe("streams the gateway ends", () => {
       c.res.writeHead(200, { "content-type": "text/event-stream" });
       c.res.write('data: {"choices":[{"delta":{"content":"half');
     });
+    // The client asks for usage itself, so the gateway relays the stream's bytes as they come, half events too.
     const res = await fetch(`${gw.url}/proxy/d1/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${issued.token}`, "content-type": "application/json" },
-      body: '{"model":"llama3","stream":true,"messages":[]}',
+      body: '{"model":"llama3","stream":true,"stream_options":{"include_usage":true},"messages":[]}',
     });
     const reader = res.body!.getReader() as ReadableStreamDefaultReader<Uint8Array>;
     expect(new TextDecoder().decode((await reader.read()).value)).toContain("half");
@@ -138,6 +139,29 @@ describe("streams the gateway ends", () => {
     await expect((async () => {
       for (;;) if ((await reader.read()).done) return "ended cleanly";
     })()).rejects.toThrow();
+    expect((await accessLine(issued.record.id))?.["reason"]).toBe("stream_revoked");
+  });
+
+  it("a stream the gateway edited holds an unfinished event back, so a cut inside it still ends with the gateway's frame", async () => {
+    const issued = await gw.issue({ userId: "midframe-edited", scopes: CHAT });
+    upstream.route("POST", "/v1/chat/completions", (c) => {
+      c.res.writeHead(200, { "content-type": "text/event-stream" });
+      c.res.write('data: {"choices":[{"delta":{"content":"whole"}}]}\r\n\r\ndata: {"choices":[{"delta":{"content":"half');
+    });
+    // No stream_options: the gateway adds include_usage and filters the stream, event by event.
+    const client = new OpenAI({ baseURL: `${gw.url}/proxy/d1/v1`, apiKey: issued.token, maxRetries: 0 });
+    const stream = await client.chat.completions.create({ model: "llama3", stream: true, messages: [] });
+    const seen: string[] = [];
+    const consumed = (async () => {
+      for await (const c of stream) {
+        seen.push(c.choices[0]?.delta.content ?? "");
+        await gw.store.replacePat({ ...issued.record, revoked: true, revokedAt: Date.now() }, issued.record.version);
+      }
+    })().then(() => null, (e: unknown) => e);
+    const err = await consumed;
+    expect(seen).toEqual(["whole"]);
+    expect(err).toBeInstanceOf(OpenAI.APIError);
+    expect((err as Error).message).toContain(ERRORS.stream_revoked.message);
     expect((await accessLine(issued.record.id))?.["reason"]).toBe("stream_revoked");
   });
 });

@@ -54,7 +54,7 @@ function context(s: Shape): { ctx: RequestContext; now: number } {
   }
   ctx.streaming = s.streaming;
   ctx.responseBytes = s.responseBytes;
-  ctx.usage = s.usage;
+  ctx.usage = s.usage === null ? null : { ...s.usage, cachedTokens: 0 };
   return { ctx, now: 1000 + s.totalMs };
 }
 

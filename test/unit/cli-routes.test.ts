@@ -142,7 +142,7 @@ describe("patgate routes explain", () => {
     expect(r.stdout).toContain('entity       models llama3:8b (from the JSON body field "model")\n');
     expect(r.stdout).toContain("needs scope  demo:models:llama3:8b:llm_chat_completions\n");
     expect(r.stdout).toContain("or any of    demo:models:*:llm_chat_completions\n             demo:domains:demo:llm_chat_completions\n             demo:domains:*:llm_chat_completions\n");
-    expect(r.stdout).toMatch(/config roles with it: admin, developer\)\n$/);
+    expect(r.stdout).toMatch(/config roles with it: admin, developer\)\nlimits {7}none \(a PAT's own limits still apply\)\n$/);
   });
 
   it("names the other grants and the config roles that hold the operation", async () => {

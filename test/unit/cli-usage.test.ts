@@ -69,7 +69,7 @@ describe("patgate usage", () => {
   });
 
   it.each([
-    [[], /^patgate: missing command \(usage: patgate <pat\|domain\|member\|role\|routes\|serve\|me\|grantable\|catalog\|export\|import\|backup\|admin-key>; see --help\)\n$/],
+    [[], /^patgate: missing command \(usage: patgate <pat\|domain\|member\|role\|routes\|serve\|me\|grantable\|catalog\|usage\|limits\|export\|import\|backup\|admin-key>; see --help\)\n$/],
     [["bogus"], /unknown command "bogus"/],
     [["pat"], /"pat" needs a command \(usage: patgate pat <create\|list\|show/],
     [["pat", "scope"], /"pat scope" needs a command \(usage: patgate pat scope <list\|add\|remove\|clear>/],

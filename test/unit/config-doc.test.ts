@@ -13,8 +13,8 @@ import { parse as parseYaml } from "yaml";
 
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
 const doc = readFileSync(path.join(ROOT, "docs", "configuration.md"), "utf8");
-// config.ts and the section parsers it calls in files of their own (ui.ts; tls.ts: server.tls, upstreams.<id>.tls).
-const source = ["config.ts", "ui.ts", "tls.ts"].map((f) => readFileSync(path.join(ROOT, "src", "config", f), "utf8")).join("\n");
+// config.ts and the section parsers it calls in files of their own (ui.ts; tls.ts: server.tls, upstreams.<id>.tls; limits.ts).
+const source = ["config.ts", "ui.ts", "tls.ts", "limits.ts"].map((f) => readFileSync(path.join(ROOT, "src", "config", f), "utf8")).join("\n");
 const shipped: unknown = parseYaml(readFileSync(path.join(ROOT, "config", "patgate.yaml"), "utf8"));
 
 // Sections whose keys are names the operator picks (c.obj(…, Object.keys(…))), and their placeholder.
@@ -31,6 +31,8 @@ const TEMPLATES = new Map([
   ["`${at}.credential`", "upstreams.<id>.credential"],
   ["typeAt", "ui.entities.<type>"],
   ["`${at}.tls`", "upstreams.<id>.tls"],
+  ["where", "limits.policies[]"],
+  ["`${where}.match`", "limits.policies[].match"],
 ]);
 
 function documented(keyPath: string): boolean {
