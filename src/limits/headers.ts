@@ -19,87 +19,113 @@ interface Limited {
 const SUFFIX = ["", "requests", "tokens-minute", "tokens-day", "concurrent"];
 const WINDOW_S = ["", "60", "60", "86400", ""];
 
-/** Per policy, compiled once: each dimension's item name and its RateLimit-Policy item ("" where not limited). */
-interface PolicyItems {
-  readonly names: readonly string[];
-  readonly policies: readonly string[];
+/** One header item: a dimension of one charge's policy, compiled once. */
+interface Item {
+  /** Index of the charge (and of its take) in the request's list. */
+  readonly at: number;
+  readonly dim: number;
+  /** `"<policy>-<dimension>";r=`: the RateLimit item up to its remaining count. */
+  readonly prefix: string;
+  readonly limit: number;
+  readonly limitText: string;
 }
-const ITEMS = new WeakMap<Charge["policy"], PolicyItems>();
 
-function itemsOf(p: Charge["policy"]): PolicyItems {
-  let it = ITEMS.get(p);
-  if (it === undefined) {
+/** The headers of one list of charges, compiled once: the static RateLimit-Policy value and the items to fill in. */
+interface Plan {
+  readonly policy: string;
+  readonly items: readonly Item[];
+  /** Candidates for x-ratelimit-*-requests and -tokens (the tightest is named). */
+  readonly requests: readonly Item[];
+  readonly tokens: readonly Item[];
+}
+
+// ChargeCache hands out the same list for the same PAT, domain, model and operation: a plan per list.
+const PLANS = new WeakMap<readonly Limited["charge"][], Plan>();
+
+function planOf(charges: readonly Limited["charge"][]): Plan {
+  let plan = PLANS.get(charges);
+  if (plan !== undefined) return plan;
+  const policies: string[] = [];
+  const items: Item[] = [];
+  charges.forEach((c, at) => {
+    const p = c.policy;
     const limits = [0, p.requestsPerMinute, p.tokensPerMinute, p.tokensPerDay, p.concurrent];
-    const names = SUFFIX.map((suffix) => `"${p.name}-${suffix}"`);
-    const policies = limits.map((limit, dim) =>
-      limit === 0 || dim === 0 ? "" : dim === DIM_CONCURRENT ? `${names[dim]};q=${limit};qu="concurrent-requests"` : `${names[dim]};q=${limit};w=${WINDOW_S[dim]}${dim === DIM_REQUESTS ? "" : ';qu="tokens"'}`);
-    it = { names, policies };
-    ITEMS.set(p, it);
-  }
-  return it;
+    for (let dim = DIM_REQUESTS; dim <= DIM_CONCURRENT; dim++) {
+      const limit = limits[dim] as number;
+      if (limit === 0) continue;
+      const name = `"${p.name}-${SUFFIX[dim] as string}"`;
+      policies.push(dim === DIM_CONCURRENT ? `${name};q=${limit};qu="concurrent-requests"` : `${name};q=${limit};w=${WINDOW_S[dim] as string}${dim === DIM_REQUESTS ? "" : ';qu="tokens"'}`);
+      items.push({ at, dim, prefix: `${name};r=`, limit, limitText: String(limit) });
+    }
+  });
+  plan = {
+    policy: policies.join(", "),
+    items,
+    requests: items.filter((i) => i.dim === DIM_REQUESTS),
+    tokens: items.filter((i) => i.dim === DIM_TPM || i.dim === DIM_TPD),
+  };
+  PLANS.set(charges, plan);
+  return plan;
 }
 
-/** The rate-limit headers for an admitted (or refused) request, from what each charge's counters said. */
-export function limitHeaders(takes: readonly Limited[]): Record<string, string> {
-  let policies = "";
+/**
+ * The rate-limit headers for an admitted (or refused) request, from what each
+ * charge's counters said (`takes[i]` is `charges[i]`'s), as flat name, value
+ * pairs.
+ */
+export function limitHeaders(charges: readonly Limited["charge"][], takes: readonly Limited[]): string[] {
+  const plan = planOf(charges);
+  if (plan.items.length === 0) return [];
   let states = "";
-  let req: { limit: number; remaining: number; reset: number } | null = null;
-  let tok: { limit: number; remaining: number; reset: number } | null = null;
-  for (const { charge, taken } of takes) {
-    const p = charge.policy;
-    const items = itemsOf(p);
-    for (let dim = DIM_REQUESTS; dim <= DIM_TPD; dim++) {
-      const limit = dim === DIM_REQUESTS ? p.requestsPerMinute : dim === DIM_TPM ? p.tokensPerMinute : p.tokensPerDay;
-      if (limit === 0) continue;
-      const remaining = taken.remaining[dim - 1] as number;
-      const reset = taken.resetMs[dim - 1] as number;
-      policies = policies === "" ? (items.policies[dim] as string) : `${policies}, ${items.policies[dim] as string}`;
-      states = `${states === "" ? "" : `${states}, `}${items.names[dim] as string};r=${remaining};t=${Math.ceil(reset / 1000)}`;
-      if (dim === DIM_REQUESTS) {
-        if (req === null || remaining < req.remaining) req = { limit, remaining, reset };
-      } else if (tok === null || remaining < tok.remaining) tok = { limit, remaining, reset };
-    }
-    if (p.concurrent > 0) {
-      policies = policies === "" ? (items.policies[DIM_CONCURRENT] as string) : `${policies}, ${items.policies[DIM_CONCURRENT] as string}`;
-      states = `${states === "" ? "" : `${states}, `}${items.names[DIM_CONCURRENT] as string};r=${Math.max(0, p.concurrent - taken.inUse)}`;
-    }
+  for (const it of plan.items) {
+    const taken = (takes[it.at] as Limited).taken;
+    const item = it.dim === DIM_CONCURRENT
+      ? it.prefix + Math.max(0, it.limit - taken.inUse)
+      : `${it.prefix}${taken.remaining[it.dim - 1] as number};t=${Math.ceil((taken.resetMs[it.dim - 1] as number) / 1000)}`;
+    states = states === "" ? item : `${states}, ${item}`;
   }
-  const h: Record<string, string> = {};
-  if (policies !== "") {
-    h["ratelimit-policy"] = policies;
-    h["ratelimit"] = states;
-  }
-  if (req !== null) {
-    h["x-ratelimit-limit-requests"] = String(req.limit);
-    h["x-ratelimit-remaining-requests"] = String(req.remaining);
-    h["x-ratelimit-reset-requests"] = duration(req.reset);
-  }
-  if (tok !== null) {
-    h["x-ratelimit-limit-tokens"] = String(tok.limit);
-    h["x-ratelimit-remaining-tokens"] = String(tok.remaining);
-    h["x-ratelimit-reset-tokens"] = duration(tok.reset);
-  }
+  const h = ["ratelimit-policy", plan.policy, "ratelimit", states];
+  openai(h, plan.requests, takes, "requests");
+  openai(h, plan.tokens, takes, "tokens");
   return h;
+}
+
+/** OpenAI's x-ratelimit-{limit,remaining,reset}-<kind>, for the candidate with the least remaining. */
+function openai(h: string[], candidates: readonly Item[], takes: readonly Limited[], kind: string): void {
+  let best: Item | null = null;
+  let remaining = 0;
+  for (const it of candidates) {
+    const r = (takes[it.at] as Limited).taken.remaining[it.dim - 1] as number;
+    if (best === null || r < remaining) {
+      best = it;
+      remaining = r;
+    }
+  }
+  if (best === null) return;
+  const reset = (takes[best.at] as Limited).taken.resetMs[best.dim - 1] as number;
+  h.push(`x-ratelimit-limit-${kind}`, best.limitText, `x-ratelimit-remaining-${kind}`, String(remaining), `x-ratelimit-reset-${kind}`, duration(reset));
 }
 
 /** The headers of a 429 (or 503) from a limit: the state where it is known, and when to retry. */
 export function denialHeaders(charge: Charge, dim: number, retryMs: number, takes: readonly Limited[] | null): Record<string, string> {
   // Refused from the in-process cache: the counters were not asked, so only the refusing policy is described.
-  const h = takes === null ? blockedHeaders(charge, dim, retryMs) : limitHeaders(takes);
+  const pairs = takes === null ? blockedHeaders(charge, dim, retryMs) : limitHeaders(takes.map((t) => t.charge), takes);
+  const h: Record<string, string> = {};
+  for (let i = 0; i < pairs.length; i += 2) h[pairs[i] as string] = pairs[i + 1] as string;
   h["retry-after"] = String(Math.ceil(retryMs / 1000));
   h["retry-after-ms"] = String(Math.ceil(retryMs));
   if (retryMs > SDK_MAX_WAIT_MS) h["x-should-retry"] = "false";
   return h;
 }
 
-function blockedHeaders(charge: Charge, dim: number, retryMs: number): Record<string, string> {
+function blockedHeaders(charge: Charge, dim: number, retryMs: number): string[] {
   const p = charge.policy;
   const limit = [0, p.requestsPerMinute, p.tokensPerMinute, p.tokensPerDay, p.concurrent][dim] as number;
   const remaining = [0, 0, 0] as [number, number, number];
   const resetMs = [0, 0, 0] as [number, number, number];
   if (dim !== DIM_CONCURRENT) resetMs[dim - 1] = retryMs;
   const only: Charge = { key: charge.key, policy: { ...p, requestsPerMinute: dim === DIM_REQUESTS ? limit : 0, tokensPerMinute: dim === DIM_TPM ? limit : 0, tokensPerDay: dim === DIM_TPD ? limit : 0, concurrent: dim === DIM_CONCURRENT ? limit : 0 } };
-  return limitHeaders([{ charge: only, taken: { refused: dim, retryMs, at: 0, remaining, resetMs, inUse: limit, output: 0 } }]);
+  return limitHeaders([only], [{ charge: only, taken: { refused: dim, retryMs, at: 0, remaining, resetMs, inUse: limit, output: 0 } }]);
 }
 
 /** OpenAI's reset format: "1s", "6m0s", "250ms". */

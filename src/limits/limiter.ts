@@ -49,8 +49,8 @@ export class Admission {
   body: Buffer | null;
   /** The gateway asked for the usage chunk: drop it from what the client receives. */
   dropUsage: boolean;
-  /** RateLimit and x-ratelimit-* headers for the response; null when no policy applied. */
-  headers: Record<string, string> | null;
+  /** RateLimit and x-ratelimit-* headers for the response (name, value pairs); null when no policy applied. */
+  headers: string[] | null;
 
   constructor(takes: TakenCharge[], input: number, output: number) {
     this.takes = takes;
@@ -159,7 +159,7 @@ export class Limiter {
           setContentLength(headers, next.length);
         }
       }
-      if (takes.length > 0) a.headers = limitHeaders(takes);
+      if (takes.length > 0) a.headers = limitHeaders(charges, takes);
       return a;
     };
     if (charges.length === 0) return finish([]);

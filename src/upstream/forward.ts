@@ -66,7 +66,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, StreamRelay {
     const out = this.#policy.responseHeaders(headers);
     out["x-request-id"] = ctx.requestId;
     const limited = ctx.admission?.headers;
-    if (limited != null) Object.assign(out, limited);
+    if (limited != null) for (let i = 0; i < limited.length; i += 2) out[limited[i] as string] = limited[i + 1];
     // Dropping a chunk needs a response without a length (streams have none); with one, the client gets it all.
     // (No `delete out[…]` here: its mere presence in this function costs every response ~20 % more CPU.)
     if (this.#drop !== null && headers["content-length"] !== undefined) this.#drop = null;
