@@ -44,12 +44,18 @@ type Name = (typeof NAMES)[number];
 const SCENARIOS: Record<string, { bytes: number; what: string }> = {
   S1: { bytes: 1024, what: "POST /v1/chat/completions, 1 KB body, ~1 KB response" },
   S5: { bytes: 65_536, what: "POST /v1/chat/completions, 64 KB body, ~1 KB response" },
+  SSE: { bytes: 1024, what: "POST /v1/chat/completions with stream: true, 1 KB body, SSE frames paced 20 ms: instructions per forwarded frame and per stream set-up" },
 };
+/** Frames per counted stream in SSE (the upstream's --sse-chunks); set-up is what a 1-frame stream costs beyond one frame. */
+const SSE_FRAMES = 64;
 
 const USAGE = `usage: npm run bench:instructions -- [options]
   --targets a,b        which proxies (default: skeleton,http-proxy-3,gateway; also gateway-tls, gateway-h2:
                        the gateway serving HTTPS, over HTTP/1.1 and over HTTP/2)
-  --scenarios S1,S5    which request shapes (default: S1,S5)
+  --scenarios S1,S5    which request shapes (default: S1,S5; also SSE: streams of ${SSE_FRAMES} frames and of 1 frame,
+                       reported as instructions per forwarded frame and per stream set-up)
+  --streams <n>        counted streams per SSE measurement (default 40), --stream-concurrency at once (default 4:
+                       under callgrind a proxy is ~50x slower, and more would make paced frames coalesce)
   --requests <n>       counted requests per proxy and scenario (default 3000)
   --warmup <n>         uncounted requests first (default 20000: V8 has tiered the hot code up by then)
   --concurrency <n>    connections sending at once (default 1: each request then takes the same path
@@ -73,6 +79,8 @@ const { values: a } = parseArgs({
     keep: { type: "boolean", default: false },
     "node-flags": { type: "string", default: "" },
     limits: { type: "string", default: "none" },
+    streams: { type: "string", default: "40" },
+    "stream-concurrency": { type: "string", default: "4" },
     help: { type: "boolean", default: false },
   },
   strict: true,
@@ -92,11 +100,13 @@ function whole(name: string, v: string): number {
 const targets = a.targets.split(",").map((s) => s.trim()) as Name[];
 for (const t of targets) if (!NAMES.includes(t)) throw new Error(`unknown target ${t}`);
 const scenarios = a.scenarios.split(",").map((s) => s.trim().toUpperCase());
-for (const s of scenarios) if (SCENARIOS[s] === undefined) throw new Error(`unknown scenario ${s} (S1 or S5)`);
+for (const s of scenarios) if (SCENARIOS[s] === undefined) throw new Error(`unknown scenario ${s} (S1, S5 or SSE)`);
 const requests = whole("requests", a.requests);
 const warmup = whole("warmup", a.warmup);
 const concurrency = whole("concurrency", a.concurrency);
 const rounds = whole("rounds", a.rounds);
+const streams = whole("streams", a.streams);
+const streamConcurrency = whole("stream-concurrency", a["stream-concurrency"]);
 const limits = a.limits as LimitsMode;
 if (!LIMITS_MODES.includes(limits)) throw new Error(`--limits is ${LIMITS_MODES.join(", ")}`);
 
@@ -114,15 +124,15 @@ if (!which("valgrind") || !which("callgrind_control")) {
 }
 
 /** How a target is spoken to: plain or TLS sockets carrying HTTP/1.1 bytes, or HTTP/2 streams. */
-type Driver = (port: number, request: RequestSpec, total: number) => Promise<Record<string, number>>;
+type Driver = (port: number, request: RequestSpec, total: number, at?: number) => Promise<Record<string, number>>;
 
-const plain: Driver = (port, request, total) => drive(port, requestBytes(request), total, () => net.connect({ host: "127.0.0.1", port, noDelay: true }), "connect");
+const plain: Driver = (port, request, total, at = concurrency) => drive(port, requestBytes(request), total, at, () => net.connect({ host: "127.0.0.1", port, noDelay: true }), "connect");
 // The bench's certificate is self-signed: what is counted is the gateway, not trust.
-const overTls: Driver = (port, request, total) =>
-  drive(port, requestBytes(request), total, () => tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }).setNoDelay(true), "secureConnect");
+const overTls: Driver = (port, request, total, at = concurrency) =>
+  drive(port, requestBytes(request), total, at, () => tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }).setNoDelay(true), "secureConnect");
 
 /** `total` requests as HTTP/2 streams, `concurrency` at a time, on one session. */
-const overH2: Driver = (port, request, total) =>
+const overH2: Driver = (port, request, total, at = concurrency) =>
   new Promise((resolve, reject) => {
     const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: "localhost" });
     session.on("error", reject);
@@ -148,11 +158,11 @@ const overH2: Driver = (port, request, total) =>
       req.on("error", reject);
       req.end(body);
     };
-    for (let i = 0; i < Math.min(concurrency, total); i++) next();
+    for (let i = 0; i < Math.min(at, total); i++) next();
   });
 
-/** Sends `total` copies of `bytes` over `concurrency` keep-alive connections; resolves with the status counts. */
-function drive(port: number, bytes: Buffer, total: number, dial: () => net.Socket, ready: "connect" | "secureConnect"): Promise<Record<string, number>> {
+/** Sends `total` copies of `bytes` over `at` keep-alive connections; resolves with the status counts. */
+function drive(port: number, bytes: Buffer, total: number, at: number, dial: () => net.Socket, ready: "connect" | "secureConnect"): Promise<Record<string, number>> {
   const statuses: Record<string, number> = {};
   let sent = 0;
   let done = 0;
@@ -180,7 +190,7 @@ function drive(port: number, bytes: Buffer, total: number, dial: () => net.Socke
       });
       socket.on("error", reject);
     };
-    for (let i = 0; i < Math.min(concurrency, total); i++) open();
+    for (let i = 0; i < Math.min(at, total); i++) open();
   });
 }
 
@@ -210,6 +220,10 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
   try {
     const t: Target = { name: name === "gateway-tls" || name === "gateway-h2" ? "gateway" : name, port: child.port, prefix, pid: child.pid };
     for (const s of scenarios) {
+      if (s === "SSE") {
+        counts.push(...(await measureStreams(name, child.pid, t, token, outDir, round, send)));
+        continue;
+      }
       const request = chatRequest(t, chatBody(SCENARIOS[s]!.bytes), token);
       const first = await send(child.port, request, 1);
       if (first["200"] !== 1) throw new Error(`${name} answered ${JSON.stringify(first)} instead of 200: nothing measured`);
@@ -227,6 +241,39 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
     await child.stop(10_000);
   }
   return counts;
+}
+
+/**
+ * SSE: `streams` streams of SSE_FRAMES frames, then as many of 1 frame, each
+ * counted on its own. Per frame = the difference over (SSE_FRAMES - 1) frames
+ * a stream; set-up = a 1-frame stream less one frame (the request, the
+ * decision, the upstream's headers, the end).
+ */
+async function measureStreams(name: Name, pid: number, t: Target, token: string, outDir: string, round: number, send: Driver): Promise<Count[]> {
+  const body = (frames: number): string => chatBody(SCENARIOS["SSE"]!.bytes, true).replace('"max_tokens":256', `"max_tokens":${frames}`);
+  const long = chatRequest(t, body(SSE_FRAMES), token);
+  const short = chatRequest(t, body(1), token);
+  const first = await send(t.port, long, 1);
+  if (first["200"] !== 1) throw new Error(`${name} answered ${JSON.stringify(first)} instead of 200: nothing measured`);
+  await send(t.port, long, Math.max(streams, Math.ceil(warmup / SSE_FRAMES)), 16);
+  await send(t.port, short, Math.max(streams, Math.ceil(warmup / 16)), 16);
+  const counted = async (request: RequestSpec): Promise<{ instructions: number; statuses: Record<string, number> }> => {
+    control(["--instr=on", String(pid)]);
+    control(["--zero", String(pid)]);
+    const statuses = await send(t.port, request, streams, streamConcurrency);
+    control(["--dump", String(pid)]);
+    control(["--instr=off", String(pid)]);
+    return { instructions: await lastDumpTotal(outDir, name, pid), statuses };
+  };
+  const l = await counted(long);
+  const sh = await counted(short);
+  const perFrame = Math.round((l.instructions - sh.instructions) / (streams * (SSE_FRAMES - 1)));
+  const setup = Math.round(sh.instructions / streams - perFrame);
+  process.stdout.write(`  ${name} SSE round ${round}: ${perFrame.toLocaleString("en")} instructions/frame, ${setup.toLocaleString("en")} per stream set-up (${JSON.stringify(l.statuses)})\n`);
+  return [
+    { target: name, scenario: "SSE frame", round, requests: streams * SSE_FRAMES, instructions: l.instructions, perRequest: perFrame, statuses: l.statuses },
+    { target: name, scenario: "SSE set-up", round, requests: streams, instructions: sh.instructions, perRequest: setup, statuses: sh.statuses },
+  ];
 }
 
 /** The total of the newest dump callgrind wrote for `pid` (files `<name>.<pid>.out.<n>`). */
@@ -282,7 +329,7 @@ async function main(): Promise<void> {
 
   const rows: string[] = ["| scenario | target | instructions/request | skeleton's / this | rounds |", "| --- | --- | ---: | ---: | --- |"];
   const summary: Array<{ scenario: string; target: Name; perRequest: number; skeletonRatio: number | null }> = [];
-  for (const s of scenarios) {
+  for (const s of scenarios.flatMap((x) => (x === "SSE" ? ["SSE frame", "SSE set-up"] : [x]))) {
     const per = (t: Name): number | null => {
       const xs = counts.filter((c) => c.scenario === s && c.target === t).map((c) => c.perRequest);
       return xs.length === 0 ? null : median(xs);
