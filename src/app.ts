@@ -168,9 +168,9 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
   }
   const sessions = uiSessions(settings, store, pepper);
   await limits.ready;
-  const { limiter, meter } = limits.start(metrics);
+  const { limiter, meter, buckets } = limits.start(metrics, store);
   const admin = await createAdminApi({
-    settings, store, rights, pepper, log, auditStream, cookies: sessions, limiter, usage: limits.buckets,
+    settings, store, rights, pepper, log, auditStream, cookies: sessions, limiter, usage: buckets,
     ...(opts.printAdminKey === undefined ? {} : { printAdminKey: opts.printAdminKey }),
   });
   const ui = sessions === null ? null : createUi(settings, sessions, admin, log);

@@ -3,10 +3,16 @@
  * schema.ts). Every statement is prepared once, when the store opens.
  */
 import type { Scope } from "../scopes/scope.ts";
+import type { BucketWidth, UsageRow } from "../usage/buckets.ts";
 import { checkedPat, decodeAdminKey, decodeDomain, decodeMembership, decodeRole } from "./records.ts";
 import type { DatabaseSync, SQLInputValue, StatementSync } from "./sqlite.ts";
 import { StoreUnavailableError } from "./types.ts";
 import type { AdminKeyRecord, Domain, Membership, PatLimits, PatRecord, Role } from "./types.ts";
+
+// The usage totals' columns, in the order of TOTAL_FIELDS (src/usage/buckets.ts).
+const USAGE_TOTALS = ["requests", "input_tokens", "output_tokens", "cached_tokens", "estimated_requests", "estimated_input_tokens", "estimated_output_tokens"] as const;
+const USAGE_COLUMNS = `width, start, pat_id, user_id, domain_id, model, operation, ${USAGE_TOTALS.join(", ")}`;
+const USAGE_READ = `start, pat_id, user_id, domain_id, model, operation, ${USAGE_TOTALS.join(", ")}`;
 
 const PAT_COLUMNS =
   "id, user_id, name, description, scopes, secret_hash, prev_secret_hash, prev_secret_expires_at, issued_at, expires_at, updated_at, last_used_at, revoked, revoked_at, version, limits";
@@ -50,6 +56,11 @@ export class Statements {
   readonly putSession: StatementSync;
   readonly takeSession: StatementSync;
   readonly sweepSessions: StatementSync;
+
+  readonly addUsage: StatementSync;
+  readonly pruneUsage: StatementSync;
+  readonly usageRange: StatementSync;
+  readonly usageOfUser: StatementSync;
 
   readonly addChange: StatementSync;
   readonly changesAfter: StatementSync;
@@ -110,6 +121,15 @@ export class Statements {
     this.takeSession = db.prepare("DELETE FROM ui_sessions WHERE id = ? RETURNING value, expires_at");
     this.sweepSessions = db.prepare("DELETE FROM ui_sessions WHERE expires_at <= ?");
 
+    this.addUsage = db.prepare(
+      `INSERT INTO usage_buckets (${USAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (width, start, pat_id, user_id, domain_id, model, operation) DO UPDATE SET ${USAGE_TOTALS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`,
+    );
+    this.pruneUsage = db.prepare("DELETE FROM usage_buckets WHERE width = ? AND start < ?");
+    this.usageRange = db.prepare(`SELECT ${USAGE_READ} FROM usage_buckets WHERE width = ? AND start >= ? AND start < ?`);
+    // Named: without statistics (no ANALYZE) the planner rates the primary key's time range as good, but one user is a small part of it.
+    this.usageOfUser = db.prepare(`SELECT ${USAGE_READ} FROM usage_buckets INDEXED BY usage_by_user WHERE width = ? AND user_id = ? AND start >= ? AND start < ?`);
+
     this.addChange = db.prepare("INSERT INTO changes (origin, at, event) VALUES (?, ?, ?)");
     this.changesAfter = db.prepare("SELECT seq, origin, at, event FROM changes WHERE seq > ? ORDER BY seq LIMIT ?");
     this.lastChange = db.prepare("SELECT coalesce(max(seq), 0) AS seq FROM changes");
@@ -122,6 +142,32 @@ export class Statements {
 }
 
 type Row = Record<string, unknown>;
+
+/** One usage row's column values in USAGE_COLUMNS order. */
+export function usageValues(width: BucketWidth, r: UsageRow): SQLInputValue[] {
+  const t = r.totals;
+  return [width, r.start, r.patId, r.userId, r.domainId, r.model, r.operation, t.requests, t.inputTokens, t.outputTokens, t.cachedTokens, t.estimatedRequests, t.estimatedInputTokens, t.estimatedOutputTokens];
+}
+
+export function usageFromRow(r: Row): UsageRow {
+  return {
+    start: r.start as number,
+    patId: r.pat_id as string,
+    userId: r.user_id as string,
+    domainId: r.domain_id as string,
+    model: r.model as string,
+    operation: r.operation as string,
+    totals: {
+      requests: r.requests as number,
+      inputTokens: r.input_tokens as number,
+      outputTokens: r.output_tokens as number,
+      cachedTokens: r.cached_tokens as number,
+      estimatedRequests: r.estimated_requests as number,
+      estimatedInputTokens: r.estimated_input_tokens as number,
+      estimatedOutputTokens: r.estimated_output_tokens as number,
+    },
+  };
+}
 
 /** A PAT's column values in PAT_COLUMNS order. */
 export function patValues(p: PatRecord): SQLInputValue[] {

@@ -4,7 +4,8 @@
  * the change's events in the `changes` table inside that transaction.
  * Records arrive already checked (records.ts) by the store on the main thread.
  */
-import { patUpdateValues, patValues, rowWriters, type BulkRecords, type NameConflict, type Statements } from "./embedded-rows.ts";
+import type { BucketWidth, UsageRow } from "../usage/buckets.ts";
+import { patUpdateValues, patValues, rowWriters, usageValues, type BulkRecords, type NameConflict, type Statements } from "./embedded-rows.ts";
 import type { DatabaseSync } from "./sqlite.ts";
 import type { AdminKeyRecord, ChangeEvent, Domain, Membership, PatRecord, Role } from "./types.ts";
 
@@ -27,8 +28,19 @@ export type WriteOp =
   | { readonly op: "putSession"; readonly id: string; readonly value: string; readonly expiresAt: number }
   | { readonly op: "takeSession"; readonly id: string; readonly now: number }
   | { readonly op: "sweepSessions"; readonly now: number }
+  /**
+   * Usage buckets (src/usage/sqlite-buckets.ts): each row added to its bucket of `width`, then the buckets
+   * that start before `keepFrom` deleted. No events: buckets are read from the table, never cached.
+   */
+  | { readonly op: "addUsage"; readonly rows: readonly UsageBucketRow[]; readonly keepFrom: Readonly<Record<BucketWidth, number>> }
   /** Part of a bulk load; `reset` on the last part tells every process to drop what it cached. */
   | { readonly op: "load"; readonly records: BulkRecords; readonly reset: boolean };
+
+/** A usage row and the width of the bucket it goes to (`row.start` is that bucket's start). */
+export interface UsageBucketRow {
+  readonly width: BucketWidth;
+  readonly row: UsageRow;
+}
 
 /** What a write decided: its answer and the events it commits. */
 export interface Outcome {
@@ -122,6 +134,11 @@ export function applyWrite(q: Statements, w: WriteOp): Outcome {
     }
     case "sweepSessions":
       return none(Number(q.sweepSessions.run(w.now).changes));
+    case "addUsage":
+      for (const r of w.rows) q.addUsage.run(...usageValues(r.width, r.row));
+      q.pruneUsage.run("1h", w.keepFrom["1h"]);
+      q.pruneUsage.run("1d", w.keepFrom["1d"]);
+      return none(undefined);
     case "load": {
       const conflicts: NameConflict[] = [];
       for (const write of rowWriters(q, w.records, conflicts)) write();

@@ -2,9 +2,10 @@ import { randomUUID } from "node:crypto";
 import { closeSync, openSync, readSync } from "node:fs";
 import { mkdir, open as openFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { Statements, adminKeyFromRow, checkedRecords, domainFromRow, memberFromRow, patFromRow, roleFromRow, type BulkRecords, type NameConflict } from "./embedded-rows.ts";
+import type { BucketWidth, UsageRow } from "../usage/buckets.ts";
+import { Statements, adminKeyFromRow, checkedRecords, domainFromRow, memberFromRow, patFromRow, roleFromRow, usageFromRow, type BulkRecords, type NameConflict } from "./embedded-rows.ts";
 import { WriterClient, type WriteError } from "./embedded-writer.ts";
-import { transaction, type WriteOp } from "./embedded-writes.ts";
+import { transaction, type UsageBucketRow, type WriteOp } from "./embedded-writes.ts";
 import { parseEvent } from "./events.ts";
 import { migrateLegacyFile, type LegacyMigration } from "./legacy-json.ts";
 import { checkedPat, decodeAdminKey, decodeDomain, decodeMembership, decodeRole } from "./records.ts";
@@ -399,6 +400,18 @@ export class EmbeddedStore implements Store {
   /** Deletes every row that expired by `now`; how many. */
   sweepSessions(now: number): Promise<number> {
     return this.#write(() => ({ op: "sweepSessions", now }));
+  }
+
+  // ---- usage buckets (src/usage/sqlite-buckets.ts) -----------------------------------
+
+  /** Adds rows to their buckets and deletes the buckets that start before `keepFrom`, in one transaction. */
+  addUsage(rows: readonly UsageBucketRow[], keepFrom: Readonly<Record<BucketWidth, number>>): Promise<void> {
+    return this.#write(() => ({ op: "addUsage", rows, keepFrom }));
+  }
+
+  /** The rows of the buckets of `width` starting in [from, to); `userId` set: that user's only. */
+  readUsage(width: BucketWidth, from: number, to: number, userId: string | null): Promise<UsageRow[]> {
+    return this.#read((q) => (userId === null ? q.usageRange.all(width, from, to) : q.usageOfUser.all(width, userId, from, to)).map(usageFromRow));
   }
 
   // ---- bulk ---------------------------------------------------------------------

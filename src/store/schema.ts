@@ -112,11 +112,42 @@ const V3 = `
 ALTER TABLE pats ADD COLUMN limits TEXT;
 `;
 
+/*
+ * Version 4. Usage buckets (src/usage/sqlite-buckets.ts): one row per bucket
+ * width, bucket start (epoch ms, UTC hour or day) and series (PAT, user,
+ * domain, model, operation), its totals added to by every process's flush
+ * (INSERT … ON CONFLICT DO UPDATE SET x = x + excluded.x), so several
+ * gateways on the file sum up. The primary key leads with (width, start): a
+ * read of a range of buckets and the retention's delete of old ones are
+ * range searches on it; usage_by_user serves one user's range.
+ */
+const V4 = `
+CREATE TABLE usage_buckets (
+  width                   TEXT NOT NULL CHECK (width IN ('1h', '1d')),
+  start                   INTEGER NOT NULL,
+  pat_id                  TEXT NOT NULL,
+  user_id                 TEXT NOT NULL,
+  domain_id               TEXT NOT NULL,
+  model                   TEXT NOT NULL,
+  operation               TEXT NOT NULL,
+  requests                INTEGER NOT NULL,
+  input_tokens            INTEGER NOT NULL,
+  output_tokens           INTEGER NOT NULL,
+  cached_tokens           INTEGER NOT NULL,
+  estimated_requests      INTEGER NOT NULL,
+  estimated_input_tokens  INTEGER NOT NULL,
+  estimated_output_tokens INTEGER NOT NULL,
+  PRIMARY KEY (width, start, pat_id, user_id, domain_id, model, operation)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX usage_by_user ON usage_buckets (width, user_id, start);
+`;
+
 /** Every migration, in order; the last one's number is the schema this code reads and writes. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: V1 },
   { version: 2, sql: V2 },
   { version: 3, sql: V3 },
+  { version: 4, sql: V4 },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -1,10 +1,10 @@
 /**
  * Usage buckets: token and request totals per hour and per day, per (PAT,
  * user, domain, model, operation). A small interface with two
- * implementations: `MemoryBuckets` (this process; the embedded store until it
- * has a table for them: lost on restart) and `RedisBuckets`
- * (src/usage/redis-buckets.ts). test/contract/usage-buckets.contract.ts holds
- * both to the same answers.
+ * implementations, both shared by every process on their store:
+ * `SqliteBuckets` (src/usage/sqlite-buckets.ts, a table of the embedded
+ * store's database) and `RedisBuckets` (src/usage/redis-buckets.ts).
+ * test/contract/usage-buckets.contract.ts holds both to the same answers.
  */
 
 /** Bucket widths kept. */
@@ -75,47 +75,4 @@ export function parseSeriesId(id: string): SeriesKey | null {
 /** The start of the bucket of `width` holding `t`. */
 export function bucketStart(t: number, width: BucketWidth): number {
   return t - (t % WIDTH_MS[width]);
-}
-
-/** Buckets in this process, pruned to the retention on every add. */
-export class MemoryBuckets implements UsageBuckets {
-  readonly #buckets: Record<BucketWidth, Map<number, Map<string, UsageRow>>> = { "1h": new Map(), "1d": new Map() };
-  readonly #retention: Readonly<Record<BucketWidth, number>>;
-  readonly #now: () => number;
-
-  constructor(retention: Readonly<Record<BucketWidth, number>>, now: () => number = Date.now) {
-    this.#retention = retention;
-    this.#now = now;
-  }
-
-  add(rows: readonly UsageRow[]): Promise<void> {
-    for (const width of ["1h", "1d"] as const) {
-      const byStart = this.#buckets[width];
-      for (const r of rows) {
-        const start = bucketStart(r.start, width);
-        let b = byStart.get(start);
-        if (b === undefined) byStart.set(start, (b = new Map<string, UsageRow>()));
-        const id = seriesId(r);
-        const cur = b.get(id);
-        if (cur === undefined) b.set(id, { ...r, start, totals: { ...r.totals } });
-        else addTotals(cur.totals, r.totals);
-      }
-      const oldest = this.#now() - this.#retention[width];
-      for (const start of byStart.keys()) if (start + WIDTH_MS[width] <= oldest) byStart.delete(start);
-    }
-    return Promise.resolve();
-  }
-
-  read(width: BucketWidth, from: number, to: number, userId: string | null): Promise<UsageRow[]> {
-    const out: UsageRow[] = [];
-    for (const [start, b] of this.#buckets[width]) {
-      if (start < from || start >= to) continue;
-      for (const r of b.values()) if (userId === null || r.userId === userId) out.push({ ...r, totals: { ...r.totals } });
-    }
-    return Promise.resolve(out);
-  }
-
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
 }

@@ -78,7 +78,7 @@ describe("embedded store file", () => {
     const db = raw();
     try {
       expect(db.prepare("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
-      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 3 });
+      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 4 });
     } finally {
       db.close();
     }
@@ -132,7 +132,7 @@ describe("embedded store file", () => {
     const db = raw();
     db.exec("PRAGMA user_version = 99");
     db.close();
-    await expect(EmbeddedStore.open(file)).rejects.toThrow(/schema version 99, newer than this patgate understands \(3\)/);
+    await expect(EmbeddedStore.open(file)).rejects.toThrow(/schema version 99, newer than this patgate understands \(4\)/);
   });
 
   it("brings a database of schema version 1 (before the web sessions table) up to version 2 on open, keeping its records", async () => {
@@ -149,7 +149,7 @@ describe("embedded store file", () => {
     expect(await s.getSession("session.x", Date.now())).toBe("{}");
     const db = raw();
     try {
-      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 3 });
+      expect(db.prepare("PRAGMA user_version").get()).toEqual({ user_version: 4 });
       const plan = (db.prepare(`EXPLAIN QUERY PLAN ${new Statements(db).getSession.sourceSQL}`).all("x", 0) as { detail: string }[]).map((r) => r.detail).join("; ");
       expect(plan).toMatch(/SEARCH ui_sessions USING PRIMARY KEY \(id=\?\)/);
     } finally {

@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Counters, Take } from "../../src/limits/counters.ts";
 import { DIM_CONCURRENT, DIM_REQUESTS, DIM_TPD, DIM_TPM } from "../../src/limits/counters.ts";
-import type { UsageBuckets, UsageRow } from "../../src/usage/buckets.ts";
-import { zeroTotals } from "../../src/usage/buckets.ts";
 
 let n = 0;
 /** A take with nothing limited unless `over` says; a fresh subject key per call unless given. */
@@ -101,31 +99,6 @@ export function countersContract(name: string, make: () => Counters): void {
       for (let i = 0; i < 3; i++) expect((await v(c.peek(t))).remaining).toEqual([1, 10, 0]);
       expect((await v(c.take(t))).refused).toBe(0);
       expect((await v(c.peek(t))).remaining).toEqual([0, 0, 0]);
-    });
-  });
-}
-
-/** The answers every UsageBuckets implementation gives. */
-export function bucketsContract(name: string, make: () => UsageBuckets): void {
-  const HOUR = 3_600_000;
-  const row = (start: number, patId: string, userId: string, tokens: number): UsageRow => ({
-    start, patId, userId, domainId: "d1", model: "m", operation: "llm_chat_completions",
-    totals: { ...zeroTotals(), requests: 1, inputTokens: tokens, outputTokens: 2 * tokens, estimatedRequests: tokens === 0 ? 1 : 0 },
-  });
-  describe(`usage buckets contract: ${name}`, () => {
-    it("adds rows into hourly and daily buckets, summing equal series, and reads them back by range and user", async () => {
-      const b = make();
-      const day = Math.floor(Date.now() / 86_400_000) * 86_400_000;
-      await b.add([row(day, "p1", "alice", 10), row(day + HOUR, "p1", "alice", 5), row(day + HOUR, "p2", "bob", 7)]);
-      await b.add([row(day, "p1", "alice", 1)]);
-      const hourly = await b.read("1h", day, day + 2 * HOUR, null);
-      const sorted = hourly.map((r) => `${r.start - day}:${r.patId}:${r.totals.requests}:${r.totals.inputTokens}:${r.totals.outputTokens}`).sort();
-      expect(sorted).toEqual([`0:p1:2:11:22`, `${HOUR}:p1:1:5:10`, `${HOUR}:p2:1:7:14`]);
-      const daily = await b.read("1d", day, day + 86_400_000, "alice");
-      expect(daily).toHaveLength(1);
-      expect(daily[0]!.totals).toMatchObject({ requests: 3, inputTokens: 16, outputTokens: 32 });
-      expect(await b.read("1h", day + 2 * HOUR, day + 3 * HOUR, null)).toEqual([]);
-      expect((await b.read("1d", day, day + 86_400_000, "carol")).length).toBe(0);
     });
   });
 }

@@ -3,10 +3,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCounters, MINUTE_MS, DAY_MS } from "../../src/limits/counters.ts";
 import { RedisCounters } from "../../src/limits/redis-counters.ts";
-import { MemoryBuckets } from "../../src/usage/buckets.ts";
-import { RedisBuckets } from "../../src/usage/redis-buckets.ts";
 import { startRedis, type RedisHandle } from "../helpers/redis.ts";
-import { bucketsContract, countersContract, take } from "./limit-counters.contract.ts";
+import { countersContract, take } from "./limit-counters.contract.ts";
 
 let redis: RedisHandle;
 const opened: { close(): Promise<void> }[] = [];
@@ -20,7 +18,6 @@ afterAll(async () => {
   await redis.stop();
 });
 
-const RETENTION = { "1h": 7 * DAY_MS, "1d": 400 * DAY_MS };
 let prefixes = 0;
 
 countersContract("local", () => new LocalCounters());
@@ -28,13 +25,6 @@ countersContract("redis", () => {
   const c = new RedisCounters(new Redis(redis.url), `${redis.keyPrefix}${++prefixes}:`, 5000);
   opened.push(c);
   return c;
-});
-bucketsContract("memory", () => new MemoryBuckets(RETENTION));
-bucketsContract("redis", () => {
-  const client = new Redis(redis.url);
-  const b = new RedisBuckets(client, `${redis.keyPrefix}${++prefixes}:`, RETENTION);
-  opened.push(b);
-  return b;
 });
 
 describe("the sliding window (property)", () => {
