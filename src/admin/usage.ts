@@ -4,11 +4,15 @@
  * for it can read it: a page of buckets, each with results grouped as asked.
  * Users see their own PATs' usage only; operators everyone's (or one user's
  * with `?user_id=`).
+ *
+ * Paged as OpenAI's is: `limit` buckets per page (default 7 daily or 24
+ * hourly, at most 31 or 168), `has_more`, and `next_page`, an opaque cursor
+ * the next request passes as `page` with the same parameters. A page reads
+ * only its own buckets, so a long range costs one page at a time.
  */
 import { WIDTH_MS, type BucketWidth, type UsageRow, addTotals, zeroTotals, type UsageTotals } from "../usage/buckets.ts";
-import { MAX_BUCKETS_READ } from "../usage/redis-buckets.ts";
 import type { AdminDeps, Call, Endpoint } from "./call.ts";
-import { queryParam } from "./http.ts";
+import { queryInt, queryParam } from "./http.ts";
 import { deny, ok, type Reply, type Result } from "./reply.ts";
 import { userId as validUserId } from "./validate.ts";
 
@@ -17,8 +21,11 @@ export const GROUP_BY = ["api_key_id", "user_id", "model", "operation", "domain_
 type Group = (typeof GROUP_BY)[number];
 
 export const USAGE_ENDPOINTS: readonly Endpoint[] = [
-  { method: "GET", path: "/usage", handler: { access: "any", run: usage }, query: ["start_time", "end_time", "bucket_width", "group_by", "user_id", "api_key_id"] },
+  { method: "GET", path: "/usage", handler: { access: "any", run: usage }, query: ["start_time", "end_time", "bucket_width", "group_by", "user_id", "api_key_id", "limit", "page"] },
 ];
+
+/** Buckets per page when `limit` is absent, and the most a page holds (OpenAI's numbers). */
+export const PAGE_LIMITS: Readonly<Record<BucketWidth, { readonly def: number; readonly max: number }>> = { "1h": { def: 24, max: 168 }, "1d": { def: 7, max: 31 } };
 
 /** One result of a bucket, in OpenAI's field names plus patgate's own (operation, domain, estimates). */
 export interface UsageResult {
@@ -46,6 +53,7 @@ async function usage(d: AdminDeps, c: Call): Promise<Reply> {
   if (!q.ok) return q;
   const { width, from, to, groups, user, pat } = q.value;
   const rows = await d.usage.read(width, from, to, user);
+  const more = to < q.value.rangeEnd;
   const byStart = new Map<number, Map<string, { key: Record<Group, string | null>; totals: UsageTotals }>>();
   for (const r of rows) {
     if (pat !== undefined && r.patId !== pat) continue;
@@ -62,7 +70,7 @@ async function usage(d: AdminDeps, c: Call): Promise<Reply> {
     const results = [...(byStart.get(s)?.values() ?? [])].map((e) => result(e.key, e.totals));
     data.push({ object: "bucket", start_time: s / 1000, end_time: (s + WIDTH_MS[width]) / 1000, results });
   }
-  return ok({ object: "page", data, has_more: false, next_page: null });
+  return ok({ object: "page", data, has_more: more, next_page: more ? cursor(width, to) : null });
 }
 
 function groupKey(r: UsageRow, groups: ReadonlySet<Group>): Record<Group, string | null> {
@@ -93,8 +101,11 @@ function result(k: Record<Group, string | null>, t: UsageTotals): UsageResult {
 
 interface UsageQuery {
   readonly width: BucketWidth;
+  /** This page's buckets: those starting in [from, to). */
   readonly from: number;
   readonly to: number;
+  /** Where the whole range ends: more pages follow while `to` is before it. */
+  readonly rangeEnd: number;
   readonly groups: ReadonlySet<Group>;
   /** Whose rows: the caller's own for users; null: all (operators). */
   readonly user: string | null;
@@ -115,7 +126,11 @@ function parseQuery(c: Call, now: number): Result<UsageQuery> {
   const from = Math.floor((start.value * 1000) / span) * span;
   const to = Math.ceil((end.value * 1000) / span) * span;
   if (to <= from) return deny("invalid_field", "end_time must be after start_time.", "end_time");
-  if ((to - from) / span > MAX_BUCKETS_READ) return deny("invalid_field", `At most ${MAX_BUCKETS_READ} buckets per query; narrow the range or use bucket_width=1d.`, "start_time");
+  const limit = queryInt(c.query, "limit", PAGE_LIMITS[width].def, 1, PAGE_LIMITS[width].max);
+  if (!limit.ok) return limit;
+  const page = pageStart(c, width, from, to);
+  if (!page.ok) return page;
+  const pageEnd = Math.min(to, page.value + limit.value * span);
   const g = queryParam(c.query, "group_by");
   if (!g.ok) return g;
   const groups = new Set<Group>();
@@ -137,7 +152,28 @@ function parseQuery(c: Call, now: number): Result<UsageQuery> {
   }
   const p = queryParam(c.query, "api_key_id");
   if (!p.ok) return p;
-  return { ok: true, value: { width, from, to, groups, user, pat: p.value } };
+  return { ok: true, value: { width, from: page.value, to: pageEnd, rangeEnd: to, groups, user, pat: p.value } };
+}
+
+// A cursor is the start of the page's first bucket with its width, base64url'd: opaque to callers, checked against the query it comes back with.
+const CURSOR = /^(1h|1d):(\d{1,15})$/;
+
+function cursor(width: BucketWidth, start: number): string {
+  return Buffer.from(`${width}:${start}`).toString("base64url");
+}
+
+/** Where this page starts: the range's start, or the `page` cursor's bucket, which must be one of this query's. */
+function pageStart(c: Call, width: BucketWidth, from: number, to: number): Result<number> {
+  const r = queryParam(c.query, "page");
+  if (!r.ok) return r;
+  if (r.value === undefined) return { ok: true, value: from };
+  const m = /^[A-Za-z0-9_-]{1,40}$/.test(r.value) ? CURSOR.exec(Buffer.from(r.value, "base64url").toString("latin1")) : null;
+  if (m === null) return deny("invalid_field", "page must be the next_page of an earlier answer.", "page");
+  const start = Number(m[2]);
+  if (m[1] !== width || start < from || start >= to || start % WIDTH_MS[width] !== 0) {
+    return deny("invalid_field", "page belongs to another query: pass next_page with the same start_time, end_time and bucket_width.", "page");
+  }
+  return { ok: true, value: start };
 }
 
 function unixSeconds(c: Call, name: string, def: number | null): Result<number> {

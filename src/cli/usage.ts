@@ -24,7 +24,23 @@ interface UsageResult {
 }
 
 interface UsagePage {
+  readonly object: "page";
   readonly data: readonly { readonly start_time: number; readonly end_time: number; readonly results: readonly UsageResult[] }[];
+  readonly has_more: boolean;
+  readonly next_page: string | null;
+}
+
+/** Every page of the range, as one page (`--json` prints it so: the whole range, has_more false). */
+async function allPages(c: Ctx, query: Record<string, string | undefined>): Promise<UsagePage> {
+  const data: UsagePage["data"][number][] = [];
+  let page: string | undefined;
+  for (;;) {
+    // The most buckets the API gives per page (168 hourly, 31 daily): fewest round trips.
+    const r = await c.api.call<UsagePage>("GET", "/usage", { query: { ...query, limit: query.bucket_width === "1h" ? "168" : "31", page } });
+    data.push(...r.data);
+    if (!r.has_more || r.next_page === null) return { object: "page", data, has_more: false, next_page: null };
+    page = r.next_page;
+  }
 }
 
 interface LimitUse {
@@ -81,7 +97,7 @@ Example:
         user_id: c.str("user"),
         api_key_id: c.str("pat"),
       };
-      const page = await c.api.call<UsagePage>("GET", "/usage", { query });
+      const page = await allPages(c, query);
       if (c.json) {
         c.printJson(page);
         return 0;
