@@ -41,7 +41,7 @@ export interface LimitSettings {
   readonly defaultMaxTokens: number;
   /** A concurrency lease of a replica that died is freed after this long. */
   readonly leaseTtlMs: number;
-  /** A Redis of their own for the counters and usage buckets; null: the store's Redis (or in process with the embedded store). */
+  /** A Redis of their own for the counters and usage buckets; null: the store's Redis (with the embedded store: counters in process, buckets in its file). */
   readonly redisUrl: string | null;
 }
 
