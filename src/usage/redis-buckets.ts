@@ -13,8 +13,8 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 `;
 
-/** At most this many buckets are read for one query. */
-export const MAX_BUCKETS_READ = 1000;
+// At most this many buckets are read for one query (GET /usage asks for one page: at most 168).
+const MAX_BUCKETS_READ = 1000;
 
 type Client = (Redis | Cluster) & { patgateUsageAdd(key: string, ...argv: (string | number)[]): Promise<number> };
 
