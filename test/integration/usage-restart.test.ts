@@ -1,7 +1,8 @@
 // Usage on the embedded store lives in its SQLite file: a gateway stopped
 // with SIGTERM writes what it summed while draining, and the next gateway on
 // the file reads the totals back through GET /usage; two gateway processes on
-// one file add to the same buckets, each seeing the other's flushes.
+// one file add to the same buckets, each seeing the other's flushes; a
+// SIGKILL loses nothing that was flushed before it.
 // Gateways are real processes (node src/main.ts) on one config; the test
 // itself holds a store connection to the file only to put the PAT in.
 import { readFile, rm, writeFile } from "node:fs/promises";
@@ -136,5 +137,20 @@ describe("usage on the embedded store across restarts and processes", () => {
     const d = await spawn();
     expect(await usage(d)).toEqual({ ...want, estimated: 0 });
     await stop(d);
+    expected = want;
+  });
+
+  it("a crash (SIGKILL, no drain) keeps every flush that committed before it", async () => {
+    const e = await spawn();
+    const want = plus(expected, await chats(e, 2));
+    const deadline = Date.now() + 10_000;
+    while ((await usage(e)).requests < want.requests && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const exited = new Promise((resolve) => e.child.once("exit", resolve));
+    e.child.kill("SIGKILL");
+    await exited;
+    running.splice(running.indexOf(e), 1);
+    const f = await spawn();
+    expect(await usage(f)).toEqual({ ...want, estimated: 0 });
+    await stop(f);
   });
 });
