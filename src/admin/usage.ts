@@ -155,7 +155,7 @@ function parseQuery(c: Call, now: number): Result<UsageQuery> {
   return { ok: true, value: { width, from: page.value, to: pageEnd, rangeEnd: to, groups, user, pat: p.value } };
 }
 
-// A cursor is the start of the page's first bucket with its width, base64url'd: opaque to callers, checked against the query it comes back with.
+// A cursor is the width and start of the first bucket of the page it asks for, base64url'd: opaque to callers, checked against the query it comes back with.
 const CURSOR = /^(1h|1d):(\d{1,15})$/;
 
 function cursor(width: BucketWidth, start: number): string {
