@@ -45,11 +45,10 @@ export const ERRORS = {
   body_too_large: { status: 413, type: "invalid_request_error", message: "The request body is larger than this route allows.", retry: "never" },
   unsupported_media_type: { status: 415, type: "invalid_request_error", message: "The request's Content-Type is not accepted by this route.", retry: "never" },
   // 429
-  rate_limited: { status: 429, type: "rate_limit_error", message: "Too many requests." },
   // Limits and quotas (docs/limits.md); the message names the policy
   rate_limit_exceeded: { status: 429, type: "rate_limit_error", message: "A rate limit was reached; retry after the time in Retry-After." },
   quota_exceeded: { status: 429, type: "insufficient_quota", message: "A token quota is used up; it refills as its window moves on (see Retry-After)." },
-  limits_unavailable: { status: 503, type: "api_error", message: "The shared limit counters are unreachable and this limit refuses requests then; try again shortly." },
+  limits_unavailable: { status: 503, type: "api_error", message: "The shared limit counters are unreachable and this limit refuses requests then; try again shortly.", retry: 1000 },
   // 5xx
   internal_error: { status: 500, type: "api_error", message: "Internal gateway error." },
   upstream_error: { status: 502, type: "api_error", message: "The upstream failed or closed the connection." },
