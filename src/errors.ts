@@ -124,6 +124,8 @@ export interface DenialDetail {
   readonly allow?: readonly string[] | undefined;
   /** Response headers the refusal adds (a 429's Retry-After and RateLimit headers). */
   readonly headers?: Readonly<Record<string, string>> | undefined;
+  /** The error shape when no route decides it (a request no route takes): else the route's. */
+  readonly envelope?: ErrorEnvelope | undefined;
 }
 
 /**
@@ -140,6 +142,7 @@ export class Denial {
   readonly scope: string | undefined;
   readonly allow: readonly string[] | undefined;
   readonly headers: Readonly<Record<string, string>> | undefined;
+  readonly envelope: ErrorEnvelope | undefined;
 
   constructor(error: ErrorCode, detail: DenialDetail = {}) {
     this.error = error;
@@ -148,6 +151,7 @@ export class Denial {
     this.scope = detail.scope;
     this.allow = detail.allow;
     this.headers = detail.headers;
+    this.envelope = detail.envelope;
   }
 }
 /** The retry headers an SDK obeys for a code (name, value pairs), empty when the code leaves retries to the SDK. */

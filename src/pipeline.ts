@@ -100,6 +100,6 @@ export function deny(dp: DataPlane, ctx: RequestContext, d: Denial | ErrorCode):
   ctx.outcome = denial.error;
   // An unread body would be drained before the connection is reused; closing is cheaper for big ones.
   const close = hasBody(ctx.req) && !ctx.req.readableEnded && Number(ctx.req.headers["content-length"] ?? Infinity) > 65536;
-  sendError(ctx.res, ctx.requestId, denial.error, { message: denial.message, param: denial.param, scope: denial.scope, allow: denial.allow, close, envelope: ctx.route?.errors ?? "openai", headers: denial.headers });
+  sendError(ctx.res, ctx.requestId, denial.error, { message: denial.message, param: denial.param, scope: denial.scope, allow: denial.allow, close, envelope: denial.envelope ?? ctx.route?.errors ?? "openai", headers: denial.headers });
   dp.hooks.finish(ctx);
 }

@@ -23,10 +23,12 @@ const MISPLACED_SLASH = new Denial("bad_path", { message: "An encoded '/' (%2F) 
  */
 export function resolveRoute(table: RouteTable, method: string, target: Target, start: number): RouteMatch | Denial {
   const m = table.match(method, target.segments, start);
-  if (target.slashedAt !== undefined && (m.kind !== "ok" || m.restAt < 0 || target.slashedAt < m.restAt)) return MISPLACED_SLASH;
-  if (m.kind === "ok") return m;
-  if (m.kind === "no_route") return NO_ROUTE;
-  return new Denial("method_not_allowed", { allow: m.allow });
+  const misplaced = target.slashedAt !== undefined && (m.kind !== "ok" || m.restAt < 0 || target.slashedAt < m.restAt);
+  if (m.kind === "ok" && !misplaced) return m;
+  // No route decides the error shape: the routes nearest the path do (an Ollama client's /api/… gets Ollama's).
+  const envelope = table.envelopeNear(target.segments, start);
+  const d = misplaced ? MISPLACED_SLASH : m.kind === "no_route" ? NO_ROUTE : new Denial("method_not_allowed", { allow: m.kind === "method_not_allowed" ? m.allow : [] });
+  return envelope === "openai" ? d : new Denial(d.error, { message: d.message, allow: d.allow, envelope });
 }
 
 /**

@@ -201,6 +201,8 @@ const NO_PARAMS: ReadonlyMap<string, string> = new Map();
 export class RouteTable {
   readonly routes: readonly Route[];
   readonly #byMethod: Map<string, MethodRoutes>;
+  /** Every route's literal start (its segments before the first parameter), for envelopeNear. */
+  readonly #starts: readonly { readonly lits: readonly string[]; readonly errors: ErrorEnvelope }[];
 
   /** Compile routes already validated by parseRouteTable (throws on a bad template). */
   constructor(routes: readonly Route[]) {
@@ -209,9 +211,17 @@ export class RouteTable {
     // Sorted so `allow` lists come out in a stable order.
     const methods = [...new Set(routes.map((r) => r.method))].sort();
     for (const m of methods) this.#byMethod.set(m, { byPath: new Map(), dynamic: [] });
+    const starts: { lits: string[]; errors: ErrorEnvelope }[] = [];
+    this.#starts = starts;
     for (const route of routes) {
       const segs = compileTemplate(route.path);
       if (typeof segs === "string") throw new Error(`route ${route.id}: ${segs}`);
+      const lits: string[] = [];
+      for (const s of segs) {
+        if (s.kind !== LIT) break;
+        lits.push(s.text);
+      }
+      starts.push({ lits, errors: route.errors });
       const mr = this.#byMethod.get(route.method);
       if (mr === undefined) continue; // unreachable: every method was added above
       if (segs.every((s) => s.kind === LIT)) {
@@ -242,6 +252,28 @@ export class RouteTable {
       if (m !== method && matchIn(other, key, segments, start) !== null) (allow ??= []).push(m);
     }
     return allow === null ? NO_ROUTE : { kind: "method_not_allowed", allow };
+  }
+
+  /**
+   * The error envelope for a request no route takes (404, 405, a misplaced
+   * `%2F`): that of the routes whose literal start shares the most segments
+   * with its path, so `/api/…` of an Ollama client gets Ollama's shape and
+   * `/v1/…` OpenAI's, as routes.yaml declares them; "openai" when no route
+   * shares a segment or the nearest ones disagree. Cold path: refusals only.
+   */
+  envelopeNear(segments: readonly string[], start = 0): ErrorEnvelope {
+    let best = 0;
+    let envelope: ErrorEnvelope | null = null;
+    for (const { lits, errors } of this.#starts) {
+      let n = 0;
+      while (n < lits.length && lits[n] === segments[start + n]) n++;
+      if (n === 0 || n < best) continue;
+      if (n > best) {
+        best = n;
+        envelope = errors;
+      } else if (envelope !== errors) envelope = null;
+    }
+    return best === 0 || envelope === null ? "openai" : envelope;
   }
 }
 

@@ -66,27 +66,15 @@ describe("the ollama client through the gateway", () => {
     expect((await client.show({ model: MODEL })).modelfile).toContain(MODEL);
   });
 
-  // The client sends {"name": …} on pull and delete; the gateway authorizes that field once
-  // issue 14 item 2 (Ollama's `name` field) is in. Until then it refuses with entity_missing.
-  async function readsName(): Promise<boolean> {
-    const res = await fetch(`${gw.url}/proxy/d1/api/delete`, {
-      method: "DELETE",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({ name: MODEL }),
-    });
-    return res.status === 200;
-  }
-
-  it("pull, with its progress streamed", async (ctx) => {
-    if (!(await readsName())) ctx.skip("the gateway does not read Ollama's `name` field yet (issue 14 item 2)");
+  // The client sends {"name": …} (not "model") on pull and delete: the gateway authorizes that field.
+  it("pull, with its progress streamed", async () => {
     const statuses: string[] = [];
     for await (const p of await client.pull({ model: MODEL, stream: true })) statuses.push(p.status);
     expect(statuses.at(-1)).toBe("success");
     expect(statuses.length).toBeGreaterThan(2);
   });
 
-  it("delete", async (ctx) => {
-    if (!(await readsName())) ctx.skip("the gateway does not read Ollama's `name` field yet (issue 14 item 2)");
+  it("delete", async () => {
     await expect(client.delete({ model: MODEL })).resolves.toEqual({ status: "success" });
   });
 
@@ -126,6 +114,26 @@ describe("the ollama client through the gateway", () => {
     } finally {
       undo();
     }
+  });
+
+  it("a request no route takes gets the shape of the routes nearest its path: Ollama's under /api, OpenAI's under /v1", async () => {
+    const auth = { authorization: `Bearer ${token}` };
+    const unknown = await fetch(`${gw.url}/proxy/d1/api/nope`, { headers: auth });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: expect.any(String) as string });
+    const method = await fetch(`${gw.url}/proxy/d1/api/chat`, { headers: auth });
+    expect(method.status).toBe(405);
+    expect(method.headers.get("allow")).toContain("POST");
+    expect(await method.json()).toEqual({ error: expect.any(String) as string });
+    const err = (await new Ollama({ host: `${gw.url}/proxy/d1/api/x`, headers: auth }).version().then(
+      () => expect.unreachable("the call was allowed"),
+      (e: unknown) => e,
+    )) as { message: string; status_code: number };
+    expect(err.status_code).toBe(404);
+    expect(err.message).not.toContain("[object Object]");
+    const openai = await fetch(`${gw.url}/proxy/d1/v1/nope`, { headers: auth });
+    expect(openai.status).toBe(404);
+    expect(await openai.json()).toMatchObject({ error: { code: "no_route" } });
   });
 
   it("keeps the status, WWW-Authenticate and retry headers; OpenAI routes keep the OpenAI envelope", async () => {
