@@ -6,6 +6,7 @@
 // usage read back through GET /usage and GET /me/limits.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import OpenAI from "openai";
+import { Ollama } from "ollama";
 import { recordedJson, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
 import { startAdminFixture, type AdminFixture } from "../helpers/admin.ts";
 import { ensureMember } from "../helpers/gateway.ts";
@@ -89,6 +90,24 @@ describe("limits on one gateway", () => {
     expect(last!.headers.get("ratelimit")).toMatch(/"rpm-requests";r=0;t=\d+/);
     expect(last!.headers.get("x-ratelimit-remaining-requests")).toBe("0");
     expect(upstream.requests.length).toBe(3);
+  });
+
+  it("on an Ollama route the 429 is in Ollama's envelope, which the ollama client shows, with the same retry headers", async () => {
+    const t = await pat();
+    const client = new Ollama({ host: `${fx.gw.url}/proxy/d1`, headers: { Authorization: `Bearer ${t}` } });
+    for (let i = 0; i < 3; i++) await client.chat({ model: "m-rpm", messages: [{ role: "user", content: "hi" }], stream: false });
+    const err = (await client.chat({ model: "m-rpm", messages: [{ role: "user", content: "hi" }], stream: false }).then(
+      () => expect.unreachable("the fourth request was allowed"),
+      (e: unknown) => e,
+    )) as { name: string; message: string; status_code: number };
+    expect(err.name).toBe("ResponseError");
+    expect(err.status_code).toBe(429);
+    expect(err.message).toMatch(/^Limit "rpm" reached: 3 requests per minute/);
+    const raw = await post(t, "/api/chat", { model: "m-rpm", messages: [], stream: false });
+    expect(raw.status).toBe(429);
+    expect(Number(raw.headers.get("retry-after"))).toBeGreaterThan(50);
+    expect(raw.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(Object.keys((await raw.json()) as object)).toEqual(["error"]);
   });
 
   it("a daily token quota: quota_exceeded, x-should-retry: false, and the openai client makes exactly one request", async () => {
