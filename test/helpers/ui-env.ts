@@ -6,7 +6,7 @@
 import http from "node:http";
 import { DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_OPERATOR_GROUP, startDevIdp, type DevIdp } from "../../devtools/dev-idp.ts";
 import { startFakeUpstream, type FakeUpstream } from "../../src/devtools/fake-upstream.ts";
-import { ensureMember, startGateway, type TestGateway } from "./gateway.ts";
+import { ensureMember, startGateway, type TestConfig, type TestGateway } from "./gateway.ts";
 
 export interface UiEnv {
   readonly gw: TestGateway;
@@ -39,7 +39,8 @@ async function prefixProxy(prefix: string): Promise<{ server: http.Server; url: 
   return { server, url: `http://127.0.0.1:${addr.port}${prefix}`, target };
 }
 
-export async function startUiEnv(opts: { prefix?: string; maxTokenLifetime?: string } = {}): Promise<UiEnv> {
+/** `configure` edits the gateway's config after the page's own settings (limits, usage…). */
+export async function startUiEnv(opts: { prefix?: string; maxTokenLifetime?: string; configure?: (cfg: TestConfig) => void } = {}): Promise<UiEnv> {
   const upstream = await startFakeUpstream({ models: ["llama3", "mistral", "nomic-embed"] });
   const idp = await startDevIdp({ port: 0 });
   const proxy = opts.prefix === undefined ? null : await prefixProxy(opts.prefix);
@@ -57,6 +58,7 @@ export async function startUiEnv(opts: { prefix?: string; maxTokenLifetime?: str
       });
       cfg.security.max_token_lifetime = opts.maxTokenLifetime ?? "1y";
       cfg.ui = { public_url: proxy?.url ?? "", entities: { datasets: { demo: ["sales-2025"] } } };
+      opts.configure?.(cfg);
     },
   });
   if (proxy !== null) proxy.target.port = gw.port;

@@ -5,6 +5,7 @@ import { useEffect, useRef, useState } from "../vendor/hooks.js";
 import { ApiError, api, session, signInWithKey, signOut, whenSignedOut } from "./api.js";
 import { AllTokensPage, DomainsPage, RolesPage } from "./operator.js";
 import { TokenPage, TokensPage } from "./tokens.js";
+import { UsagePage } from "./usage.js";
 import { Field, Notice, Spinner, html } from "./ui.js";
 
 const LOGIN_ERRORS = {
@@ -109,7 +110,9 @@ function ProfileMenu({ who, onSignOut, navigate }) {
       ? html`<div class="menu" role="menu" aria-label="Profile">
           <p class="menu-head">${who.kind !== "operator" ? `Signed in as ${who.user_id}` : who.via === "oidc" ? "Operator, by your identity provider" : "Operator, by admin key"}</p>
           ${who.kind === "user" ? html`<button type="button" role="menuitem" onClick=${() => go("#/tokens")}>Personal Access Tokens</button>` : null}
+          ${who.kind === "user" ? html`<button type="button" role="menuitem" onClick=${() => go("#/usage")}>Usage and limits</button>` : null}
           ${who.kind === "operator" ? html`<button type="button" role="menuitem" onClick=${() => go("#/admin/tokens")}>All tokens</button>` : null}
+          ${who.kind === "operator" ? html`<button type="button" role="menuitem" onClick=${() => go("#/admin/usage")}>Usage</button>` : null}
           <button type="button" role="menuitem" onClick=${onSignOut}>Sign out</button>
         </div>`
       : null}
@@ -159,8 +162,10 @@ function App() {
   if (operator) {
     if (h === "#/admin/domains") view = html`<${DomainsPage} />`;
     else if (h === "#/admin/roles") view = html`<${RolesPage} me=${me} />`;
+    else if (h === "#/admin/usage") view = html`<${UsagePage} me=${me} operator navigate=${nav} />`;
     else view = html`<${AllTokensPage} />`;
   } else if (m) view = html`<${TokenPage} me=${me} id=${m[1]} navigate=${nav} />`;
+  else if (h === "#/usage") view = html`<${UsagePage} me=${me} navigate=${nav} />`;
   else view = html`<${TokensPage} me=${me} navigate=${nav} />`;
 
   const link = (/** @type {string} */ to, /** @type {string} */ label, /** @type {boolean} */ current) =>
@@ -171,8 +176,8 @@ function App() {
         <a class="brand" href="#/" onClick=${(/** @type {Event} */ e) => { e.preventDefault(); nav(operator ? "#/admin/tokens" : "#/tokens"); }}><img src="assets/icon.svg" alt="" width="24" height="24" /> <span>patgate</span></a>
         <nav class="nav" aria-label="Main">
           ${operator
-            ? html`${link("#/admin/tokens", "All tokens", h === "#/admin/tokens" || h === "" || h === "#/")}${link("#/admin/domains", "Domains", h === "#/admin/domains")}${link("#/admin/roles", "Roles", h === "#/admin/roles")}`
-            : link("#/tokens", "Tokens", true)}
+            ? html`${link("#/admin/tokens", "All tokens", h === "#/admin/tokens" || h === "" || h === "#/")}${link("#/admin/domains", "Domains", h === "#/admin/domains")}${link("#/admin/roles", "Roles", h === "#/admin/roles")}${link("#/admin/usage", "Usage", h === "#/admin/usage")}`
+            : html`${link("#/tokens", "Tokens", h !== "#/usage")}${link("#/usage", "Usage", h === "#/usage")}`}
         </nav>
         <${ProfileMenu} who=${who} navigate=${nav} onSignOut=${async () => { await signOut(); setMe(null); setState({ ...state, signed_in: false }); nav("#/"); }} />
       </div>
@@ -185,6 +190,7 @@ function viewTitle(h, me) {
   if (me === null) return "Sign in";
   if (h === "#/admin/domains") return "Domains";
   if (h === "#/admin/roles") return "Roles";
+  if (h === "#/admin/usage" || h === "#/usage") return "Usage";
   if (me.kind === "operator") return "All tokens";
   if (h.startsWith("#/tokens/")) return "Token";
   return "Personal Access Tokens";

@@ -1,8 +1,9 @@
 // @ts-check
-/** Create (and duplicate): name, description, duration, scopes picked as entity type → entity → operation. */
+/** Create (and duplicate): name, description, duration, scopes picked as entity type → entity → operation, optional limits. */
 import { useEffect, useMemo, useState } from "../vendor/hooks.js";
 import { api } from "./api.js";
 import { durationText, durationWords, local, opLabel, scopeCode, scopeWords, typeLabel, utc } from "./format.js";
+import { LimitsFields, limitErrorField, limitTexts, limitsWords, readLimits } from "./limits.js";
 import { Dialog, Field, Notice, errorField, html } from "./ui.js";
 
 const DAY = 86_400_000;
@@ -205,12 +206,27 @@ export function CreateDialog({ me, names, initial, onCreated, onClose }) {
   const [busy, setBusy] = useState(false);
   const [errors, setErrors] = useState(/** @type {Record<string, string>} */ ({}));
   const [formError, setFormError] = useState(/** @type {string | null} */ (null));
+  const [limits, setLimits] = useState(limitTexts(initial?.limits));
+  const [limitsOpen, setLimitsOpen] = useState(Boolean(initial?.limits));
+  // The API's refusals per limit field (e.g. looser than policy), until that field is edited.
+  const [limitRefusals, setLimitRefusals] = useState(/** @type {Record<string, string>} */ ({}));
 
   const trimmed = name.trim();
   const taken = trimmed !== "" && names.has(trimmed);
   const nameError = errors.name ?? (taken ? `You already have a token named “${trimmed}”.` : null);
   const ms = durationMs(duration);
-  const valid = trimmed !== "" && !taken && ms !== null && ms <= maxMs && scopes.length > 0;
+  const ownLimits = readLimits(limits);
+  const limitErrors = { ...ownLimits.errors, ...limitRefusals };
+  const limitsOk = Object.keys(ownLimits.errors).length === 0;
+  const valid = trimmed !== "" && !taken && ms !== null && ms <= maxMs && scopes.length > 0 && limitsOk;
+  const limitsText = limitsWords(ownLimits.value);
+  /** @param {Record<string, string>} next */
+  const editLimits = (next) => {
+    const kept = { ...limitRefusals };
+    for (const k of Object.keys(kept)) if (next[k] !== limits[k] || k === "limits") delete kept[k];
+    setLimitRefusals(kept);
+    setLimits(next);
+  };
 
   /** @param {Event} e */
   const submit = async (e) => {
@@ -220,11 +236,16 @@ export function CreateDialog({ me, names, initial, onCreated, onClose }) {
     setErrors({});
     setFormError(null);
     try {
-      const pat = await api("POST", "pats", { name: trimmed, description, duration: durationText(/** @type {number} */ (ms)), scopes });
+      const body = { name: trimmed, description, duration: durationText(/** @type {number} */ (ms)), scopes };
+      const pat = await api("POST", "pats", ownLimits.value === null ? body : { ...body, limits: ownLimits.value });
       onCreated(pat);
     } catch (/** @type {any} */ err) {
       const f = errorField(err);
-      if (["name", "description", "duration", "scopes"].includes(f)) setErrors({ [f]: err.message });
+      const lf = limitErrorField(err);
+      if (lf !== null) {
+        setLimitRefusals({ [lf]: err.message });
+        setLimitsOpen(true);
+      } else if (["name", "description", "duration", "scopes"].includes(f)) setErrors({ [f]: err.message });
       else setFormError(err.message);
       setBusy(false);
     }
@@ -249,11 +270,13 @@ export function CreateDialog({ me, names, initial, onCreated, onClose }) {
         ${picking ? html`<${ScopePicker} me=${me} onAdd=${(/** @type {any[]} */ more) => { setScopes(mergeScopes(scopes, more)); setPicking(false); }} onCancel=${() => setPicking(false)} />` : null}
         <p class="error" role=${errors.scopes ? "alert" : undefined}>${errors.scopes ?? ""}</p>
       </section>
+      <${LimitsFields} id="pat-limits" texts=${limits} errors=${limitErrors} open=${limitsOpen} onOpen=${setLimitsOpen} onChange=${editLimits} />
       ${valid ? html`<section class="summary" aria-label="Summary">
         <h3>Summary</h3>
         <p>“${trimmed}” will be able to:</p>
         <ul>${scopes.map((s) => html`<li>${scopeWords(s)}</li>`)}</ul>
         <p>It stops working <strong title=${utc(Date.now() + /** @type {number} */ (ms))}>${local(Date.now() + /** @type {number} */ (ms))}</strong>, or sooner if you revoke it.</p>
+        ${limitsText ? html`<p>Its own limits: ${limitsText}.</p>` : null}
       </section>` : null}
       <${Notice} error=${formError} />
       <footer class="dialog-foot">

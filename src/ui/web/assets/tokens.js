@@ -4,7 +4,9 @@ import { useEffect, useState } from "../vendor/hooks.js";
 import { all, api } from "./api.js";
 import { CreateDialog, DurationPicker, ScopeList, ScopePicker, defaultDuration, durationMs, mergeScopes } from "./create.js";
 import { STATUS_LABEL, displayStatus, durationText, local, opLabel, scopeWords, typeLabel, utc, zone } from "./format.js";
+import { LimitsFields, limitErrorField, limitTexts, limitsWords, readLimits } from "./limits.js";
 import { TokenOnceDialog } from "./secret.js";
+import { TokenUsage } from "./usage.js";
 import { Badge, Dialog, Field, Notice, Spinner, Time, errorField, html } from "./ui.js";
 
 const PAGE = 20;
@@ -91,21 +93,39 @@ const GRACES = [
   { key: "7d", label: "7 days" },
 ];
 
-/** Rotate: a new secret and duration, optionally a grace period for the old one. @param {{pat: any, me: any, onDone: (p: any) => void, onClose: () => void}} props */
+/** The same limits, field by field (null: none of its own). @param {Record<string, number> | null} a @param {Record<string, number> | null | undefined} b */
+function sameLimits(a, b) {
+  return limitsWords(a) === limitsWords(b ?? null);
+}
+
+/** Rotate: a new secret and duration, optionally a grace period for the old one, and the PAT's own limits. @param {{pat: any, me: any, onDone: (p: any) => void, onClose: () => void}} props */
 function RotateDialog({ pat, me, onDone, onClose }) {
   const maxMs = me.max_token_lifetime_seconds * 1000;
   const [duration, setDuration] = useState(defaultDuration(maxMs));
   const [grace, setGrace] = useState("");
   const [busy, setBusy] = useState(false);
   const [errors, setErrors] = useState(/** @type {Record<string, string>} */ ({}));
+  const [limits, setLimits] = useState(limitTexts(pat.limits));
+  const [limitsOpen, setLimitsOpen] = useState(false);
+  const [limitRefusal, setLimitRefusal] = useState(/** @type {Record<string, string>} */ ({}));
   const ms = durationMs(duration);
+  const own = readLimits(limits);
+  const limitsOk = Object.keys(own.errors).length === 0;
   const go = async () => {
-    if (ms === null || ms > maxMs) return;
+    if (ms === null || ms > maxMs || !limitsOk) return;
     setBusy(true);
+    /** @type {Record<string, unknown>} */
+    const body = grace === "" ? { duration: durationText(ms) } : { duration: durationText(ms), grace_period: grace };
+    // Unchanged limits are left out: the API keeps them. Emptied: null removes them.
+    if (!sameLimits(own.value, pat.limits)) body.limits = own.value;
     try {
-      onDone(await api("PATCH", `pats/${pat.id}/secret/reset`, grace === "" ? { duration: durationText(ms) } : { duration: durationText(ms), grace_period: grace }));
+      onDone(await api("PATCH", `pats/${pat.id}/secret/reset`, body));
     } catch (/** @type {any} */ e) {
-      setErrors({ [errorField(e) || "form"]: e.message });
+      const lf = limitErrorField(e);
+      if (lf !== null) {
+        setLimitRefusal({ [lf]: e.message });
+        setLimitsOpen(true);
+      } else setErrors({ [errorField(e) || "form"]: e.message });
       setBusy(false);
     }
   };
@@ -118,10 +138,13 @@ function RotateDialog({ pat, me, onDone, onClose }) {
           ${GRACES.map((g) => html`<option value=${g.key}>${g.label}</option>`)}
         </select>
       </${Field}>
+      <${LimitsFields} id="rotate-limits" texts=${limits} errors=${{ ...own.errors, ...limitRefusal }} open=${limitsOpen} onOpen=${setLimitsOpen}
+        onChange=${(/** @type {Record<string, string>} */ t) => { setLimits(t); setLimitRefusal({}); }}
+        lede="The new secret keeps these limits. Change them here, or empty every field to leave only the gateway's policies." />
       <${Notice} error=${errors.form ?? null} />
       <footer class="dialog-foot">
         <button type="button" class="button" onClick=${onClose}>Cancel</button>
-        <button type="button" class="button primary" disabled=${busy || ms === null || ms > maxMs} onClick=${go}>${busy ? "Rotating…" : "Rotate secret"}</button>
+        <button type="button" class="button primary" disabled=${busy || ms === null || ms > maxMs || !limitsOk} onClick=${go}>${busy ? "Rotating…" : "Rotate secret"}</button>
       </footer>
     </div>
   </${Dialog}>`;
@@ -226,7 +249,7 @@ function TokenTable({ pats, navigate, onRevoke }) {
     <thead><tr><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>
       ${pats.map((p) => html`<tr>
-        <td data-label="Name"><a href=${`#/tokens/${p.id}`} onClick=${(/** @type {Event} */ e) => { e.preventDefault(); navigate(`#/tokens/${p.id}`); }}>${p.name}</a>${p.description ? html`<div class="muted small clamp">${p.description}</div>` : null}</td>
+        <td data-label="Name"><a href=${`#/tokens/${p.id}`} onClick=${(/** @type {Event} */ e) => { e.preventDefault(); navigate(`#/tokens/${p.id}`); }}>${p.name}</a>${p.description ? html`<div class="muted small clamp">${p.description}</div>` : null}${p.limits ? html`<div class="small limits-line" title="This token's own limits">Limits: ${limitsWords(p.limits)}</div>` : null}</td>
         <td data-label="Status"><${Badge} status=${displayStatus(p)} /></td>
         <td data-label="Scopes">${scopeSummary(p.scopes)}</td>
         <td data-label="Created"><${Time} t=${p.issued_at} /></td>
@@ -335,6 +358,7 @@ export function TokenPage({ me, id, navigate }) {
         <dt>Created</dt><dd><${Time} t=${pat.issued_at} /> <span class="muted small">${local(pat.issued_at)}</span></dd>
         <dt>Expires</dt><dd><${Time} t=${pat.expires_at} /> <span class="muted small" title=${utc(pat.expires_at)}>${local(pat.expires_at)}</span></dd>
         <dt>Last used</dt><dd><${Time} t=${pat.last_used_at} /></dd>
+        <dt>Limits</dt><dd>${limitsWords(pat.limits) ?? html`<span class="muted">none of its own (the gateway's policies apply)</span>`}${live ? html` <button type="button" class="button small" onClick=${() => setDialog({ kind: "rotate" })}>Change with a rotation</button>` : null}</dd>
         ${pat.revoked_at ? html`<dt>Revoked</dt><dd><${Time} t=${pat.revoked_at} /></dd>` : null}
         ${pat.previous_secret_expires_at ? html`<dt>Previous secret</dt><dd>works until <${Time} t=${pat.previous_secret_expires_at} /></dd>` : null}
         <dt>ID</dt><dd><code class="small">${pat.id}</code></dd>
@@ -349,7 +373,7 @@ export function TokenPage({ me, id, navigate }) {
       ${picking ? html`<${ScopePicker} me=${me} onAdd=${(/** @type {any[]} */ s) => addScopes(mergeScopes([], s))} onCancel=${() => setPicking(false)} />` : null}
       <p class="error" role=${scopeError ? "alert" : undefined}>${scopeError ?? ""}</p>
     </section>
-    ${/* Usage (requests and LLM tokens per day) goes here with the limits work: a <section class="panel"> like Scopes. */ null}
+    <${TokenUsage} pat=${pat} />
     ${dialog?.kind === "revoke" ? html`<${RevokeDialog} pat=${pat} onClose=${() => setDialog(null)} onDone=${(/** @type {any} */ p) => { setPat(p); setDialog(null); }} />` : null}
     ${dialog?.kind === "delete" ? html`<${DeleteDialog} pat=${pat} onClose=${() => setDialog(null)} onDone=${() => navigate("#/tokens")} />` : null}
     ${dialog?.kind === "rotate" ? html`<${RotateDialog} pat=${pat} me=${me} onClose=${() => setDialog(null)} onDone=${(/** @type {any} */ p) => { setPat(p); setDialog({ kind: "token", pat: p }); }} />` : null}
