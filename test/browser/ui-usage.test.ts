@@ -77,10 +77,12 @@ function plus(a: Usage, b: Usage): Usage {
 
 const fmt = (n: number): string => n.toLocaleString("en-US");
 
-/** Both widths, same page: `name-1280.png` and `name-390.png`. */
-async function shots(page: Page, name: string): Promise<void> {
+/** Both widths, same page: `name-1280.png` and `name-390.png`; `show` is scrolled into view first (inside a dialog, the shot is what the viewport shows). */
+async function shots(page: Page, name: string, show?: Locator): Promise<void> {
+  await show?.scrollIntoViewIfNeeded();
   await screenshot(page, `${name}-1280`);
   await page.setViewportSize(NARROW);
+  await show?.scrollIntoViewIfNeeded();
   await screenshot(page, `${name}-390`);
   await page.setViewportSize(WIDE);
 }
@@ -143,7 +145,7 @@ describe("web page: limits and usage", () => {
     await dialog.getByLabel("Tokens per day").fill("5000");
     await dialog.getByRole("button", { name: "Create token" }).click();
     const error = dialog.locator("#pat-limits-requests_per_minute-error");
-    await expect.poll(() => error.textContent()).toBe('limits.requests_per_minute (500) would be looser than policy "per-pat" (100); a PAT\'s own limits can only be tighter.');
+    await expect.poll(() => error.textContent()).toBe("At most 100: the gateway's policy “per-pat” allows 100 requests per minute, and a token's own limits can only be tighter.");
     expect(await rpm.getAttribute("aria-invalid")).toBe("true");
     expect(await env.gw.store.listPatsByUser("alice")).toEqual([]);
     // Text that is no number is caught before any call.
@@ -151,13 +153,13 @@ describe("web page: limits and usage", () => {
     await dialog.locator("#pat-limits-concurrent-error").getByText("Enter a whole number").waitFor();
     expect(await dialog.getByRole("button", { name: "Create token" }).isDisabled()).toBe(true);
     await expectCleanPage(alice);
-    await shots(page, "usage-create-refused");
+    await shots(page, "usage-create-refused", dialog.locator("#pat-limits-concurrent"));
 
     await dialog.getByLabel("Concurrent requests").fill("");
     await rpm.fill("50");
     expect(await error.isVisible()).toBe(false);
     await dialog.getByRole("region", { name: "Summary" }).getByText("Its own limits: 50 requests/min · 5,000 tokens/day.").waitFor();
-    await shots(page, "usage-create-limits");
+    await shots(page, "usage-create-limits", dialog.getByRole("region", { name: "Summary" }));
     await dialog.getByRole("button", { name: "Create token" }).click();
     const once = page.getByRole("dialog", { name: "Copy your new token" });
     ciToken = await once.getByLabel("Token “ci-usage”").inputValue();
@@ -298,8 +300,8 @@ describe("web page: limits and usage", () => {
     expect(await dialog.getByLabel("Requests per minute").inputValue()).toBe("50");
     await dialog.getByLabel("Tokens per day").fill("2000000");
     await dialog.getByRole("button", { name: "Rotate secret" }).click();
-    await expect.poll(() => dialog.locator("#rotate-limits-tokens_per_day-error").textContent()).toContain('looser than policy "per-pat" (1000000)');
-    await shots(page, "usage-rotate-refused");
+    await expect.poll(() => dialog.locator("#rotate-limits-tokens_per_day-error").textContent()).toContain("the gateway's policy “per-pat” allows 1,000,000 tokens per day");
+    await shots(page, "usage-rotate-refused", dialog.locator("#rotate-limits-tokens_per_day"));
     await dialog.getByLabel("Tokens per day").fill("4000");
     await dialog.getByRole("button", { name: "Rotate secret" }).click();
     const once = page.getByRole("dialog", { name: "Copy the new secret" });

@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useState } from "../vendor/hooks.js";
 import { api } from "./api.js";
 import { durationText, durationWords, local, opLabel, scopeCode, scopeWords, typeLabel, utc } from "./format.js";
-import { LimitsFields, limitErrorField, limitTexts, limitsWords, readLimits } from "./limits.js";
+import { LimitsFields, limitErrorField, limitRefusalText, limitTexts, limitsWords, readLimits } from "./limits.js";
 import { Dialog, Field, Notice, errorField, html } from "./ui.js";
 
 const DAY = 86_400_000;
@@ -243,7 +243,7 @@ export function CreateDialog({ me, names, initial, onCreated, onClose }) {
       const f = errorField(err);
       const lf = limitErrorField(err);
       if (lf !== null) {
-        setLimitRefusals({ [lf]: err.message });
+        setLimitRefusals({ [lf]: limitRefusalText(err, lf) });
         setLimitsOpen(true);
       } else if (["name", "description", "duration", "scopes"].includes(f)) setErrors({ [f]: err.message });
       else setFormError(err.message);

@@ -61,6 +61,18 @@ export function limitErrorField(err) {
   return p === "limits" ? "limits" : null;
 }
 
+/**
+ * An API refusal of a limit in words for the form: "looser than policy" says
+ * what the policy allows; anything else is the API's own message.
+ * @param {any} err @param {string} field
+ */
+export function limitRefusalText(err, field) {
+  const m = /would be looser than policy "([^"]+)" \((\d+)\)/.exec(String(err?.message ?? ""));
+  const f = LIMIT_FIELDS.find((x) => x.key === field);
+  if (m === null || f === undefined) return String(err?.message ?? "Refused.");
+  return `At most ${count(Number(m[2]))}: the gateway's policy “${m[1]}” allows ${count(Number(m[2]))} ${dimensionWords(f.key)}, and a token's own limits can only be tighter.`;
+}
+
 /** "30 requests/min · 100,000 tokens/day", or null for none. @param {Record<string, number> | null | undefined} limits */
 export function limitsWords(limits) {
   if (limits === null || limits === undefined) return null;

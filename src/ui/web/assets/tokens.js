@@ -4,7 +4,7 @@ import { useEffect, useState } from "../vendor/hooks.js";
 import { all, api } from "./api.js";
 import { CreateDialog, DurationPicker, ScopeList, ScopePicker, defaultDuration, durationMs, mergeScopes } from "./create.js";
 import { STATUS_LABEL, displayStatus, durationText, local, opLabel, scopeWords, typeLabel, utc, zone } from "./format.js";
-import { LimitsFields, limitErrorField, limitTexts, limitsWords, readLimits } from "./limits.js";
+import { LimitsFields, limitErrorField, limitRefusalText, limitTexts, limitsWords, readLimits } from "./limits.js";
 import { TokenOnceDialog } from "./secret.js";
 import { TokenUsage } from "./usage.js";
 import { Badge, Dialog, Field, Notice, Spinner, Time, errorField, html } from "./ui.js";
@@ -123,7 +123,7 @@ function RotateDialog({ pat, me, onDone, onClose }) {
     } catch (/** @type {any} */ e) {
       const lf = limitErrorField(e);
       if (lf !== null) {
-        setLimitRefusal({ [lf]: e.message });
+        setLimitRefusal({ [lf]: limitRefusalText(e, lf) });
         setLimitsOpen(true);
       } else setErrors({ [errorField(e) || "form"]: e.message });
       setBusy(false);

@@ -192,7 +192,11 @@ function useUsage(path, limitsPath) {
  * @param {{limits: any, names: Map<string, string>, only?: string}} props
  */
 export function LimitsNow({ limits, names, only }) {
-  const rows = limits.limits.filter((/** @type {any} */ l) => only === undefined || l.pat_id === null || l.pat_id === only);
+  const label = (/** @type {any} */ l) => (l.pat_id === null ? "" : (names.get(l.pat_id) ?? l.pat_id));
+  // Per token (the user's own policies first), its own limits before the gateway's.
+  const rows = limits.limits
+    .filter((/** @type {any} */ l) => only === undefined || l.pat_id === null || l.pat_id === only)
+    .sort((/** @type {any} */ a, /** @type {any} */ b) => label(a).localeCompare(label(b)) || Number(b.policy === "pat-own") - Number(a.policy === "pat-own"));
   if (rows.length === 0) return html`<p class="muted">No limit counts ${only === undefined ? "these tokens" : "this token"}: the gateway has no per-token or per-user policy${only === undefined ? "" : " and the token has no limits of its own"}.</p>`;
   const whom = (/** @type {any} */ l) => (l.pat_id === null ? html`<span>all tokens of ${limits.user_id} together</span>` : html`<span>${names.get(l.pat_id) ?? html`<code class="small">${l.pat_id.slice(0, 8)}</code>`}</span>`);
   return html`<div class="table-wrap"><table class="table limits-use">
@@ -281,13 +285,13 @@ export function UsagePage({ me, operator, navigate }) {
   };
   const names = new Map([...pats.values()].filter((p) => !p.gone).map((p) => [p.id, p.name]));
   const summary = page === null ? null : summarise(page, group);
-  const whose = operator ? (user === "" ? "every user's tokens" : `${user}'s tokens`) : "your tokens";
+  const whose = operator ? (user === "" ? "every user's access tokens" : `${user}'s access tokens`) : "your personal access tokens";
 
   return html`<div class="page-head">
       <div>
         <nav aria-label="Breadcrumb" class="crumbs"><span>${operator ? "Operator" : "Profile"}</span> <span aria-hidden="true">›</span> <span aria-current="page">Usage</span></nav>
         <h1>Usage</h1>
-        <p class="lede">Requests and LLM tokens of ${whose}, as the models reported them, and how much of each limit is used now.</p>
+        <p class="lede">Requests and LLM tokens through ${whose}, as the models reported them, and how much of each limit is used now.</p>
       </div>
     </div>
     <section class="panel" aria-labelledby="usage-h">
