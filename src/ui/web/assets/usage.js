@@ -147,7 +147,7 @@ function Figures({ total }) {
 
 /** @param {{value: string, onChange: (k: string) => void, id: string}} props */
 function RangePicker({ value, onChange, id }) {
-  return html`<div class="field compact">
+  return html`<div class="field compact range">
     <label for=${id}>Range</label>
     <select id=${id} value=${value} onChange=${(/** @type {any} */ e) => onChange(e.currentTarget.value)}>
       ${RANGES.map((r) => html`<option value=${r.key}>${r.label} (${r.per})</option>`)}
