@@ -21,6 +21,9 @@ export const RANGES = [
   { key: "30d", label: "Last 30 days", ms: 30 * DAY, width: "1d", per: "per day" },
 ];
 
+// Why a request made a moment ago may not be counted yet (usage.flush_interval).
+const FLUSH_HINT = "The gateway writes usage every few seconds, so the newest requests can take a moment to appear (Refresh).";
+
 const GROUP_LABEL = { api_key_id: "Token", user_id: "User", domain_id: "Domain", model: "Model" };
 
 /** @typedef {{requests: number, input: number, output: number, estRequests: number, estTokens: number}} Totals */
@@ -320,7 +323,7 @@ export function UsagePage({ me, operator, navigate }) {
         ? error ? null : html`<${Spinner} label="Loading usage…" />`
         : html`<${Figures} total=${summary.total} />
           <${UsageTable} summary=${summary} group=${group} width=${range.width} per=${range.per} name=${name} caption=${`Usage by ${(/** @type {Record<string, string>} */ (GROUP_LABEL)[group] ?? group).toLowerCase()}, ${range.label.toLowerCase()}`} />
-          <p class="hint">Buckets are whole ${range.width === "1h" ? "hours" : "days"} (UTC); times are in your time zone (${zone()}). The gateway writes usage every few seconds, so the newest requests can take a moment to appear${loadedAt ? html`; loaded <${Time} t=${new Date(loadedAt).toISOString()} />` : null}.</p>`}
+          <p class="hint">Buckets are whole ${range.width === "1h" ? "hours" : "days"} (UTC); times are in your time zone (${zone()}). ${FLUSH_HINT}${loadedAt ? html` Loaded <${Time} t=${new Date(loadedAt).toISOString()} />.` : null}</p>`}
     </section>
     <section class="panel" aria-labelledby="limits-now-h">
       <div class="section-head"><h2 id="limits-now-h">Limits now</h2></div>
@@ -354,7 +357,8 @@ export function TokenUsage({ pat }) {
     ${summary === null
       ? error ? null : html`<${Spinner} label="Loading usage…" />`
       : html`<${Figures} total=${summary.total} />
-        <${UsageTable} summary=${summary} group="model" width=${range.width} per=${range.per} name=${name} caption=${`Usage of ${pat.name} by model, ${range.label.toLowerCase()}`} />`}
+        <${UsageTable} summary=${summary} group="model" width=${range.width} per=${range.per} name=${name} caption=${`Usage of ${pat.name} by model, ${range.label.toLowerCase()}`} />
+        <p class="hint">${FLUSH_HINT}</p>`}
     <h3 class="sub-head">Limits now</h3>
     ${limits === null ? (error ? null : html`<${Spinner} />`) : html`<${LimitsNow} limits=${limits} names=${new Map([[pat.id, pat.name]])} only=${pat.id} />`}
   </section>`;
