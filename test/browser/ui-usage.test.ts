@@ -319,6 +319,8 @@ describe("web page: limits and usage", () => {
     await page.getByLabel("Admin key").fill(env.gw.adminKey ?? "");
     await page.getByRole("button", { name: "Sign in as operator" }).click();
     await page.getByRole("heading", { name: "All tokens" }).waitFor();
+    // Every user's tokens list a PAT's own limits too.
+    await page.getByRole("row", { name: /alice.*ci-usage/ }).getByText("Limits: 50 requests/min · 4,000 tokens/day").waitFor();
     await page.getByRole("link", { name: "Usage", exact: true }).click();
     await usageRow(page, bobId).waitFor();
     await expect.poll(() => usageRow(page, ciId).locator("td").first().innerText()).toBe("ci-usage of alice");

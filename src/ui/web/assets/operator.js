@@ -3,6 +3,7 @@
 import { useEffect, useState } from "../vendor/hooks.js";
 import { api } from "./api.js";
 import { STATUS_LABEL, displayStatus, opLabel } from "./format.js";
+import { limitsWords } from "./limits.js";
 import { Pager, RevokeDialog } from "./tokens.js";
 import { Badge, Dialog, Field, Notice, Spinner, Time, errorField, html } from "./ui.js";
 
@@ -93,7 +94,7 @@ export function AllTokensPage(_props) {
             <thead><tr><th scope="col">User</th><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Domains</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
             <tbody>${data.pats.map((/** @type {any} */ p) => html`<tr>
               <td data-label="User">${p.user_id}</td>
-              <td data-label="Name">${p.name}</td>
+              <td data-label="Name"><div class="name-cell">${p.name}${p.limits ? html`<div class="small limits-line" title="This token's own limits">Limits: ${limitsWords(p.limits)}</div>` : null}</div></td>
               <td data-label="Status"><${Badge} status=${displayStatus(p)} /></td>
               <td data-label="Domains">${[...new Set(p.scopes.map((/** @type {any} */ s) => s.domain_id))].join(", ") || html`<span class="muted">none</span>`}</td>
               <td data-label="Expires"><${Time} t=${p.expires_at} /></td>

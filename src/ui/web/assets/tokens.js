@@ -249,7 +249,7 @@ function TokenTable({ pats, navigate, onRevoke }) {
     <thead><tr><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Scopes</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
     <tbody>
       ${pats.map((p) => html`<tr>
-        <td data-label="Name"><a href=${`#/tokens/${p.id}`} onClick=${(/** @type {Event} */ e) => { e.preventDefault(); navigate(`#/tokens/${p.id}`); }}>${p.name}</a>${p.description ? html`<div class="muted small clamp">${p.description}</div>` : null}${p.limits ? html`<div class="small limits-line" title="This token's own limits">Limits: ${limitsWords(p.limits)}</div>` : null}</td>
+        <td data-label="Name"><div class="name-cell"><a href=${`#/tokens/${p.id}`} onClick=${(/** @type {Event} */ e) => { e.preventDefault(); navigate(`#/tokens/${p.id}`); }}>${p.name}</a>${p.description ? html`<div class="muted small clamp">${p.description}</div>` : null}${p.limits ? html`<div class="small limits-line" title="This token's own limits">Limits: ${limitsWords(p.limits)}</div>` : null}</div></td>
         <td data-label="Status"><${Badge} status=${displayStatus(p)} /></td>
         <td data-label="Scopes">${scopeSummary(p.scopes)}</td>
         <td data-label="Created"><${Time} t=${p.issued_at} /></td>
