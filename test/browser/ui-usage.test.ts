@@ -45,17 +45,24 @@ interface Usage {
   requests: number;
   input: number;
   output: number;
+  /** Of input + output: charged as reserved, for an answer without usage. */
+  estimated: number;
 }
 
-const none = (): Usage => ({ requests: 0, input: 0, output: 0 });
+const none = (): Usage => ({ requests: 0, input: 0, output: 0, estimated: 0 });
+
+/** The body of every chat request here: 3 output tokens at most. */
+function chatBody(model: string, stream: boolean): string {
+  return JSON.stringify({ model, max_tokens: 3, messages: [{ role: "user", content: "hi" }], ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}) });
+}
+
+async function post(bearer: string, domain: string, body: string): Promise<Response> {
+  return fetch(`${env.base}/proxy/${domain}/v1/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" }, body });
+}
 
 /** A chat completion through the data plane; the usage the upstream reported (from the JSON, or the stream's usage chunk, asked for). */
 async function chat(bearer: string, domain: string, model: string, stream = false): Promise<Usage> {
-  const res = await fetch(`${env.base}/proxy/${domain}/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
-    body: JSON.stringify({ model, max_tokens: 3, messages: [{ role: "user", content: "hi" }], ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}) }),
-  });
+  const res = await post(bearer, domain, chatBody(model, stream));
   const text = await res.text();
   expect(res.status, text).toBe(200);
   let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
@@ -68,12 +75,30 @@ async function chat(bearer: string, domain: string, model: string, stream = fals
     }
   }
   if (usage === undefined) throw new Error(`no usage in ${text}`);
-  return { requests: 1, input: usage.prompt_tokens, output: usage.completion_tokens };
+  return { requests: 1, input: usage.prompt_tokens, output: usage.completion_tokens, estimated: 0 };
+}
+
+/** A chat completion whose answer reports no usage: the gateway charges what it reserved (body bytes ÷ 4, and max_tokens). */
+async function chatWithoutUsage(bearer: string, domain: string): Promise<Usage> {
+  env.upstream.route("POST", "/v1/chat/completions", (c) => c.send(200, { id: "x", object: "chat.completion", choices: [] }));
+  try {
+    const body = chatBody("llama3", false);
+    const res = await post(bearer, domain, body);
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+    const input = Math.ceil(body.length / 4);
+    return { requests: 1, input, output: 3, estimated: input + 3 };
+  } finally {
+    env.upstream.resetRoutes();
+  }
 }
 
 function plus(a: Usage, b: Usage): Usage {
-  return { requests: a.requests + b.requests, input: a.input + b.input, output: a.output + b.output };
+  return { requests: a.requests + b.requests, input: a.input + b.input, output: a.output + b.output, estimated: a.estimated + b.estimated };
 }
+
+const pct = (part: number, whole: number): string => `${Math.round((100 * part) / whole)} %`;
+const tokensOf = (u: Usage): number => u.input + u.output;
 
 const fmt = (n: number): string => n.toLocaleString("en-US");
 
@@ -189,15 +214,16 @@ describe("web page: limits and usage", () => {
     }
     for (let i = 0; i < 2; i++) lab = plus(lab, await chat(labPat.token, "lab", "llama3"));
     // The fake reports 12 prompt tokens, 7 completion tokens unstreamed and one per chunk (max_tokens 3) streamed.
-    expect(ci).toEqual({ requests: 5, input: 60, output: 27 });
-    expect(lab).toEqual({ requests: 2, input: 24, output: 14 });
+    expect(ci).toEqual({ requests: 5, input: 60, output: 27, estimated: 0 });
+    expect(lab).toEqual({ requests: 2, input: 24, output: 14, estimated: 0 });
+    lab = plus(lab, await chatWithoutUsage(labPat.token, "lab"));
 
     await signInThroughIdp(bob.page, env.base, "bob");
     const bobPat = await apiCreate(bob.page, { name: "bob-secret-project", duration: "7d", scopes: MODELS_CHAT("other") });
     bobId = bobPat.id;
     await chat(bobPat.token, "other", "llama3");
     // The meter writes every second (usage.flush_interval: 1s).
-    await expect.poll(() => countedRequests(alice.page), { timeout: 15_000 }).toBe(7);
+    await expect.poll(() => countedRequests(alice.page), { timeout: 15_000 }).toBe(8);
     await expect.poll(() => countedRequests(bob.page), { timeout: 15_000 }).toBe(1);
   });
 
@@ -209,15 +235,17 @@ describe("web page: limits and usage", () => {
     expect(await shown(usageRow(page, ciId))).toEqual(asShown(ci));
     expect(await shown(usageRow(page, labId))).toEqual(asShown(lab));
     expect(await usageRow(page, ciId).getByRole("link").innerText()).toBe("ci-usage");
-    // Share of all tokens: 87 of 125.
-    expect(await usageRow(page, ciId).locator('td[data-label="Share of tokens"]').innerText()).toBe("70 %");
-    expect(await usageRow(page, labId).locator('td[data-label="Share of tokens"]').innerText()).toBe("30 %");
-    expect(await usageRow(page, ciId).locator('td[data-label="Estimated"]').innerText()).toBe("none");
     const total = plus(ci, lab);
+    // Each one's share of all tokens, and how much of its own was estimated.
+    expect(await usageRow(page, ciId).locator('td[data-label="Share of tokens"]').innerText()).toBe(pct(tokensOf(ci), tokensOf(total)));
+    expect(await usageRow(page, labId).locator('td[data-label="Share of tokens"]').innerText()).toBe(pct(tokensOf(lab), tokensOf(total)));
+    expect(await usageRow(page, ciId).locator('td[data-label="Estimated"]').innerText()).toBe("none");
+    expect(await usageRow(page, labId).locator('td[data-label="Estimated"]').innerText()).toBe(pct(lab.estimated, tokensOf(lab)));
     const figures = await page.locator(".figures").innerText();
     expect(figures).toContain(`Requests\n${fmt(total.requests)}`);
     expect(figures).toContain(`Input tokens\n${fmt(total.input)}`);
     expect(figures).toContain(`Output tokens\n${fmt(total.output)}`);
+    expect(figures).toContain(`Estimated\n${fmt(total.estimated)} tokens`);
     // Nothing of bob's.
     expect(await usageRow(page, bobId).count()).toBe(0);
     expect(await page.getByText("bob-secret-project").count()).toBe(0);
@@ -255,7 +283,7 @@ describe("web page: limits and usage", () => {
     // Reservations are reconciled with the reported usage: what is used is what the upstream reported.
     expect(await own("tokens_per_day").locator('td[data-label="Used now"]').innerText()).toBe(`${fmt(ci.input + ci.output)} / 5,000`);
     const policy = page.locator(`table.limits-use tr[data-policy="per-pat"][data-pat="${labId}"][data-dimension="requests_per_minute"]`);
-    expect(await policy.locator('td[data-label="Used now"]').innerText()).toBe("2 / 100");
+    expect(await policy.locator('td[data-label="Used now"]').innerText()).toBe("3 / 100");
     await expect.poll(() => policy.locator('td[data-label="Counts"]').innerText()).toBe("lab-bot");
     await page.getByRole("heading", { name: "Limits now" }).scrollIntoViewIfNeeded();
     await shots(page, "usage-limits-now");
