@@ -251,6 +251,10 @@ describe("web page: limits and usage", () => {
     expect(await page.getByText("bob-secret-project").count()).toBe(0);
     await expectCleanPage(alice);
     await shots(page, "usage-by-token");
+    // The same in the dark scheme (the bars and meters are SVG filled from the theme's colours).
+    await page.emulateMedia({ colorScheme: "dark" });
+    await screenshot(page, "usage-by-token-dark-1280");
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   it("shows usage per domain and per model, over a chosen range", async () => {

@@ -22,7 +22,7 @@ export const RANGES = [
 ];
 
 // Why a request made a moment ago may not be counted yet (usage.flush_interval).
-const FLUSH_HINT = "The gateway writes usage every few seconds, so the newest requests can take a moment to appear (Refresh).";
+const FLUSH_HINT = "The gateway writes usage every few seconds, so the newest requests can take a moment to appear; Refresh reads it again.";
 
 const GROUP_LABEL = { api_key_id: "Token", user_id: "User", domain_id: "Domain", model: "Model" };
 
