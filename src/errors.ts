@@ -60,6 +60,10 @@ export const ERRORS = {
   stream_revoked: { status: 403, type: "invalid_request_error", message: "The token, or the rights this stream was allowed under, were revoked, deleted or narrowed while it ran; the stream was ended.", retry: "never" },
   stream_expired: { status: 401, type: "invalid_request_error", message: "The token expired (or its old secret's grace period ended) while this stream ran; the stream was ended.", retry: "never" },
   shutting_down: { status: 503, type: "api_error", message: "The gateway is shutting down and ended this stream; retry and another replica will answer.", retry: 1000 },
+  // Realtime sessions over WebSocket (docs/realtime.md): a plain request to an upgrade route, and the ends of a session
+  upgrade_required: { status: 426, type: "invalid_request_error", message: "This route is a WebSocket endpoint: connect with a WebSocket upgrade (GET, Upgrade: websocket).", retry: "never" },
+  session_idle: { status: 408, type: "invalid_request_error", message: "The realtime session sent and received nothing for longer than the gateway allows (realtime.idle_timeout); it was closed.", retry: "never" },
+  session_too_long: { status: 408, type: "invalid_request_error", message: "The realtime session reached the longest time the gateway allows (realtime.max_session); it was closed. Open a new one.", retry: "never" },
   // Hardening (issue 13): fields, encodings and bodies the gateway will not pass on, and the body memory budget
   token_in_path: { status: 400, type: "invalid_request_error", message: "The URL holds something that looks like a token; send a token only in the Authorization header (and revoke it: URLs end up in logs).", retry: "never" },
   field_refused: { status: 400, type: "invalid_request_error", message: "The request has a field the gateway does not pass on.", retry: "never" },

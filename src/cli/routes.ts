@@ -138,7 +138,7 @@ function describe(e: Explanation, bodyGiven: boolean): string {
   if (r === null) return "";
   const src = r.entity;
   const from =
-    src.from === "domain" ? "the domain itself" : src.from === "path" ? `the path parameter {${src.param}}` : `the ${src.from === "body" ? "JSON body" : "multipart form"} field "${src.field}"`;
+    src.from === "domain" ? "the domain itself" : src.from === "path" ? `the path parameter {${src.param}}` : src.from === "query" ? `the query parameter "${src.param}"` : `the ${src.from === "body" ? "JSON body" : "multipart form"} field "${src.field}"`;
   const rows: [string, string][] = [
     ["request", `${e.method} ${e.path}`],
     ["route", `${r.id} (${r.method} ${r.path})`],

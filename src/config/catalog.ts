@@ -47,6 +47,7 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   llm_classification: "Classify input with a model",
   llm_scoring: "Score text pairs with a model",
   llm_rerank: "Rerank documents with a model",
+  llm_realtime: "Hold a Realtime session (speech and text over WebSocket) with a model",
   audit_log_read: "Read the audit log",
   audit_log_export: "Export the audit log",
 };

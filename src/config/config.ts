@@ -120,6 +120,20 @@ export interface Settings {
   /** Limit policies and usage metering (src/config/limits.ts, docs/limits.md). */
   readonly limits: LimitSettings;
   readonly usage: UsageSettings;
+  /** Realtime sessions over WebSocket (docs/realtime.md). */
+  readonly realtime: RealtimeSettings;
+}
+
+/** Bounds on every relayed Realtime (WebSocket) session. */
+export interface RealtimeSettings {
+  /** Largest message either side may send, in bytes; a larger one closes the session (1009). */
+  readonly maxFrameBytes: number;
+  /** Bytes queued towards one side before the other side is paused (backpressure). */
+  readonly maxBufferedBytes: number;
+  /** No frame either way for this long ends the session. */
+  readonly idleTimeoutMs: number;
+  /** The longest a session may run. */
+  readonly maxSessionMs: number;
 }
 
 /** Thrown with every problem found, one per line, each naming the file and key. */
@@ -243,7 +257,7 @@ const HEADER = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 export function parseSettings(raw: unknown, file: string): Settings {
   const c = new Checker(file);
   const dir = path.dirname(path.resolve(file));
-  const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth", "ui", "limits", "usage"]);
+  const top = c.obj(raw, "", ["server", "ops", "store", "security", "routes_file", "cache", "catalog", "roles", "upstreams", "default_upstream", "logging", "audit", "auth", "ui", "limits", "usage", "realtime"]);
 
   const srv = c.obj(top.server, "server", ["host", "port", "drain_timeout", "body_timeout", "body_idle_timeout", "streamed_body_timeout", "body_memory", "memory_limit", "tls"]);
   const port = c.int(srv.port, "server.port", 8080, 0, 65535);
@@ -330,6 +344,18 @@ export function parseSettings(raw: unknown, file: string): Settings {
 
   const { limits, usage } = parseLimitSettings(c, top.limits, top.usage, catalog);
 
+  const rt = c.obj(top.realtime, "realtime", ["max_frame", "max_buffered", "idle_timeout", "max_session"]);
+  const realtime: RealtimeSettings = {
+    maxFrameBytes: c.size(rt.max_frame, "realtime.max_frame", "16mb"),
+    maxBufferedBytes: c.size(rt.max_buffered, "realtime.max_buffered", "4mb"),
+    idleTimeoutMs: c.duration(rt.idle_timeout, "realtime.idle_timeout", "5m"),
+    maxSessionMs: c.duration(rt.max_session, "realtime.max_session", "60m"),
+  };
+  if (realtime.maxFrameBytes < 1024) c.fail("realtime.max_frame", "must be at least 1kb");
+  if (realtime.maxBufferedBytes < 1024) c.fail("realtime.max_buffered", "must be at least 1kb");
+  if (realtime.idleTimeoutMs < 1000) c.fail("realtime.idle_timeout", "must be at least 1s");
+  if (realtime.maxSessionMs < 1000) c.fail("realtime.max_session", "must be at least 1s");
+
   if (c.problems.length > 0) throw new ConfigError(c.problems.join("\n"));
   return deepFreeze({
     configFile: path.resolve(file),
@@ -349,6 +375,7 @@ export function parseSettings(raw: unknown, file: string): Settings {
     ui,
     limits,
     usage,
+    realtime,
   });
 }
 

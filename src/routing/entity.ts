@@ -76,6 +76,25 @@ function readJsonField(body: Buffer, field: string): EntityResult {
 // ----------------------------------------------------------------- query
 
 /**
+ * The value of `name` in a raw query string, which must hold it exactly once
+ * and spelled exactly: any other parameter an upstream's parser could read as
+ * it (another case, `;`-separated, `name[]`, percent-encoded) makes the
+ * request ambiguous, as a duplicate JSON key does. Cold path (upgrades only).
+ */
+export function entityFromQuery(query: string, name: string): EntityResult {
+  const raw = query.charCodeAt(0) === 0x3f /* ? */ ? query.slice(1) : query;
+  const values = new URLSearchParams(raw).getAll(name);
+  if (values.length === 0) {
+    return queryHasParam(query, name) ? fail("entity_ambiguous", `The query parameter "${name}" must be spelled exactly so.`) : fail("entity_missing", `The query string has no "${name}" parameter.`);
+  }
+  if (values.length > 1) return fail("entity_ambiguous", `The query parameter "${name}" appears ${values.length} times; send it exactly once.`);
+  // A second spelling beside the exact one: strip the exact pair and look again.
+  const rest = raw.split("&").filter((pair) => !pair.startsWith(`${name}=`) && pair !== name).join("&");
+  if (queryHasParam(rest, name)) return fail("entity_ambiguous", `The query parameter "${name}" appears under another spelling too; send it exactly once.`);
+  return validateEntityId(values[0], `The query parameter "${name}"`);
+}
+
+/**
  * True when a raw query string (`''` or `?…`) names `name` as a parameter,
  * in any spelling an upstream's query parser could map onto it:
  * percent-encoded, `+` for space, any ASCII letter case (and the Unicode

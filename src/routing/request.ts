@@ -6,9 +6,9 @@
  */
 import { Denial } from "../errors.ts";
 import { bodyEncodingProblem } from "./encoding.ts";
-import { entityFromJson, entityFromMultipart, queryHasParam, validateEntityId, type EntityResult } from "./entity.ts";
+import { entityFromJson, entityFromMultipart, entityFromQuery, queryHasParam, validateEntityId, type EntityResult } from "./entity.ts";
 import type { Target } from "./normalize.ts";
-import type { EntitySource, Match, Route, RouteTable } from "./table.ts";
+import { INTENT_PARAM, type EntitySource, type Match, type Route, type RouteTable } from "./table.ts";
 
 /** A request matched to its route, with the path parameters it bound. */
 export type RouteMatch = Extract<Match, { kind: "ok" }>;
@@ -32,12 +32,37 @@ export function resolveRoute(table: RouteTable, method: string, target: Target, 
 }
 
 /**
- * The entity id when the route takes it from the path or the domain; null when
- * it is in the body, which must be read first.
+ * The route as the request asks for it: a route with `intents` and an
+ * `?intent=` in the query is the intent's variant (its own operation); the
+ * route itself otherwise. Decided before the token, since the operation is.
  */
-export function entityWithoutBody(route: Route, domainId: string, params: ReadonlyMap<string, string>): string | Denial | null {
+export function routeForIntent(route: Route, query: string): Route | Denial {
+  if (route.intents === null || !queryHasParam(query, INTENT_PARAM)) return route;
+  const e = entityFromQuery(query, INTENT_PARAM);
+  if (!e.ok) return new Denial(e.code === "entity_missing" ? "entity_ambiguous" : e.code, { message: e.message.replace("The query parameter", "The intent parameter"), param: INTENT_PARAM });
+  const variant = route.intents.get(e.id);
+  if (variant === undefined) return new Denial("bad_request", { message: `Unknown intent "${e.id}" (known: ${[...route.intents.keys()].join(", ")}).`, param: INTENT_PARAM });
+  return variant;
+}
+
+/** The entity of an intent's variant: every model, since the session picks one later (each is checked then). */
+export const EVERY_ENTITY = "*";
+
+/**
+ * The entity id when the route takes it from the path, the query or the
+ * domain; null when it is in the body, which must be read first.
+ */
+export function entityWithoutBody(route: Route, domainId: string, params: ReadonlyMap<string, string>, query = ""): string | Denial | null {
   const src = route.entity;
   if (src.from === "domain") return domainId;
+  if (src.from === "query") {
+    if (route.intent !== null) {
+      // An intent's variant names no entity in the query: with a model beside it, which one the upstream serves is unclear.
+      if (queryHasParam(query, src.param)) return new Denial("entity_ambiguous", { message: `Send either "${src.param}" or "${INTENT_PARAM}", not both.`, param: src.param });
+      return EVERY_ENTITY;
+    }
+    return entityOrDenial(entityFromQuery(query, src.param), src.param);
+  }
   if (src.from !== "path") return null;
   return entityOrDenial(validateEntityId(params.get(src.param), `The path parameter "${src.param}"`), null);
 }

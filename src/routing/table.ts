@@ -22,6 +22,8 @@ export type EntitySource =
       readonly fallback?: string;
     }
   | { readonly from: "form"; readonly field: string }
+  /** A query parameter (the Realtime API's `?model=`), sent exactly once and spelled exactly. */
+  | { readonly from: "query"; readonly param: string }
   | { readonly from: "domain" };
 
 /** One validated route. `path` is the template, relative to `/proxy/<domain>`. */
@@ -49,6 +51,16 @@ export interface Route {
   readonly also: readonly AlsoNeeds[];
   /** The shape of the gateway's own error bodies on this route (its clients' format). */
   readonly errors: ErrorEnvelope;
+  /** `websocket`: the route is a WebSocket upgrade (the Realtime API), relayed frame by frame; null: plain HTTP. */
+  readonly upgrade: "websocket" | null;
+  /**
+   * `?intent=<value>` → the same route under another operation (the Realtime
+   * API's `intent=transcription`: `llm_transcription`), whose entity is every
+   * model (it is chosen later, in the session); null when the route has none.
+   */
+  readonly intents: ReadonlyMap<string, Route> | null;
+  /** On an intent's variant, its intent value; null on every route as declared. */
+  readonly intent: string | null;
 }
 
 /**
@@ -310,12 +322,14 @@ function matchIn(mr: MethodRoutes, key: string, segments: readonly string[], sta
 
 const TOP_KEYS = ["version", "defaults", "routes"] as const;
 const DEFAULTS_KEYS = ["body_limit"] as const;
-const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit", "body", "errors"] as const;
+const ROUTE_KEYS = ["id", "description", "method", "path", "operation", "entity", "body_limit", "body", "errors", "upgrade", "intents"] as const;
 // Methods whose requests carry no body by convention: a route for them takes none unless it says so.
 const BODYLESS_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"]);
 const ENTITY_KEYS = ["type", "from", "field", "fallback", "param", "also"] as const;
 const ALSO_KEYS = ["field", "operation", "refuse"] as const;
-const FROM_VALUES = ["body", "form", "path", "domain"] as const;
+const FROM_VALUES = ["body", "form", "path", "query", "domain"] as const;
+/** The query parameter that picks one of a route's `intents`. */
+export const INTENT_PARAM = "intent";
 
 /** Problems collected with their source positions. */
 class Problems {
@@ -428,6 +442,28 @@ function readAlso(doc: Document, entry: Entry, taken: readonly (string | null)[]
     else if (taken.includes(f) || out.some((a) => a.field === f)) p.add(m.get("field")?.value, `${what}: field "${f}" is named twice`);
     else out.push(Object.freeze({ field: f, operations: Object.freeze(operations), refuse }));
   }
+}
+
+/** `intents: { <value>: <operation> }`: each value of `?intent=` and the operation it is authorized as. */
+function readIntents(doc: Document, entry: Entry | undefined, what: string, catalog: Catalog, entityType: string | null, p: Problems): Map<string, string> {
+  const out = new Map<string, string>();
+  if (entry === undefined) return out;
+  const n = entry.value;
+  if (!isMap(n) || n.items.length === 0) {
+    p.add(n ?? entry.key, `${what}: intents must be a non-empty mapping of intent → operation`);
+    return out;
+  }
+  for (const pair of n.items) {
+    const k = pair.key as YamlNode | null;
+    const v = deref(doc, pair.value as YamlNode | null);
+    const key = isScalar(k) && typeof k.value === "string" ? k.value : null;
+    const op = isScalar(v) && typeof v.value === "string" ? v.value : null;
+    if (key === null || !FIELD_RE.test(key)) p.add(k ?? n, `${what}: intents: each intent must match [A-Za-z_][A-Za-z0-9_.-]{0,63}`);
+    else if (op === null || !catalog.operations.has(op)) p.add(v ?? k, `${what}: intents.${key}: unknown operation "${String(op)}"`);
+    else if (entityType !== null && !applies(catalog, entityType, op)) p.add(v, `${what}: intents.${key}: operation "${op}" does not apply to entity type "${entityType}"`);
+    else out.set(key, op);
+  }
+  return out;
 }
 
 function deref(doc: Document, node: YamlNode | null): YamlNode | null {
@@ -681,6 +717,18 @@ function readRoute(
           if (name !== null) entity = { from: "path", param: name };
           break;
         }
+        case "query": {
+          notHere(field, "field");
+          notHere(em.get("fallback"), "fallback");
+          notHere(em.get("also"), "also");
+          const qe = required(em, "param", entEntry.value, `${what}: entity`, p);
+          const name = str(qe, `${what}: entity.param`, p);
+          if (name !== null && !FIELD_RE.test(name)) p.add(qe?.value, `${what}: entity.param must match [A-Za-z_][A-Za-z0-9_.-]{0,63}`);
+          else if (name === INTENT_PARAM) p.add(qe?.value, `${what}: entity.param "${INTENT_PARAM}" is the parameter that picks an intent`);
+          if (method !== null && method !== "GET") p.add(fromEntry?.value, `${what}: from: query is for GET routes (a body would be a second place to name the entity)`);
+          if (name !== null) entity = { from: "query", param: name };
+          break;
+        }
         case "domain":
           notHere(em.get("also"), "also");
           notHere(em.get("fallback"), "fallback");
@@ -717,12 +765,27 @@ function readRoute(
     else if (v === "none" || v === "stream") bodyRule = v;
   }
 
+  const upgradeEntry = m.get("upgrade");
+  let upgrade: Route["upgrade"] = null;
+  if (upgradeEntry !== undefined) {
+    const v = str(upgradeEntry, `${what}: upgrade`, p);
+    if (v !== null && v !== "websocket") p.add(upgradeEntry.value, `${what}: upgrade must be websocket`);
+    else if (v !== null && method !== null && method !== "GET") p.add(upgradeEntry.value, `${what}: upgrade: websocket needs method GET (RFC 6455)`);
+    else if (v === "websocket") upgrade = v;
+    if (bodyEntry !== undefined) p.add(bodyEntry.key, `${what}: an upgrade route takes no body`);
+  }
+  const intentOps = readIntents(doc, m.get("intents"), what, catalog, entityType, p);
+  if (intentOps.size > 0 && entity !== null && entity.from !== "query") p.add(m.get("intents")?.key, `${what}: intents need an entity from: query`);
+
   if (id === null || method === null || path === null || segs === null || !METHODS.has(method)) return null;
   let route: Route | null = null;
   if (p.list.length === before && operation !== null && entityType !== null && entity !== null) {
     const from = (entity).from;
-    const body = from === "body" || from === "form" ? "read" : (bodyRule ?? (BODYLESS_METHODS.has(method) ? "none" : "stream"));
-    route = Object.freeze({ id, method, path, operation, entityType, entity: Object.freeze(entity), bodyLimit: limit, body, also: Object.freeze(also), errors });
+    const body = from === "body" || from === "form" ? "read" : (bodyRule ?? (BODYLESS_METHODS.has(method) || upgrade !== null ? "none" : "stream"));
+    const base = { id, method, path, entityType, entity: Object.freeze(entity), bodyLimit: limit, body, also: Object.freeze(also), errors, upgrade } as const;
+    let intents: Map<string, Route> | null = null;
+    for (const [value, op] of intentOps) (intents ??= new Map()).set(value, Object.freeze({ ...base, operation: op, intents: null, intent: value }));
+    route = Object.freeze({ ...base, operation, intents, intent: null });
   }
   return { id, method, path, segs, node, route };
 }

@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import { ERRORS, errorBody, retryHeaders, type ErrorCode } from "../../src/errors.ts";
 
 const DOC = path.resolve(import.meta.dirname, "..", "..", "docs", "errors.md");
-// 409 and 422: the management API (name clashes, values the config does not know).
-const ALLOWED_STATUSES = [400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 502, 503, 504];
+// 409 and 422: the management API (name clashes, values the config does not know); 426: a plain request to a WebSocket route.
+const ALLOWED_STATUSES = [400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 426, 429, 500, 502, 503, 504];
 
 interface DocRow {
   readonly code: string;

@@ -69,6 +69,7 @@ describe("the shipped routes.yaml", () => {
     ["POST", "/v1/score", "llm_scoring", "models", body("model")],
     ["POST", "/rerank", "llm_rerank", "models", body("model")],
     ["POST", "/v1/rerank", "llm_rerank", "models", body("model")],
+    ["GET", "/v1/realtime", "llm_realtime", "models", { from: "query", param: "model" }],
   ];
 
   it.each(expected)("%s %s → %s on %s", (method, path, operation, entityType, entity) => {
@@ -132,6 +133,9 @@ describe("RouteTable.match", () => {
     body: "none",
     also: [],
     errors: "openai",
+    upgrade: null,
+    intents: null,
+    intent: null,
   });
   const t = new RouteTable([
     r("root", "GET", "/"),
@@ -304,8 +308,26 @@ describe("parseRouteTable: validation with file:line:col", () => {
       /^routes\.yaml:7:21: route "chat": unknown entity type "model" \(known: domains, models, datasets\)/,
     );
     expect(problems(table(CHAT.replace("from: body", "from: header")))[0]).toMatch(
-      /^routes\.yaml:7:35: route "chat": unknown entity source "header" \(known: body, form, path, domain\)/,
+      /^routes\.yaml:7:35: route "chat": unknown entity source "header" \(known: body, form, path, query, domain\)/,
     );
+  });
+
+  it("reads an upgrade route with its entity from the query and its intents as variants", () => {
+    const t = parseRouteTable(table(`  - id: rt\n    method: GET\n    path: /v1/realtime\n    upgrade: websocket\n    operation: llm_realtime\n    entity: { type: models, from: query, param: model }\n    intents: { transcription: llm_transcription }\n`), "routes.yaml", testCatalog);
+    const r = t.routes[0]!;
+    expect([r.upgrade, r.body, r.operation, r.intent]).toEqual(["websocket", "none", "llm_realtime", null]);
+    const v = r.intents?.get("transcription");
+    expect([v?.operation, v?.intent, v?.id, v?.upgrade]).toEqual(["llm_transcription", "transcription", "rt", "websocket"]);
+  });
+
+  it("refuses an upgrade that is not websocket or not GET, from: query on POST, and intents with an unknown operation", () => {
+    const rt = (method: string, extra: string): string => `  - id: rt\n    method: ${method}\n    path: /v1/realtime\n    operation: llm_realtime\n${extra}`;
+    const q = "    entity: { type: models, from: query, param: model }\n";
+    expect(problems(table(rt("GET", q + "    upgrade: h2c\n"))).join("\n")).toMatch(/upgrade must be websocket/);
+    expect(problems(table(rt("POST", q + "    upgrade: websocket\n"))).join("\n")).toMatch(/upgrade: websocket needs method GET/);
+    expect(problems(table(rt("POST", q))).join("\n")).toMatch(/from: query is for GET routes/);
+    expect(problems(table(rt("GET", q + "    intents: { transcription: llm_dance }\n"))).join("\n")).toMatch(/intents.transcription: unknown operation "llm_dance"/);
+    expect(problems(table(rt("GET", "    entity: { type: models, from: query, param: intent }\n"))).join("\n")).toMatch(/picks an intent/);
   });
 
   it("checks that from: path names a parameter of the template", () => {
