@@ -8,8 +8,11 @@ import { ConfigError, type Settings } from "./config/config.ts";
 import { RequestContext } from "./http/context.ts";
 import { clientRequestId } from "./http/request-id.ts";
 import { Bodies, bodySettings } from "./http/bodies.ts";
-import { deny, proxy, type DataPlane } from "./pipeline.ts";
-import { decideAgain } from "./policy/authorize.ts";
+import { deny, proxy, upgrade, type DataPlane } from "./pipeline.ts";
+import { decideAgain, decideFor } from "./policy/authorize.ts";
+import { upgradeResponse } from "./http/respond.ts";
+import { RealtimeSessions } from "./realtime/session.ts";
+import type { Duplex } from "node:stream";
 import { LiveStreams } from "./policy/streams.ts";
 import { RouteTableHolder } from "./routing/holder.ts";
 import { splitTarget } from "./routing/normalize.ts";
@@ -127,7 +130,11 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
   });
   let inflight = 0;
   const bodies = new Bodies(bodySettings(settings.server));
-  const metrics = new Metrics({ cacheStats: () => verifier.stats, cacheEntries: () => verifier.cacheSize, inflightRequests: () => inflight, bodyBytesHeld: () => bodies.held });
+  let realtime: RealtimeSessions | null = null;
+  const metrics = new Metrics({
+    cacheStats: () => verifier.stats, cacheEntries: () => verifier.cacheSize, inflightRequests: () => inflight, bodyBytesHeld: () => bodies.held,
+    realtimeSessions: () => realtime?.active ?? 0, realtimeBytesHeld: () => realtime?.bufferedBytes ?? 0,
+  });
   const streams = new LiveStreams();
   // Set once the data plane exists: running streams are re-decided against the changed grant.
   let recheckStreams: (which: (ctx: RequestContext) => boolean) => void = () => undefined;
@@ -188,6 +195,7 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
         metrics.inflightStreams.dec();
         streams.remove(ctx);
       }
+      if (ctx.realtime) streams.remove(ctx);
       // Limits and usage: one hand-back per response (reservations reconciled, leases freed, one usage record).
       if (ctx.admission !== null) limiter.settle(ctx, ctx.admission);
       meter?.record(ctx);
@@ -205,7 +213,13 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
       streams.add(ctx);
     },
   };
-  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders, settings.security.forwardedHeaders), hooks, bodies, limiter };
+  // Sessions are re-decided and cut by the same LiveStreams as HTTP streams: on changes, at the token's deadline, at the drain deadline.
+  realtime = new RealtimeSessions(settings.realtime, {
+    sessionStarted: (ctx) => streams.add(ctx),
+    finish: (ctx) => hooks.finish(ctx),
+    decideFor: (ctx, entityId, also) => decideFor(dp, ctx, entityId, also),
+  }, log);
+  const dp: DataPlane = { routes, verifier, rights, upstreams, headers: new HeaderPolicy(settings.security.stripRequestHeaders, settings.security.forwardedHeaders), hooks, bodies, limiter, realtime };
   recheckStreams = (which) => streams.recheck(which, (ctx) => decideAgain(dp, ctx).then((d) => d === null));
 
   const onReload = (r: { ok: true } | { ok: false; error: string }, how: string): void => {
@@ -273,6 +287,25 @@ async function assemble(settings: Settings, opts: AppOptions, opened: Opened): P
   if (read !== null && !read.ok) throw new ConfigError(`${settings.configFile}: server.tls: ${read.error}`);
   const pair = read === null || !read.ok ? null : read.pair;
   const listeners = new Listeners({ tls, pair, handler: onRequest });
+  // WebSocket upgrades (Realtime): the same decision as a request, answered over HTTP until the 101.
+  listeners.onUpgrade((req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Until ws owns the socket, a reset must not become an uncaught error.
+    socket.on("error", () => socket.destroy());
+    const requestId = clientRequestId(req.headers["x-request-id"]) ?? randomUUID();
+    const ctx = new RequestContext(req, upgradeResponse(req, socket), requestId, performance.now());
+    const url = req.url ?? "/";
+    if (draining) return deny(dp, ctx, "shutting_down");
+    const target = url.startsWith("/proxy/") ? splitTarget(url, true) : null;
+    if (target === null) return deny(dp, ctx, url.startsWith("/proxy/") ? "bad_path" : "no_route");
+    upgrade(dp, ctx, target, socket, head).catch((err: unknown) => {
+      if (err instanceof StoreUnavailableError) {
+        metrics.storeErrors.inc();
+        return deny(dp, ctx, "store_unavailable");
+      }
+      log.error({ err, req_id: requestId }, "data plane failure (upgrade)");
+      deny(dp, ctx, "internal_error");
+    });
+  });
   const certificates = upstreams.certificates();
   if (tls !== null && pair !== null) certificates.unshift(new CertificateReloader({ name: "server", files: tls, initial: pair, apply: (p) => listeners.setCertificate(p), log, metrics }));
   for (const c of certificates) c.watch();

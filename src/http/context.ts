@@ -46,6 +46,8 @@ export class RequestContext {
   upstreamFirstByteAt: number;
   upstreamId: string;
   streaming: boolean;
+  /** A Realtime session relayed over WebSocket (src/realtime/): re-checked and cut like a stream, counted apart. */
+  realtime: boolean;
   responseBytes: number;
   /** Token usage reported by the upstream, when it reports it. */
   usage: Usage | null;
@@ -74,6 +76,7 @@ export class RequestContext {
     this.upstreamFirstByteAt = 0;
     this.upstreamId = "";
     this.streaming = false;
+    this.realtime = false;
     this.responseBytes = 0;
     this.usage = null;
     this.admission = null;

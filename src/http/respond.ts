@@ -1,4 +1,6 @@
-import type { ServerResponse } from "node:http";
+import { ServerResponse, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { ERRORS, errorBody, retryHeaders, type ErrorCode, type ErrorEnvelope } from "../errors.ts";
 import { redactPats } from "../tokens/format.ts";
 
@@ -45,4 +47,23 @@ export function sendError(
   if (opts.close === true) headers.connection = "close";
   res.writeHead(status, headers);
   res.end(body);
+}
+
+/**
+ * A response object on an upgrade's socket, so that an upgrade refused
+ * before its 101 gets the same HTTP answer (sendError) and the same access
+ * line as any request. The socket is closed once the answer is sent;
+ * `detachUpgrade` hands it back to the WebSocket server instead.
+ */
+export function upgradeResponse(req: IncomingMessage, socket: Duplex): ServerResponse {
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  res.once("finish", () => socket.end());
+  return res;
+}
+
+/** Takes the socket back from an upgrade's response object (the 101 is written by the WebSocket server). */
+export function detachUpgrade(res: ServerResponse, socket: Duplex): void {
+  res.detachSocket(socket as Socket);
 }

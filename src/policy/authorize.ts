@@ -143,11 +143,21 @@ export function scopeDenial(g: Granted, route: Route, domainId: string, entityId
  * Rejects only when the store fails.
  */
 export async function decideAgain(d: Deciders, ctx: RequestContext): Promise<Denial | null> {
+  return decideFor(d, ctx, ctx.entityId, ctx.also);
+}
+
+/**
+ * Whether a request already being served may act on `entityId` (and the
+ * further needs `also`) now: a Realtime session whose `session.update` names
+ * a model. The same decision as at the start, on the new entity. Synchronous
+ * on cache hits; rejects only when the store fails.
+ */
+export function decideFor(d: Deciders, ctx: RequestContext, entityId: string, also: readonly Need[]): Denial | null | Promise<Denial | null> {
   const route = ctx.route;
   if (route === null || ctx.token === "") return new Denial("missing_token");
-  const g = await authorize(d, ctx, ctx.token, route);
-  if (g instanceof Denial) return g;
-  return scopeDenial(g, route, ctx.domainId, ctx.entityId, ctx.also);
+  const pg = authorize(d, ctx, ctx.token, route);
+  if (pg instanceof Promise) return pg.then((g) => (g instanceof Denial ? g : scopeDenial(g, route, ctx.domainId, entityId, also)));
+  return pg instanceof Denial ? pg : scopeDenial(pg, route, ctx.domainId, entityId, also);
 }
 
 function roleDenied(operation: string, domainId: string, field?: string): Denial {

@@ -14,6 +14,9 @@ export interface MetricSources {
   inflightRequests(): number;
   /** Bytes of request bodies the gateway holds in memory now (http/bodies.ts). */
   bodyBytesHeld(): number;
+  /** Realtime sessions being relayed now, and the bytes they hold (src/realtime/). */
+  realtimeSessions?(): number;
+  realtimeBytesHeld?(): number;
 }
 
 /**
@@ -62,6 +65,8 @@ export class Metrics {
   });
   readonly inflightRequests: Gauge;
   readonly requestBodyBytesHeld: Gauge;
+  readonly realtimeSessions: Gauge;
+  readonly realtimeBytesHeld: Gauge;
   readonly inflightStreams = new Gauge({
     name: "patgate_inflight_streams",
     help: "Streamed (SSE / NDJSON) responses being relayed now.",
@@ -132,6 +137,22 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(sources.inflightRequests());
+      },
+    });
+    this.realtimeSessions = new Gauge({
+      name: "patgate_realtime_sessions",
+      help: "Realtime sessions (WebSocket upgrades) being relayed now.",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.realtimeSessions?.() ?? 0);
+      },
+    });
+    this.realtimeBytesHeld = new Gauge({
+      name: "patgate_realtime_buffered_bytes",
+      help: "Bytes the Realtime sessions hold now (frames queued for a connecting upstream, or not yet taken by a slow side's socket), bounded by realtime.max_buffered per side.",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.realtimeBytesHeld?.() ?? 0);
       },
     });
     this.requestBodyBytesHeld = new Gauge({

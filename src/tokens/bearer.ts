@@ -43,3 +43,45 @@ export function tokenInUrl(rawPath: string, query: string): Denial | null {
   if (query.includes("pat_") && TOKEN_PATTERN.test(query)) return IN_QUERY;
   return looksLikePat(rawPath) || looksLikePat(query) ? IN_PATH : null;
 }
+
+/** The subprotocol prefix the browser Realtime SDK carries its key in (browsers cannot set Authorization on a WebSocket). */
+export const KEY_PROTOCOL_PREFIX = "openai-insecure-api-key.";
+// Subprotocols that carry the caller's credential or its account routing: never passed on (the gateway injects its own).
+const CREDENTIAL_PROTOCOLS = [KEY_PROTOCOL_PREFIX, "openai-organization.", "openai-project."];
+
+/** What a WebSocket upgrade offers in Sec-WebSocket-Protocol: the key subprotocol's token, and the others. */
+export interface OfferedProtocols {
+  /** The token in `openai-insecure-api-key.<token>`, null when absent; "" when offered more than once. */
+  readonly token: string | null;
+  /** Every offered subprotocol, in order, minus the credential-bearing ones (safe to select or pass on). */
+  readonly others: readonly string[];
+}
+
+/** Splits a Sec-WebSocket-Protocol header (a comma-separated list, RFC 6455 §4.1). */
+export function offeredProtocols(header: string | undefined): OfferedProtocols {
+  if (header === undefined || header === "") return { token: null, others: [] };
+  let token: string | null = null;
+  const others: string[] = [];
+  for (const raw of header.split(",")) {
+    const p = raw.trim();
+    if (p === "") continue;
+    if (p.startsWith(KEY_PROTOCOL_PREFIX)) token = token === null ? p.slice(KEY_PROTOCOL_PREFIX.length) : "";
+    else if (!CREDENTIAL_PROTOCOLS.some((c) => p.startsWith(c))) others.push(p);
+  }
+  return { token, others };
+}
+
+const TWO_TOKENS = new Denial("ambiguous_header", { message: "Send the token once: in Authorization: Bearer or in the openai-insecure-api-key subprotocol, not two different ones." });
+
+/**
+ * An upgrade's token: `Authorization: Bearer` (the Node SDK, any server-side
+ * client) or the key subprotocol (the browser SDK). Both may be sent only
+ * when they are the same token.
+ */
+export function upgradeToken(authorization: string | undefined, offered: OfferedProtocols): string | Denial {
+  const header = bearerCredential(authorization);
+  const sub = offered.token;
+  if (sub === "") return TWO_TOKENS;
+  if (header !== null && sub !== null && header !== sub) return TWO_TOKENS;
+  return header ?? sub ?? MISSING;
+}

@@ -4,7 +4,7 @@
  * present (reloaded like the server's), which name to send as SNI and check
  * the certificate against, and a failure that says it was TLS.
  */
-import { createSecureContext, getCACertificates, type SecureContext, type TLSSocket } from "node:tls";
+import { createSecureContext, getCACertificates, type ConnectionOptions, type SecureContext, type TLSSocket } from "node:tls";
 import { buildConnector } from "undici";
 import type { Logger } from "pino";
 import { ConfigError, type UpstreamSettings } from "../config/config.ts";
@@ -53,6 +53,7 @@ export class UpstreamTls {
   /** The client certificate's reloader; null without mTLS. */
   readonly reloader: CertificateReloader | null;
   #connector: buildConnector.connector;
+  #secureContext: SecureContext | undefined;
 
   constructor(settings: UpstreamSettings, deps: { readonly log: Logger; readonly metrics: Metrics }) {
     this.#settings = settings;
@@ -100,6 +101,16 @@ export class UpstreamTls {
     });
   };
 
+  /** TLS options for a socket of this upstream's own (a WebSocket session): the same trust, certificate, SNI and verification as its pools. */
+  socketOptions(): ConnectionOptions {
+    const s = this.#settings;
+    return {
+      rejectUnauthorized: s.tlsVerify,
+      ...(this.#secureContext === undefined ? {} : { secureContext: this.#secureContext }),
+      ...(s.tls.servername === null ? {} : { servername: s.tls.servername }),
+    };
+  }
+
   #build(pair: KeyPair | null): buildConnector.connector {
     const s = this.#settings;
     // One context per certificate, not per connection: a context with a CA list of its own is costly to make.
@@ -110,6 +121,7 @@ export class UpstreamTls {
         ...(pair === null ? {} : { cert: pair.cert, key: pair.key }),
       });
     }
+    this.#secureContext = secureContext;
     return buildConnector({
       timeout: s.connectTimeoutMs,
       allowH2: false,

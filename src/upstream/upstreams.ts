@@ -10,6 +10,8 @@ export interface PooledTarget {
   readonly pool: Pool;
   readonly target: Target;
   readonly upstream: UpstreamSettings;
+  /** The upstream's TLS for https targets (its WebSocket sessions use it too); null for plain ones. */
+  readonly tls: UpstreamTls | null;
 }
 
 class Upstream {
@@ -27,6 +29,7 @@ class Upstream {
     this.targets = settings.targets.map((target) => ({
       target,
       upstream: settings,
+      tls,
       pool: new Pool(target.origin, {
         connections: settings.connections,
         connectTimeout: settings.connectTimeoutMs,
