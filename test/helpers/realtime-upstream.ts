@@ -35,6 +35,8 @@ export interface RealtimeUpstream {
   nextSession(): Promise<FakeSession>;
   /** Output tokens each response.done reports (input tokens: 7). */
   outputTokens: number;
+  /** How long the upstream takes to accept a handshake (a slow upstream: the gateway queues client frames meanwhile). */
+  acceptDelayMs: number;
   /** Sends `total` bytes in `frame`-byte text events as fast as the socket takes them (no regard for its buffer); resolves the bytes the upstream's own socket still holds at the end. */
   flood(s: FakeSession, total: number, frame: number): Promise<number>;
   close(): Promise<void>;
@@ -42,7 +44,14 @@ export interface RealtimeUpstream {
 
 export async function startRealtimeUpstream(): Promise<RealtimeUpstream> {
   const server = http.createServer((_req, res) => res.writeHead(426).end());
-  const wss = new WebSocketServer({ server, handleProtocols: (p) => (p.has("realtime") ? "realtime" : false) });
+  const wss = new WebSocketServer({
+    server,
+    handleProtocols: (p) => (p.has("realtime") ? "realtime" : false),
+    verifyClient: (_info, cb) => {
+      if (up.acceptDelayMs <= 0) cb(true);
+      else setTimeout(() => cb(true), up.acceptDelayMs);
+    },
+  });
   const sessions: FakeSession[] = [];
   const waiting: Array<(s: FakeSession) => void> = [];
   let taken = 0;
@@ -50,6 +59,7 @@ export async function startRealtimeUpstream(): Promise<RealtimeUpstream> {
     url: "",
     sessions,
     outputTokens: 5,
+    acceptDelayMs: 0,
     nextSession() {
       const ready = sessions[taken];
       if (ready !== undefined) {
