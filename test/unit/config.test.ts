@@ -80,9 +80,11 @@ describe("the shipped config/patgate.yaml", () => {
     expect(s.security.stripRequestHeaders).toEqual(["authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"]);
     expect(s.routesFile).toBe(path.join(ROOT, "routes.yaml"));
     expect(s.cache).toEqual({ maxEntries: 100_000, negativeTtlMs: 5000, maxAgeMs: 5 * 60_000 });
-    expect(s.catalog.operations.size).toBe(25);
+    expect(s.catalog.operations.size).toBe(26);
+    expect(s.catalog.operations.has("llm_realtime")).toBe(true);
     expect([...s.catalog.entityTypes.keys()].sort()).toEqual(["datasets", "domains", "models"]);
-    expect(s.catalog.entityTypes.get("domains")?.size).toBe(25);
+    expect(s.catalog.entityTypes.get("domains")?.size).toBe(26);
+    expect(s.realtime).toEqual({ maxFrameBytes: 16 * 1024 * 1024, maxBufferedBytes: 4 * 1024 * 1024, idleTimeoutMs: 5 * 60_000, maxSessionMs: 60 * 60_000 });
     expect(s.roles.get("admin")).toEqual(["*"]);
     expect(s.roles.get("viewer")).toEqual(["read", "llm_read"]);
     expect(s.defaultUpstream).toBe("default");

@@ -64,6 +64,7 @@ const OPERATIONS = {
   llm_classification: "Classification",
   llm_scoring: "Scoring",
   llm_rerank: "Rerank",
+  llm_realtime: "Realtime sessions",
   audit_log_read: "Read audit log",
   audit_log_export: "Export audit log",
 };
