@@ -9,7 +9,7 @@ import { Denial, ERRORS, type ErrorCode } from "../errors.ts";
 import { bodyTooLarge } from "../http/body.ts";
 import { alsoNeeds } from "../policy/authorize.ts";
 import { splitTarget } from "../routing/normalize.ts";
-import { bodyRefusal, entityOfBody, entityWithoutBody, inBody, resolveRoute } from "../routing/request.ts";
+import { bodyRefusal, entityOfBody, entityWithoutBody, inBody, resolveRoute, routeForIntent } from "../routing/request.ts";
 import type { EntitySource, Route, RouteTable } from "../routing/table.ts";
 import type { Need } from "../scopes/scope.ts";
 import { tokenInUrl } from "../tokens/bearer.ts";
@@ -101,7 +101,9 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
   const at = { ...base, domain };
   const m = resolveRoute(table, method, target, full ? 2 : 0);
   if (m instanceof Denial) return { ...at, refused: refusal(m) };
-  const r = m.route;
+  // An `?intent=` picks the route's variant (its own operation), as in the data plane.
+  const r = routeForIntent(m.route, target.query);
+  if (r instanceof Denial) return { ...at, refused: refusal(r) };
   const route: RouteView = { id: r.id, method: r.method, path: r.path, operation: r.operation, entity_type: r.entityType, entity: r.entity, body_limit: r.bodyLimit };
   const holding = [...roles].filter(([, ops]) => ops.includes("*") || ops.includes(r.operation)).map(([name]) => name);
   const withRoute = { ...at, route, roles: holding };
@@ -119,7 +121,7 @@ export async function explain(table: RouteTable, roles: ReadonlyMap<string, read
 
 /** The entity id (null when its body was not given) and the needs the body adds, read by the data plane's own steps. */
 async function entityOf(route: Route, domain: string, params: ReadonlyMap<string, string>, query: string, req: ExplainRequest): Promise<{ id: string | null; also: readonly Need[] } | Denial> {
-  const id = entityWithoutBody(route, domain, params);
+  const id = entityWithoutBody(route, domain, params, query);
   if (id instanceof Denial) return id;
   if (id !== null || !inBody(route.entity)) {
     // As the data plane's Bodies.streamed: a route that takes no body refuses one.
