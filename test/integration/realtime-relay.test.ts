@@ -2,6 +2,8 @@
 // reading pauses the other instead of growing the gateway's buffers (bounded by realtime.max_buffered);
 // a frame above realtime.max_frame closes the session (1009); idle and maximum session times end it
 // with a Realtime error event; the active-sessions gauge counts sessions.
+import { rm } from "node:fs/promises";
+import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -163,4 +165,20 @@ describe("the realtime relay", () => {
     await until(() => gw.logs.records().some((r) => r["msg"] === "access" && r["reason"] === "session_too_long"));
     expect(await gauge(gw, "patgate_realtime_sessions")).toBe(0);
   }, 10_000);
+
+  it("a session still running at the drain deadline of a shutdown gets shutting_down and 1001", async () => {
+    const own = await startGateway({ upstreamUrl: upstream.url });
+    const t = (await own.issue({ userId: "drain", scopes: REALTIME })).token;
+    const c = await open(own, t);
+    await upstream.nextSession();
+    const started = Date.now();
+    const done = own.app.close(300);
+    const end = await c.ended;
+    expect(end.code).toBe(1001);
+    expect(end.at - started).toBeGreaterThanOrEqual(250);
+    expect(c.events.at(-1)).toMatchObject({ type: "error", error: { code: "shutting_down" } });
+    await done;
+    // own.close() would close the app a second time: only its scratch directory is left to remove.
+    await rm(path.dirname(own.configFile), { recursive: true, force: true });
+  });
 });

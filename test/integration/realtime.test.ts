@@ -65,6 +65,7 @@ describe("realtime sessions through the gateway", () => {
         cfg.server.tls = { cert_file: server.cert, key_file: server.key };
         const def = cfg.upstreams["default"] as Record<string, unknown>;
         def["credential"] = { header: "authorization", value: `Bearer ${UPSTREAM_KEY}` };
+        cfg["limits"] = { policies: [{ name: "rt-one-at-a-time", subject: "pat", concurrent: 1, match: { models: ["gpt-realtime-limited"] } }] };
       },
     });
     wss = `wss://localhost:${gw.port}/proxy/d1/v1/realtime`;
@@ -211,6 +212,26 @@ describe("realtime sessions through the gateway", () => {
     r.ws.close();
     const line = await accessLine(issued.record.id);
     expect(line?.["entity"]).toBe("models:gpt-realtime-mini");
+  });
+
+  it("a limit refuses before the upgrade with 429 and its Retry-After; a session holds its concurrent slot until it ends", async () => {
+    const issued = await gw.issue({ userId: "limited", scopes: [{ entityType: "models", entityId: "gpt-realtime-limited", operation: "llm_realtime" }] });
+    const url = `${wss}?model=gpt-realtime-limited`;
+    const first = await connect(url, { token: issued.token, ca: caPem });
+    if (!("ws" in first)) throw new Error(`refused: ${first.status} ${first.body}`);
+    const fake = await upstream.nextSession();
+    const second = await connect(url, { token: issued.token, ca: caPem });
+    expect("status" in second && second.status).toBe(429);
+    if ("status" in second) {
+      expect(JSON.parse(second.body)).toMatchObject({ error: { code: "rate_limit_exceeded", param: "rt-one-at-a-time" } });
+      expect(second.headers["retry-after"]).toBeDefined();
+    }
+    first.ws.close();
+    await fake.closed;
+    const third = await connect(url, { token: issued.token, ca: caPem });
+    if (!("ws" in third)) throw new Error(`refused after the first ended: ${third.status} ${third.body}`);
+    await upstream.nextSession();
+    third.ws.close();
   });
 
   it("close codes pass both ways", async () => {
