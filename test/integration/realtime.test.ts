@@ -251,3 +251,24 @@ describe("realtime sessions through the gateway", () => {
     expect([code, reason.toString()]).toEqual([4002, "upstream says bye"]);
   });
 });
+
+describe("realtime on an HTTPS listener with HTTP/2 on", () => {
+  it("the upgrade arrives over the listener's HTTP/1.1 fallback and the session opens", async () => {
+    const up = await startRealtimeUpstream();
+    const ca = new TestCa("rt-h2");
+    const s = ca.issue("localhost");
+    const gw = await startGateway({ upstreamUrl: up.url, patch: (c) => (c.server.tls = { cert_file: s.cert, key_file: s.key, http2: true }) });
+    try {
+      const t = await gw.issue({ scopes: REALTIME });
+      const r = await connect(`wss://localhost:${gw.port}/proxy/d1/v1/realtime?model=gpt-realtime`, { token: t.token, ca: readFileSync(ca.cert) });
+      if (!("ws" in r)) throw new Error(`refused: ${r.status} ${r.body}`);
+      const created = nextEvent(r.ws, "session.created");
+      await created;
+      r.ws.close();
+    } finally {
+      await gw.close();
+      await up.close();
+      ca.remove();
+    }
+  });
+});
