@@ -51,6 +51,8 @@ export class RealtimeSessions {
   readonly #hooks: SessionHooks;
   readonly #log: Logger;
   readonly #live = new Set<Session>();
+  /** Upgrades handed to the WebSocket server and not yet accepted, for the one it refuses. */
+  readonly #handing = new WeakMap<IncomingMessage, RequestContext>();
 
   constructor(settings: RealtimeSettings, hooks: SessionHooks, log: Logger) {
     this.#settings = settings;
@@ -63,6 +65,19 @@ export class RealtimeSessions {
       perMessageDeflate: false,
       // Only `realtime` is ever selected: a key-bearing subprotocol is never echoed back.
       handleProtocols: (offered) => (offered.has(REALTIME_PROTOCOL) ? REALTIME_PROTOCOL : false),
+    });
+    // A handshake the server still refuses (a malformed Sec-WebSocket-Protocol list) gets a 400 and its access line,
+    // and gives back what the decision took (a concurrency lease).
+    this.#wss.on("wsClientError", (err, socket, req) => {
+      const ctx = this.#handing.get(req);
+      this.#handing.delete(req);
+      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      else socket.destroy();
+      if (ctx === undefined) return;
+      this.#log.info({ req_id: ctx.requestId, problem: err.message }, "realtime: the WebSocket handshake was refused");
+      ctx.res.statusCode = 400;
+      ctx.outcome = "bad_request";
+      this.#hooks.finish(ctx);
     });
   }
 
@@ -80,7 +95,9 @@ export class RealtimeSessions {
 
   /** Completes an authorized upgrade (the 101) and starts relaying to `upstream`. */
   open(ctx: RequestContext, upstream: UpstreamSocket, socket: Duplex, head: Buffer): void {
+    this.#handing.set(ctx.req, ctx);
     this.#wss.handleUpgrade(ctx.req, socket, head, (client) => {
+      this.#handing.delete(ctx.req);
       const s = new Session(ctx, client, upstream, this.#settings, {
         ...this.#hooks,
         finish: (c) => {

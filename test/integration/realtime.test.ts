@@ -234,6 +234,28 @@ describe("realtime sessions through the gateway", () => {
     third.ws.close();
   });
 
+  it("a handshake the WebSocket server refuses after the decision (a malformed subprotocol list) is a 400 with its access line, and frees the slot", async () => {
+    const issued = await gw.issue({ userId: "bad-protocols", scopes: [{ entityType: "models", entityId: "gpt-realtime-limited", operation: "llm_realtime" }] });
+    const raw = async (): Promise<string> => {
+      const { connect: tls } = await import("node:tls");
+      const s = tls({ host: "localhost", port: gw.port, ca: caPem, servername: "localhost" });
+      await once(s, "secureConnect");
+      s.write(["GET /proxy/d1/v1/realtime?model=gpt-realtime-limited HTTP/1.1", "Host: localhost", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", `Authorization: Bearer ${issued.token}`, "Sec-WebSocket-Protocol: realtime,,bad protocol", "", ""].join("\r\n"));
+      let text = "";
+      s.setEncoding("utf8");
+      for await (const chunk of s) text += chunk as string;
+      return text;
+    };
+    expect(await raw()).toMatch(/^HTTP\/1.1 400 /);
+    const line = await accessLine(issued.record.id);
+    expect(line).toMatchObject({ status: 400, reason: "bad_request" });
+    // The concurrent slot the decision took is free again (rt-one-at-a-time allows one).
+    const ok = await connect(`${wss}?model=gpt-realtime-limited`, { token: issued.token, ca: caPem });
+    if (!("ws" in ok)) throw new Error(`refused: ${ok.status} ${ok.body}`);
+    await upstream.nextSession();
+    ok.ws.close();
+  });
+
   it("close codes pass both ways", async () => {
     const issued = await gw.issue({ userId: "closer", scopes: REALTIME });
     const a = await connect(`${wss}?model=gpt-realtime`, { token: issued.token, ca: caPem });
