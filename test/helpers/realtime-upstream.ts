@@ -7,6 +7,8 @@
  * A test can flood a session (to see backpressure) or close it with a code.
  */
 import http from "node:http";
+import https from "node:https";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 
@@ -42,8 +44,10 @@ export interface RealtimeUpstream {
   close(): Promise<void>;
 }
 
-export async function startRealtimeUpstream(): Promise<RealtimeUpstream> {
-  const server = http.createServer((_req, res) => res.writeHead(426).end());
+/** `tls`: serve wss:// with this certificate and key (PEM files), as an https upstream. */
+export async function startRealtimeUpstream(opts: { tls?: { cert: string; key: string } } = {}): Promise<RealtimeUpstream> {
+  const answer = (_req: http.IncomingMessage, res: http.ServerResponse): void => void res.writeHead(426).end();
+  const server = opts.tls === undefined ? http.createServer(answer) : https.createServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, answer);
   const wss = new WebSocketServer({
     server,
     handleProtocols: (p) => (p.has("realtime") ? "realtime" : false),
@@ -118,5 +122,6 @@ export async function startRealtimeUpstream(): Promise<RealtimeUpstream> {
     }
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return Object.assign(up, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+  const port = (server.address() as AddressInfo).port;
+  return Object.assign(up, { url: opts.tls === undefined ? `http://127.0.0.1:${port}` : `https://localhost:${port}` });
 }

@@ -294,3 +294,40 @@ describe("realtime on an HTTPS listener with HTTP/2 on", () => {
     }
   });
 });
+
+describe("realtime to an https upstream", () => {
+  it("opens wss:// to it with the upstream's own TLS trust (tls.ca_file), and refuses one it cannot trust", async () => {
+    const upCa = new TestCa("rt-up");
+    const up = await startRealtimeUpstream({ tls: upCa.issue("localhost") });
+    const start = (trusted: boolean): Promise<TestGateway> =>
+      startGateway({
+        upstreamUrl: up.url,
+        patch: (c) => {
+          if (trusted) (c.upstreams["default"] as Record<string, unknown>)["tls"] = { ca_file: upCa.cert };
+        },
+      });
+    const [good, bad] = await Promise.all([start(true), start(false)]);
+    try {
+      const t = await good.issue({ scopes: REALTIME });
+      const r = await connect(`ws://127.0.0.1:${good.port}/proxy/d1/v1/realtime?model=gpt-realtime`, { token: t.token });
+      if (!("ws" in r)) throw new Error(`refused: ${r.status} ${r.body}`);
+      await nextEvent(r.ws, "session.created");
+      r.ws.close();
+      await (await up.nextSession()).closed;
+
+      const t2 = await bad.issue({ scopes: REALTIME });
+      const r2 = await connect(`ws://127.0.0.1:${bad.port}/proxy/d1/v1/realtime?model=gpt-realtime`, { token: t2.token });
+      if (!("ws" in r2)) throw new Error(`refused: ${r2.status} ${r2.body}`);
+      const err = await nextEvent(r2.ws, "error");
+      expect(err["error"]).toMatchObject({ code: "upstream_error" });
+      const [code] = (await once(r2.ws, "close")) as [number];
+      expect(code).toBe(1011);
+      expect(up.sessions.length).toBe(1);
+    } finally {
+      await good.close();
+      await bad.close();
+      await up.close();
+      upCa.remove();
+    }
+  });
+});
