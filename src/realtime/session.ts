@@ -186,6 +186,8 @@ class Session implements StreamRelay {
     const client = this.#client;
     const up = this.#upstream;
     client.on("message", (data, binary) => {
+      // Frames a client sends after the gateway ended the session go nowhere, and are not kept.
+      if (this.#cut || this.#finished) return;
       this.#last = Date.now();
       const buf = asBuffer(data);
       this.#queue.push({ data: buf, binary });
