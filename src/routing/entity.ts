@@ -88,9 +88,13 @@ export function entityFromQuery(query: string, name: string): EntityResult {
     return queryHasParam(query, name) ? fail("entity_ambiguous", `The query parameter "${name}" must be spelled exactly so.`) : fail("entity_missing", `The query string has no "${name}" parameter.`);
   }
   if (values.length > 1) return fail("entity_ambiguous", `The query parameter "${name}" appears ${values.length} times; send it exactly once.`);
-  // A second spelling beside the exact one: strip the exact pair and look again.
-  const rest = raw.split("&").filter((pair) => !pair.startsWith(`${name}=`) && pair !== name).join("&");
-  if (queryHasParam(rest, name)) return fail("entity_ambiguous", `The query parameter "${name}" appears under another spelling too; send it exactly once.`);
+  // A second spelling beside the exact one (`Model=`, `model[]=`, or after a `;`, which some parsers split on):
+  // drop the exact pair, split as those parsers split, and look again.
+  const pairs = raw.split(/[&;]/);
+  const at = pairs.findIndex((pair) => pair.startsWith(`${name}=`) || pair === name);
+  // `model=a;b`: "a;b" to a parser that splits on `&` only, "a" to one that splits on `;` too.
+  const value = at === -1 ? null : new URLSearchParams(pairs.splice(at, 1)[0]).get(name);
+  if (value !== values[0] || queryHasParam(pairs.join("&"), name)) return fail("entity_ambiguous", `The query parameter "${name}" appears under another spelling too, or holds a ";"; send it exactly once.`);
   return validateEntityId(values[0], `The query parameter "${name}"`);
 }
 
