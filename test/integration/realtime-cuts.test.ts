@@ -96,6 +96,21 @@ describe("realtime sessions end when their grant does, on every replica", () => 
     expect(end.events.at(-1)).toMatchObject({ type: "error", error: { code: "stream_expired", message: ERRORS.stream_expired.message } });
   });
 
+  it("a rotation with a grace period keeps the session to the end of the grace, then ends it there", async () => {
+    const issued = await a.issue({ userId: "u-grace", scopes: REALTIME });
+    const s = await open(a.url, issued.token);
+    await upstream.nextSession();
+    const rotated = rotatedPat(b.pepper, issued.record, 3_600_000, 800);
+    expect(await b.store.replacePat(rotated.record, issued.record.version)).toBe("ok");
+    const graceEnd = rotated.record.prevSecretExpiresAt as number;
+    const end = await s.ended;
+    const late = Date.now() - graceEnd;
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThan(BOUND_MS);
+    expect(end.code).toBe(1008);
+    expect(end.events.at(-1)).toMatchObject({ type: "error", error: { code: "stream_expired" } });
+  });
+
   it("a session under an unchanged grant keeps running through other tokens' changes", async () => {
     const kept = await a.issue({ userId: "u-kept", scopes: REALTIME });
     const other = await a.issue({ userId: "u-other", scopes: REALTIME });
