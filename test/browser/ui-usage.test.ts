@@ -138,7 +138,7 @@ async function apiCreate(page: Page, body: unknown): Promise<{ id: string; token
 /** The requests GET /usage counts for the signed-in caller, summed over the last day. */
 async function countedRequests(page: Page): Promise<number> {
   const start = Math.floor(Date.now() / 1000) - 86_400;
-  const r = (await page.evaluate(async (s) => (await fetch(`../usage?start_time=${s}&bucket_width=1h`)).json(), start)) as { data: { results: { num_model_requests: number }[] }[] };
+  const r = (await page.evaluate(async (s) => (await fetch(`../usage?start_time=${s}&bucket_width=1h&limit=168`)).json(), start)) as { data: { results: { num_model_requests: number }[] }[] };
   return r.data.flatMap((b) => b.results).reduce((a, x) => a + x.num_model_requests, 0);
 }
 

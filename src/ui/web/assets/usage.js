@@ -165,8 +165,21 @@ function rangeOf(key) {
 
 /** The query for a range: start in Unix seconds, the width, and more (api_key_id, user_id…). @param {typeof RANGES[number]} range @param {Record<string, string>} more */
 function usagePath(range, more) {
-  const q = new URLSearchParams({ start_time: String(Math.floor((Date.now() - range.ms) / 1000)), bucket_width: range.width, ...more });
+  // The most buckets a page may hold (GET usage pages like OpenAI's Usage API); allPages follows the rest.
+  const limit = range.width === "1h" ? "168" : "31";
+  const q = new URLSearchParams({ start_time: String(Math.floor((Date.now() - range.ms) / 1000)), bucket_width: range.width, limit, ...more });
   return `usage?${q}`;
+}
+
+/** GET usage, page after page (next_page), as one page holding every bucket. @param {string} path */
+async function allPages(path) {
+  const first = await api("GET", path);
+  const data = [...first.data];
+  for (let page = first; page.has_more === true && typeof page.next_page === "string"; ) {
+    page = await api("GET", `${path}&page=${encodeURIComponent(page.next_page)}`);
+    data.push(...page.data);
+  }
+  return { ...first, data, has_more: false, next_page: null };
 }
 
 /**
@@ -179,7 +192,7 @@ function useUsage(path, limitsPath) {
   useEffect(() => {
     let live = true;
     setState((s) => ({ ...s, error: null }));
-    Promise.all([api("GET", path), limitsPath === null ? Promise.resolve(null) : api("GET", limitsPath)]).then(
+    Promise.all([allPages(path), limitsPath === null ? Promise.resolve(null) : api("GET", limitsPath)]).then(
       ([page, limits]) => live && setState({ page, limits, error: null, loadedAt: Date.now() }),
       (e) => live && setState((s) => ({ ...s, error: e.message })),
     );
