@@ -5,7 +5,8 @@
  *
  * - every Store method call is counted (S4: zero store calls for malformed tokens)
  *   and its synchronous CPU time taken (the storage bench);
- * - RSS, heap and event-loop delay are reported on request (S6 soak), and
+ * - RSS, heap and event-loop delay are reported on request (S6 soak; S7's
+ *   reading after a full GC), and
  *   how long it took to start (the storage bench).
  *
  * Both are read over the IPC channel, so the data plane's event loop serves
@@ -18,6 +19,7 @@ import { buildApp } from "../src/app.ts";
 import { loadSettings } from "../src/config/config.ts";
 import type { Store } from "../src/store/types.ts";
 import { createLogger, DESTINATION } from "../src/telemetry/logger.ts";
+import { memoryReading } from "./lib/memory.ts";
 import { announceReady, serveIpc } from "./lib/proc.ts";
 
 const { values } = parseArgs({
@@ -82,6 +84,8 @@ serveIpc((msg) => {
         storeCallMaxCpuMs: round2(storeCpu.max),
       };
     }
+    case "memory":
+      return memoryReading(msg["gc"] === true);
     case "reset":
       eld.reset();
       ownStall.max = 0;

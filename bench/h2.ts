@@ -12,7 +12,8 @@ import { cannon, chatBody, chatRequest, rotate, sse, unexpected, type Bench, typ
 import type { CpuUsage } from "./lib/proc.ts";
 import type { Check, ScenarioResult, Table } from "./lib/report-types.ts";
 import { median, paired, round } from "./lib/stats.ts";
-import { CPU_COLUMNS, CPU_NOTE, byTarget, cpuCells, cpuPerRequest, info, joinNotes, medianCpu, pairedRatio, sseJob, uncontended, usedLabel } from "./scenarios.ts";
+import { heldCell, measureCapacity } from "./lib/capacity.ts";
+import { CPU_COLUMNS, CPU_NOTE, byTarget, capacityOptions, capacityTableNote, cpuCells, cpuPerRequest, info, joinNotes, medianCpu, pairedRatio, sseJob, uncontended, usedLabel } from "./scenarios.ts";
 
 const BASE: TargetName = "gateway-tls-h1";
 
@@ -106,17 +107,7 @@ export async function h2Sse(b: Bench, targets: readonly Target[], tokenFor: (t: 
       b.log(`  S3h2 round ${r + 1} ${t.name.padEnd(15)} streams ${x.streams} ttfb p99 ${x.ttfbMs.p99.toFixed(2)} ms  gap p99 ${x.gapMs.p99.toFixed(2)} ms  stalled ${x.stalled} failed ${x.failed}  cpu ${JSON.stringify(m.cpu.procs)} other ${m.cpu.other}%`);
     }
   }
-  const held = new Map<TargetName, number>();
-  const failedAt = new Map<TargetName, number>();
-  for (const level of opts.sseLevels) {
-    for (const t of targets) {
-      if (failedAt.has(t.name)) continue;
-      const x = (await sse(b, t, job(t, "once", level))).result;
-      if (x.completed === level && x.stalled === 0) held.set(t.name, level);
-      else failedAt.set(t.name, level);
-      b.log(`  S3h2 ${String(level).padStart(5)} streams ${t.name.padEnd(15)} completed ${x.completed} stalled ${x.stalled}  ttfb p99 ${x.ttfbMs.p99.toFixed(1)} ms`);
-    }
-  }
+  const { capacity: cap } = await measureCapacity(b, targets, (t, level) => job(t, "once", level), capacityOptions(b, "S3h2", 15));
   const grouped = byTarget(runs, targets);
   const runsOf = (n: TargetName): SseRun[] => runs.filter((r) => r.target === n);
   const proxyPct = (r: SseRun): number => r.cpu.procs["proxy"] ?? Number.NaN;
@@ -135,10 +126,9 @@ export async function h2Sse(b: Bench, targets: readonly Target[], tokenFor: (t: 
     const med = (f: (r: SseResult) => number): number => round(median(rs.map((r) => f(r.result))), 2);
     const stalled = rs.reduce((n, r) => n + r.result.stalled + r.result.failed, 0);
     const cpu = round(median(rs.map(proxyPct)), 0);
-    const heldN = held.get(t.name) ?? 0;
-    const fail = failedAt.get(t.name);
-    summary[t.name] = { runsUsed: usedLabel(runsOf(t.name)), ttfbP50Ms: med((r) => r.ttfbMs.p50), ttfbP99Ms: med((r) => r.ttfbMs.p99), gapP99Ms: med((r) => r.gapMs.p99), proxyCpuPct: cpu, cpuVsTlsH1: cpuRatio(t.name), stalledOrFailed: stalled, streamsHeld: heldN, firstStallAt: fail ?? null };
-    rows.push([t.name, med((r) => r.ttfbMs.p50), med((r) => r.ttfbMs.p99), t.name === BASE ? "-" : diff(t.name, (r) => r.ttfbMs.p99), med((r) => r.gapMs.p99), t.name === BASE ? "-" : diff(t.name, (r) => r.gapMs.p99), stalled, cpu, t.name === BASE ? "-" : cpuRatio(t.name), usedLabel(runsOf(t.name)), `${heldN}${fail === undefined ? "+" : ` (stall at ${fail})`}`]);
+    const c = cap.get(t.name);
+    summary[t.name] = { runsUsed: usedLabel(runsOf(t.name)), ttfbP50Ms: med((r) => r.ttfbMs.p50), ttfbP99Ms: med((r) => r.ttfbMs.p99), gapP99Ms: med((r) => r.gapMs.p99), proxyCpuPct: cpu, cpuVsTlsH1: cpuRatio(t.name), stalledOrFailed: stalled, streamsHeld: c?.held ?? 0, firstStallAt: c?.stalledAt ?? null };
+    rows.push([t.name, med((r) => r.ttfbMs.p50), med((r) => r.ttfbMs.p99), t.name === BASE ? "-" : diff(t.name, (r) => r.ttfbMs.p99), med((r) => r.gapMs.p99), t.name === BASE ? "-" : diff(t.name, (r) => r.gapMs.p99), stalled, cpu, t.name === BASE ? "-" : cpuRatio(t.name), usedLabel(runsOf(t.name)), heldCell(c)]);
   }
   const checks: Check[] = [
     info("S3h2.cpu_h2/tls-h1", "S3 gateway CPU for the same streams, HTTP/2 (a session per stream) / HTTPS/1.1 (recorded, no target)", cpuRatio("gateway-h2"), "x"),
@@ -149,7 +139,7 @@ export async function h2Sse(b: Bench, targets: readonly Target[], tokenFor: (t: 
     title: `S3h2: S3 (SSE, ${opts.sseChunks} chunks paced ${opts.sseIntervalMs} ms, ${opts.sseConcurrency} streams looped ${opts.sseSec}s, median of ${opts.rounds}; capacity ${opts.sseLevels.join("/")} at once) over plain HTTP/1.1, HTTPS/1.1 and HTTP/2`,
     columns: ["target", "ttfb p50 ms", "ttfb p99 ms", "ttfb p99 - tls-h1", "gap p99 ms", "gap p99 - tls-h1", "stalled/failed", "cpu% proxy", "cpu x tls-h1", "runs used", "streams held"],
     rows,
-    notes: [TRANSPORT_NOTE, "The looped runs carry the same number of streams on every transport, so the proxy's CPU share is its cost for those streams."],
+    notes: [TRANSPORT_NOTE, capacityTableNote(b), "The looped runs carry the same number of streams on every transport, so the proxy's CPU share is its cost for those streams."],
   };
-  return { id: "S3h2", config: { chunks: opts.sseChunks, intervalMs: opts.sseIntervalMs, concurrency: opts.sseConcurrency, durationSec: opts.sseSec, levels: opts.sseLevels }, runs, summary, tables: [table], checks };
+  return { id: "S3h2", config: { chunks: opts.sseChunks, intervalMs: opts.sseIntervalMs, concurrency: opts.sseConcurrency, durationSec: opts.sseSec, levels: opts.sseLevels, capacityRunsPerLevel: opts.sseCapacityRuns, bisect: opts.sseBisect }, runs, summary, tables: [table], checks };
 }

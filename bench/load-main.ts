@@ -6,7 +6,7 @@
 import autocannon, { type Options } from "autocannon";
 import type { CannonJob, CannonResult, LatencyJob, SseJob } from "./lib/jobs.ts";
 import { runLatency } from "./lib/latency-client.ts";
-import { runSse } from "./lib/sse-client.ts";
+import { openSseStreams, runSse } from "./lib/sse-client.ts";
 import { runH2Cannon, runH2Sse } from "./lib/h2-client.ts";
 import { announceReady, serveIpc } from "./lib/proc.ts";
 
@@ -68,6 +68,9 @@ serveIpc((msg) => {
       const job = msg["job"] as SseJob;
       return job.request.transport?.h2Sessions != null ? runH2Sse(job) : runSse(job);
     }
+    // Answered while an SSE job runs: IPC requests are handled concurrently.
+    case "sseOpen":
+      return openSseStreams();
     default:
       throw new Error(`unknown command ${String(msg["cmd"])}`);
   }

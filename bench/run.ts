@@ -20,13 +20,14 @@ import { buildGatewayHarness, chartMemoryLimit, imageNodeFlags, memoryCgroup, re
 import { checksTable, renderMarkdown, renderText } from "./lib/report.ts";
 import type { Check, ScenarioResult, Table } from "./lib/report-types.ts";
 import { authPaths, latencyC1, soak, sseScenario, throughput } from "./scenarios.ts";
+import { memoryPerStream } from "./memory.ts";
 import { h2Sse, h2Throughput } from "./h2.ts";
 import { selfSignedCertificate } from "./lib/tls.ts";
 import { renderProfile, summarizeProfile } from "./profile-summary.ts";
 
 const BENCH = import.meta.dirname;
 const RESULTS = path.join(BENCH, "results");
-const ALL_SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S1H2", "S3H2"];
+const ALL_SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S1H2", "S3H2", "S7"];
 
 const USAGE = `usage: npm run bench -- [options]
   --quick                    ~2-minute smoke run: 1 round, 2 s runs, 15 s soak
@@ -40,6 +41,10 @@ const USAGE = `usage: npm run bench -- [options]
   --upstream-connections <n> pool size of every proxy to the upstream (default: the shipped config's)
   --upstream-cpu <cpus>      taskset CPU list for the fake upstream (default 0: shares the load generator's core)
   --sse-levels 128,256,...    S3's capacity levels, streams opened at once (default 128,256,512,1024; quick 256)
+  --capacity-runs <n>        runs per capacity level, a level held when most of them have no stall (default 3; quick 1);
+                             then one bisection step between the last level held and the first stalled (--no-bisect: none)
+  --no-bisect                no bisection step
+  --mem-streams <n>          S7's streams held open at once per target (default 1000; quick 200)
   --no-pin                   do not pin processes with taskset
   --nice <n>                 run every bench process at this nice value (e.g. -10, needs root): on a
                              shared machine the measured processes then win the CPU over neighbours
@@ -71,6 +76,9 @@ const { values: a } = (() => {
         "upstream-connections": { type: "string" },
         "upstream-cpu": { type: "string" },
         "sse-levels": { type: "string" },
+        "capacity-runs": { type: "string" },
+        "no-bisect": { type: "boolean", default: false },
+        "mem-streams": { type: "string" },
         "no-pin": { type: "boolean", default: false },
         "no-wait-quiet": { type: "boolean", default: false },
         nice: { type: "string" },
@@ -117,6 +125,12 @@ const opts: BenchOptions = {
   sseWarmupSec: quick ? 1 : 15,
   sseConcurrency: quick ? 16 : 32,
   sseLevels: a["sse-levels"] === undefined ? (quick ? [256] : [128, 256, 512, 1024]) : a["sse-levels"].split(",").filter((v) => v !== "").map((v) => intArg("sse-levels", v, 0)),
+  sseCapacityRuns: intArg("capacity-runs", a["capacity-runs"], quick ? 1 : 3),
+  sseBisect: !a["no-bisect"],
+  memStreams: intArg("mem-streams", a["mem-streams"], quick ? 200 : 1000),
+  // Slower than S3's 20 ms: S7 measures streams held, not a proxy falling behind on frames.
+  memPaceMs: 200,
+  memStreamSec: quick ? 8 : 20,
   stallMs: 50,
   ttfbStallMs: 1000,
   soakSec: intArg("soak", a.soak, quick ? 15 : 120),
@@ -332,7 +346,9 @@ async function main(): Promise<void> {
     await running.loadgen.request({ cmd: "tokens", name: "malformed", list: afx.malformedTokens });
   }
 
-  const b: Bench = { opts, loadgen: running.loadgen, upstream: running.upstream, targets, token: fx.token, auth, upstreamConnections: fx.connections, coreOf: coreMap(), log };
+  const children = new Map<TargetName, NodeChild>();
+  for (const [name, child] of [["skeleton", running.skeleton], ["http-proxy-3", running.httpProxy], ["gateway", running.gateway]] as const) if (child !== undefined) children.set(name, child);
+  const b: Bench = { opts, loadgen: running.loadgen, upstream: running.upstream, targets, token: fx.token, auth, upstreamConnections: fx.connections, children, coreOf: coreMap(), log };
 
   // Every target must answer 200 before anything is measured: a 401 flood is fast and would look great.
   for (const t of targets) {
@@ -367,6 +383,7 @@ async function main(): Promise<void> {
   const tokenFor = (t: Target): string => (t.transport === undefined ? fx.token : tlsToken);
   if (scenarios.has("S1H2")) results.push(await h2Throughput(b, tlsTargets, tokenFor));
   if (scenarios.has("S3H2")) results.push(await h2Sse(b, tlsTargets, tokenFor));
+  if (scenarios.has("S7")) results.push(await memoryPerStream(b));
   if (scenarios.has("S6") && running.gateway !== undefined) {
     let rate = s1GatewayRps;
     if (rate === null) {

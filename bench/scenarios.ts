@@ -21,6 +21,7 @@ import {
 import { pinProcess, type CpuUsage, type NodeChild } from "./lib/proc.ts";
 import type { Check, ScenarioResult, Table } from "./lib/report-types.ts";
 import { median, paired, pairedNote, perRound, round } from "./lib/stats.ts";
+import { heldCell, majority, measureCapacity, type Capacity, type CapacityOptions } from "./lib/capacity.ts";
 
 /** Gateway stats as gateway-main reports them. */
 export interface GatewayStats {
@@ -348,6 +349,24 @@ export function sseJob(b: Bench, t: Target, mode: "loop" | "once", concurrency: 
   };
 }
 
+/** The capacity ladder as the options set it (S3 and S3h2). */
+export function capacityOptions(b: Bench, tag: string, pad: number): CapacityOptions {
+  return { levels: b.opts.sseLevels, runsPerLevel: b.opts.sseCapacityRuns, bisect: b.opts.sseBisect, tag, pad };
+}
+
+/** How "streams held" was decided, for the S3 and S3h2 tables. */
+export function capacityTableNote(b: Bench): string {
+  const { sseCapacityRuns: n, sseBisect } = b.opts;
+  const per = n === 1 ? "one run per level" : `each level decided by ${majority(n)} of ${n} runs with no stall (a target's remaining runs of a level are skipped once that majority is reached either way)`;
+  return `streams held = the most streams opened at once that the target held with no stall ('+': no stall at any level tried); ${per}${sseBisect ? ", then one bisection step between the last level held and the first that stalled (256 and 512: 384)" : ""}; every capacity run and its contention is in latest.json.`;
+}
+
+/** The gateway's capacity for the check's note. */
+function capacityNote(b: Bench, c: Capacity | undefined): string | undefined {
+  if (c === undefined) return undefined;
+  return `${b.opts.sseCapacityRuns} run(s) per level${b.opts.sseBisect ? ", one bisection step" : ""}; ${c.stalledAt === null ? "no level tried stalled" : `first stall at ${c.stalledAt}`}`;
+}
+
 export async function sseScenario(b: Bench): Promise<ScenarioResult> {
   const { opts } = b;
   b.log(`S3: SSE ${opts.sseChunks} chunks every ${opts.sseIntervalMs} ms; ${opts.sseConcurrency} streams in a loop for ${opts.sseSec}s x ${opts.rounds} round(s) after ${opts.sseWarmupSec}s of warm-up; then ${opts.sseLevels.join("/")} streams at once`);
@@ -364,22 +383,8 @@ export async function sseScenario(b: Bench): Promise<ScenarioResult> {
       b.log(`  S3 round ${r + 1} ${t.name.padEnd(12)} streams ${x.streams} ttfb p99 ${x.ttfbMs.p99.toFixed(2)} ms  gap p99 ${x.gapMs.p99.toFixed(2)} ms  stalled ${x.stalled} failed ${x.failed}  other ${m.cpu.other}%`);
     }
   }
-  // Capacity: open N streams at once, raise N until something stalls.
-  const capacity: SseRun[] = [];
-  const held = new Map<TargetName, number>();
-  const failedAt = new Map<TargetName, number>();
-  for (const level of opts.sseLevels) {
-    for (const t of b.targets) {
-      if (failedAt.has(t.name)) continue;
-      const m = await sse(b, t, sseJob(b, t, "once", level));
-      const x = m.result;
-      capacity.push({ round: 0, target: t.name, concurrency: level, result: x, cpu: m.cpu, quiet: m.quiet });
-      const ok = x.completed === level && x.stalled === 0;
-      if (ok) held.set(t.name, level);
-      else failedAt.set(t.name, level);
-      b.log(`  S3 ${String(level).padStart(5)} streams ${t.name.padEnd(12)} ${ok ? "held" : "STALL"}  completed ${x.completed} stalled ${x.stalled}  ttfb p99 ${x.ttfbMs.p99.toFixed(1)} ms  gap max ${x.gapMs.max.toFixed(1)} ms  cpu ${JSON.stringify(m.cpu.procs)} other ${m.cpu.other}%`);
-    }
-  }
+  // Capacity: open N streams at once, raise N until something stalls (bench/lib/capacity.ts).
+  const { capacity: cap, runs: capacity } = await measureCapacity(b, b.targets, (t, level) => sseJob(b, t, "once", level), capacityOptions(b, "S3", 12));
 
   const grouped = byTarget(runs, b.targets);
   const med = (name: TargetName, f: (r: SseResult) => number): number => median((grouped.get(name) ?? []).map((r) => f(r.result)));
@@ -401,14 +406,14 @@ export async function sseScenario(b: Bench): Promise<ScenarioResult> {
     const all = runs.filter((r) => r.target === t.name);
     const addT = round(added(t.name, (r) => r.ttfbMs.p99), 2);
     const addG = round(added(t.name, (r) => r.gapMs.p99), 2);
-    const heldN = held.get(t.name) ?? 0;
-    const fail = failedAt.get(t.name);
-    summary[t.name] = { runsUsed: usedLabel(all), ttfbP50Ms: round(ttfb50, 2), ttfbP99Ms: round(ttfb99, 2), gapP50Ms: round(gap50, 2), gapP99Ms: round(gap99, 2), gapMaxMs: round(gapMax, 1), addedTtfbP99Ms: addT, addedGapP99Ms: addG, stalledOrFailed: stalled, streamsHeld: heldN, firstStallAt: fail ?? null };
-    rows.push([t.name, round(ttfb50, 2), round(ttfb99, 2), t.name === "direct" ? "-" : addT, round(gap99, 2), t.name === "direct" ? "-" : addG, round(gapMax, 1), stalled, round(median((grouped.get(t.name) ?? []).map((r) => r.cpu.contention)), 0), usedLabel(all), `${heldN}${fail === undefined ? "+" : ` (stall at ${fail})`}`]);
+    const c = cap.get(t.name);
+    const levels = capacity.filter((x) => x.target === t.name).map((x) => ({ level: x.level, run: x.run + 1, held: x.held, bisect: x.bisect }));
+    summary[t.name] = { runsUsed: usedLabel(all), ttfbP50Ms: round(ttfb50, 2), ttfbP99Ms: round(ttfb99, 2), gapP50Ms: round(gap50, 2), gapP99Ms: round(gap99, 2), gapMaxMs: round(gapMax, 1), addedTtfbP99Ms: addT, addedGapP99Ms: addG, stalledOrFailed: stalled, streamsHeld: c?.held ?? 0, firstStallAt: c?.stalledAt ?? null, capacityRuns: levels };
+    rows.push([t.name, round(ttfb50, 2), round(ttfb99, 2), t.name === "direct" ? "-" : addT, round(gap99, 2), t.name === "direct" ? "-" : addG, round(gapMax, 1), stalled, round(median((grouped.get(t.name) ?? []).map((r) => r.cpu.contention)), 0), usedLabel(all), heldCell(c)]);
   }
   const gw = summary["gateway"] as { addedTtfbP99Ms: number; addedGapP99Ms: number; streamsHeld: number } | undefined;
-  const directFail = failedAt.get("direct");
-  const gwFail = failedAt.get("gateway");
+  const directFail = cap.get("direct")?.stalledAt ?? undefined;
+  const gwFail = cap.get("gateway")?.stalledAt ?? undefined;
   const capNote = joinNotes(
     directFail !== undefined ? `direct itself stalled at ${directFail} streams: levels from there on measure this machine's client/upstream, not the proxy` : undefined,
     gwFail !== undefined && gwFail > b.upstreamConnections ? `the gateway has ${b.upstreamConnections} upstream connections: streams beyond that wait for one (--upstream-connections)` : undefined,
@@ -416,19 +421,19 @@ export async function sseScenario(b: Bench): Promise<ScenarioResult> {
   const checks: Check[] = [
     check("S3.added_ttfb_p99", "S3 gateway added time-to-first-byte p99", gw?.addedTtfbP99Ms ?? null, "ms", "<= 1 ms", (v) => v <= 1, joinNotes(contendedNote(runs, ["gateway", "direct"]), addedNote("gateway", (r) => r.ttfbMs.p99, dT))),
     check("S3.added_gap_p99", "S3 gateway added inter-chunk gap p99", gw?.addedGapP99Ms ?? null, "ms", "<= 1 ms", (v) => v <= 1, joinNotes(contendedNote(runs, ["gateway", "direct"]), addedNote("gateway", (r) => r.gapMs.p99, dG))),
-    check("S3.streams_held", "S3 concurrent streams the gateway held with no stall", gw?.streamsHeld ?? null, "streams", ">= 256", (v) => v >= 256, capNote),
+    check("S3.streams_held", "S3 concurrent streams the gateway held with no stall", gw?.streamsHeld ?? null, "streams", ">= 256", (v) => v >= 256, joinNotes(capNote, capacityNote(b, cap.get("gateway")))),
   ];
   const table: Table = {
-    title: `S3: SSE, ${opts.sseChunks} chunks paced ${opts.sseIntervalMs} ms; ${opts.sseConcurrency} concurrent streams looped ${opts.sseSec}s, median of ${opts.rounds}; capacity ${opts.sseLevels.join("/")} at once`,
+    title: `S3: SSE, ${opts.sseChunks} chunks paced ${opts.sseIntervalMs} ms; ${opts.sseConcurrency} concurrent streams looped ${opts.sseSec}s, median of ${opts.rounds}; capacity ${opts.sseLevels.join("/")} at once, ${opts.sseCapacityRuns} run(s) per level${opts.sseBisect ? " + one bisection step" : ""}`,
     columns: ["target", "ttfb p50 ms", "ttfb p99 ms", "added ttfb p99", "gap p99 ms", "added gap p99", "gap max ms", "stalled/failed", "contention %", "runs used", "streams held"],
     rows,
     notes: [
       `ttfb = request sent -> first body byte (the first SSE frame); gap = time between consecutive frames of one stream. A stream stalls when any frame comes more than ${opts.stallMs} ms after its pace, its first byte takes over ${opts.ttfbStallMs} ms (queued), or it does not complete.`,
-      "streams held = the largest level at which every stream completed with no stall ('+': no stall at any level tried); the capacity runs are single runs, their contention is in latest.json.",
+      capacityTableNote(b),
       CPU_NOTE,
     ],
   };
-  return { id: "S3", config: { chunks: opts.sseChunks, intervalMs: opts.sseIntervalMs, concurrency: opts.sseConcurrency, durationSec: opts.sseSec, levels: opts.sseLevels, stallMs: opts.stallMs, ttfbStallMs: opts.ttfbStallMs }, runs: [...runs, ...capacity.map((c) => ({ ...c, capacity: true }))], summary, tables: [table], checks };
+  return { id: "S3", config: { chunks: opts.sseChunks, intervalMs: opts.sseIntervalMs, concurrency: opts.sseConcurrency, durationSec: opts.sseSec, levels: opts.sseLevels, capacityRunsPerLevel: opts.sseCapacityRuns, bisect: opts.sseBisect, stallMs: opts.stallMs, ttfbStallMs: opts.ttfbStallMs }, runs: [...runs, ...capacity.map((c) => ({ ...c, round: 0, concurrency: c.level, capacity: true }))], summary, tables: [table], checks };
 }
 
 // ---- S4: auth paths ---------------------------------------------------------------

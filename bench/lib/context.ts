@@ -34,6 +34,14 @@ export interface BenchOptions {
   readonly sseWarmupSec: number;
   readonly sseConcurrency: number;
   readonly sseLevels: readonly number[];
+  /** Runs per capacity level; a level is held when a majority of them had no stall. */
+  readonly sseCapacityRuns: number;
+  /** One bisection step between the last level held and the first stalled. */
+  readonly sseBisect: boolean;
+  /** S7: streams held open at once per target, their pace, and how long each lasts. */
+  readonly memStreams: number;
+  readonly memPaceMs: number;
+  readonly memStreamSec: number;
   readonly stallMs: number;
   readonly ttfbStallMs: number;
   readonly soakSec: number;
@@ -62,6 +70,8 @@ export interface Bench {
   readonly auth: { readonly child: NodeChild; readonly target: Target; readonly cacheMaxEntries: number; readonly token: string } | null;
   /** Every proxy's pool size to the upstream. */
   readonly upstreamConnections: number;
+  /** The bench's own Node proxies by target name (skeleton, http-proxy-3, gateway): S7 asks them for their memory over IPC. */
+  readonly children: ReadonlyMap<TargetName, NodeChild>;
   /** Which core each measured process is pinned to (loadgen, upstream, proxy); null when not pinned. */
   readonly coreOf: ReadonlyMap<string, number> | null;
   log(line: string): void;
@@ -104,10 +114,10 @@ export function sse(b: Bench, t: Target, job: SseJob, warmup = false): Promise<M
   return measured(b, t, () => b.loadgen.request<SseResult>({ cmd: "sse", job }), warmup);
 }
 
-/** A JSON chat-completion body of exactly `bytes` bytes (message content padded). */
-export function chatBody(bytes: number, stream = false): string {
+/** A JSON chat-completion body of exactly `bytes` bytes (message content padded); the fake streams at most `maxTokens` chunks. */
+export function chatBody(bytes: number, stream = false, maxTokens = 256): string {
   const make = (content: string): string =>
-    JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], max_tokens: 256, ...(stream ? { stream: true } : {}) });
+    JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], max_tokens: maxTokens, ...(stream ? { stream: true } : {}) });
   const base = make("").length;
   const pad = "Summarise the following text in three sentences please. ";
   let content = "";

@@ -11,6 +11,13 @@ const LF = 0x0a;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Streams of every job that have their first byte and have not ended: S7 waits for all of its to be open. */
+let openStreams = 0;
+
+export function openSseStreams(): number {
+  return openStreams;
+}
+
 interface StreamOutcome {
   readonly ok: boolean;
   readonly stalled: boolean;
@@ -45,6 +52,7 @@ export async function runSse(job: SseJob): Promise<SseResult> {
       const settle = (ok: boolean): void => {
         if (settled) return;
         settled = true;
+        if (first >= 0) openStreams--;
         clearTimeout(timer);
         resolve({ ok: ok && frames >= job.expectFrames, stalled: late || frames < job.expectFrames, status });
       };
@@ -55,6 +63,7 @@ export async function runSse(job: SseJob): Promise<SseResult> {
           const now = performance.now();
           if (first < 0) {
             first = now;
+            openStreams++;
             ttfb.push(now - t0);
             if (now - t0 > job.ttfbStallMs) late = true;
           }

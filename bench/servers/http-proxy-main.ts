@@ -5,6 +5,7 @@
 import http from "node:http";
 import { parseArgs } from "node:util";
 import { createProxyServer } from "http-proxy-3";
+import { memoryReading } from "../lib/memory.ts";
 import { announceReady, serveIpc } from "../lib/proc.ts";
 
 const { values } = parseArgs({
@@ -36,7 +37,7 @@ server.listen(0, "127.0.0.1", () => {
   const addr = server.address();
   announceReady(typeof addr === "object" && addr !== null ? addr.port : 0);
 });
-serveIpc(() => "pong");
+serveIpc((msg) => (msg["cmd"] === "memory" ? memoryReading(msg["gc"] === true) : "pong"));
 process.on("SIGTERM", () => {
   server.closeAllConnections();
   server.close();

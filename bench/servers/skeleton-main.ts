@@ -7,6 +7,7 @@
 import http, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import { parseArgs } from "node:util";
 import { Pool, type Dispatcher } from "undici";
+import { memoryReading } from "../lib/memory.ts";
 import { announceReady, serveIpc } from "../lib/proc.ts";
 
 const { values } = parseArgs({
@@ -86,7 +87,7 @@ server.listen(0, "127.0.0.1", () => {
   const addr = server.address();
   announceReady(typeof addr === "object" && addr !== null ? addr.port : 0);
 });
-serveIpc(() => "pong");
+serveIpc((msg) => (msg["cmd"] === "memory" ? memoryReading(msg["gc"] === true) : "pong"));
 process.on("SIGTERM", () => {
   server.closeAllConnections();
   server.close();

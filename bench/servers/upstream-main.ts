@@ -34,6 +34,11 @@ fake.route("POST", "/v1/chat/completions", (ctx) => {
 
 serveIpc((msg) => {
   if (msg["cmd"] === "ping") return "pong";
+  // S7 holds streams open longer and paced slower than S3's, then puts S3's settings back.
+  if (msg["cmd"] === "sse") {
+    fake.configure({ sseChunks: Number(msg["chunks"]), sseIntervalMs: Number(msg["intervalMs"]) });
+    return true;
+  }
   throw new Error(`unknown command ${String(msg["cmd"])}`);
 });
 announceReady(fake.port);
