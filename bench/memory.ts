@@ -155,7 +155,7 @@ function report(b: Bench, runs: readonly MemoryRun[], chunks: number): ScenarioR
     columns: ["target", "idle rss MB", "open rss MB", "rss diff MB", "rss KB/stream", "idle heap MB", "open heap MB", "heap diff MB", "heap KB/stream", "open at readings", "all open after ms", "completed", "stalled", "cpu% proxy"],
     rows,
     notes: [
-      "Read in the proxy process over IPC (bench/lib/memory.ts) after a full GC (gc() exposed at run time), so heap is live objects; nginx's RSS comes from /proc and it has no V8 heap; direct has no proxy and is left out. KB/stream = (open - idle) / streams. The pace is slower than S3's so that the readings measure held streams, not a proxy behind on frames; stalls are counted but do not fail the scenario.",
+      "Read in the proxy process over IPC (bench/lib/memory.ts) after a full GC (gc() exposed at run time), so heap is live objects; nginx's RSS comes from /proc and it has no V8 heap; direct has no proxy and is left out. KB/stream = (open - idle) / streams. The pace is slower than S3's so that the readings measure held streams, not a proxy behind on frames; stalls are counted but do not fail the scenario. The gateway asks the upstream for usage and drops the usage frame its client did not ask for, so each of its streams has one gap of two paces before [DONE], which counts as a stall here.",
     ],
   };
   return { id: "S7", config: { streams: n, chunks, paceMs: opts.memPaceMs, streamSec: opts.memStreamSec, samples: SAMPLES, sampleGapMs: SAMPLE_GAP_MS }, runs, summary, tables: [table], checks };

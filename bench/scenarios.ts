@@ -364,7 +364,9 @@ export function capacityTableNote(b: Bench): string {
 /** The gateway's capacity for the check's note. */
 function capacityNote(b: Bench, c: Capacity | undefined): string | undefined {
   if (c === undefined) return undefined;
-  return `${b.opts.sseCapacityRuns} run(s) per level${b.opts.sseBisect ? ", one bisection step" : ""}; ${c.stalledAt === null ? "no level tried stalled" : `first stall at ${c.stalledAt}`}`;
+  const runs = `${b.opts.sseCapacityRuns} run(s) per level`;
+  if (c.stalledAt === null) return `${runs}; no level tried stalled, so no bisection`;
+  return `${runs}${b.opts.sseBisect ? ", one bisection step" : ""}; lowest level that stalled: ${c.stalledAt}`;
 }
 
 export async function sseScenario(b: Bench): Promise<ScenarioResult> {

@@ -14,7 +14,7 @@ function verdict(c: Check): string {
 /** The checks as a table. */
 export function checksTable(checks: readonly Check[]): Table {
   return {
-    title: "Targets of issue 5",
+    title: "Targets of issues 5 and 18",
     columns: ["target", "value", "goal", "result", "note"],
     rows: checks.map((c) => [c.what, c.value === null ? "-" : `${c.value} ${c.unit}`, c.goal, verdict(c), c.note ?? ""]),
   };
