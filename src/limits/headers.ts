@@ -80,18 +80,39 @@ export function limitHeaders(charges: readonly Limited["charge"][], takes: reado
   for (const it of plan.items) {
     const taken = (takes[it.at] as Limited).taken;
     const item = it.dim === DIM_CONCURRENT
-      ? it.prefix + Math.max(0, it.limit - taken.inUse)
-      : `${it.prefix}${taken.remaining[it.dim - 1] as number};t=${Math.ceil((taken.resetMs[it.dim - 1] as number) / 1000)}`;
-    states = states === "" ? item : `${states}, ${item}`;
+      ? it.prefix + count(Math.max(0, it.limit - taken.inUse))
+      : it.prefix + count(taken.remaining[it.dim - 1] as number) + ";t=" + count(Math.ceil((taken.resetMs[it.dim - 1] as number) / 1000));
+    states = states === "" ? item : states + ", " + item;
   }
   const h = ["ratelimit-policy", plan.policy, "ratelimit", states];
-  openai(h, plan.requests, takes, "requests");
-  openai(h, plan.tokens, takes, "tokens");
+  openai(h, plan.requests, takes, REQUESTS);
+  openai(h, plan.tokens, takes, TOKENS);
   return h;
 }
 
+// The header names as constants: a name built per response would be hashed and looked up again each time it is set.
+const REQUESTS = ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"] as const;
+const TOKENS = ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"] as const;
+
+/**
+ * A count as text. Counters hold doubles, whose general formatting is dear;
+ * a whole count goes through the small-integer path, one beyond 31 bits
+ * (tokens per day) as two such halves.
+ */
+export function count(n: number): string {
+  const i = n | 0;
+  if (i === n) return String(i);
+  if (n > 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n) {
+    const hi = Math.floor(n / 1e9);
+    const lo = String((n - hi * 1e9) | 0);
+    return String(hi) + NINE_ZEROS.slice(lo.length) + lo;
+  }
+  return String(n);
+}
+const NINE_ZEROS = "000000000";
+
 /** OpenAI's x-ratelimit-{limit,remaining,reset}-<kind>, for the candidate with the least remaining. */
-function openai(h: string[], candidates: readonly Item[], takes: readonly Limited[], kind: string): void {
+function openai(h: string[], candidates: readonly Item[], takes: readonly Limited[], names: typeof REQUESTS | typeof TOKENS): void {
   let best: Item | null = null;
   let remaining = 0;
   for (const it of candidates) {
@@ -103,7 +124,7 @@ function openai(h: string[], candidates: readonly Item[], takes: readonly Limite
   }
   if (best === null) return;
   const reset = (takes[best.at] as Limited).taken.resetMs[best.dim - 1] as number;
-  h.push(`x-ratelimit-limit-${kind}`, best.limitText, `x-ratelimit-remaining-${kind}`, String(remaining), `x-ratelimit-reset-${kind}`, duration(reset));
+  h.push(names[0], best.limitText, names[1], count(remaining), names[2], duration(reset));
 }
 
 /** The headers of a 429 (or 503) from a limit: the state where it is known, and when to retry. */

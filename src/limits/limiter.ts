@@ -16,9 +16,11 @@ import { Denial } from "../errors.ts";
 import type { RequestContext } from "../http/context.ts";
 import type { Route } from "../routing/table.ts";
 import { DIM_CONCURRENT, DIM_REQUESTS, DIM_TPD, DIM_TPM, LocalCounters, type Counters, type Take, type Taken } from "./counters.ts";
-import { bodyTokens, estimateInput, streams, tokenApi, withMaxTokens, withUsageAsked } from "./body.ts";
+import { bodyTokens, estimateInput, streams, tokenApi, withMaxTokens, withUsageAsked, type BodyTokens, type TokenApi } from "./body.ts";
 import { denialHeaders, limitHeaders } from "./headers.ts";
-import { ChargeCache, limitsTokens, type Charge } from "./policies.ts";
+import { chargeCache, limitsTokens, type Charge } from "./policies.ts";
+import type { PatRecord } from "../store/types.ts";
+import type { RequestFactsCache } from "../util/request-facts-cache.ts";
 
 /** How long Redis, once it failed, is left alone before it is asked again. */
 const DOWN_RETRY_MS = 1000;
@@ -62,6 +64,20 @@ export class Admission {
   }
 }
 
+/** What admit read off the request, for the Admission once the counters answered. */
+interface Asked {
+  readonly charges: readonly Charge[];
+  readonly input: number;
+  readonly output: number;
+  readonly buf: Buffer | null;
+  readonly api: TokenApi | null;
+  readonly bt: BodyTokens | null;
+  readonly clamp: boolean;
+  readonly headers: string[];
+}
+
+const NO_TAKES: TakenCharge[] = [];
+
 interface Blocked {
   until: number;
   /** Tokens left when refused (a smaller request may still fit); 0 for requests and concurrency. */
@@ -80,7 +96,7 @@ export class Limiter {
   readonly #log: Logger;
   readonly #sink: DecisionSink | null;
   readonly #blocked = new Map<string, Blocked>();
-  readonly #charges: ChargeCache;
+  readonly #charges: RequestFactsCache<PatRecord, Charge[]>;
   #downUntil = 0;
   #leaseSeq = 0;
   readonly #leasePrefix = `${process.pid.toString(36)}.${Math.random().toString(36).slice(2, 8)}.`;
@@ -92,7 +108,7 @@ export class Limiter {
     this.local = new LocalCounters();
     this.#log = opts.log;
     this.#sink = opts.sink ?? null;
-    this.#charges = new ChargeCache(settings);
+    this.#charges = chargeCache(settings);
   }
 
   /** Whether the step has anything to do at all (no policy, no metering, no PAT limits: the pipeline skips it). */
@@ -107,16 +123,16 @@ export class Limiter {
    */
   admit(ctx: RequestContext, route: Route, body: unknown, headers: string[]): Admission | Denial | Promise<Admission | Denial> {
     const pat = ctx.pat;
-    if (pat === null) return new Admission([], 0, 0);
-    const own = pat.record.limits;
-    if (this.idle && own === undefined) return new Admission([], 0, 0);
-    const charges = this.#charges.get(pat.record, { domainId: ctx.domainId, model: route.entityType === "models" ? ctx.entityId : "", operation: route.operation });
+    if (pat === null) return new Admission(NO_TAKES, 0, 0);
+    if (this.idle && pat.record.limits === undefined) return new Admission(NO_TAKES, 0, 0);
+    const charges = this.#charges.get(pat.record, ctx.domainId, route.entityType === "models" ? ctx.entityId : "", route.operation);
     const api = tokenApi(route);
     const buf = Buffer.isBuffer(body) ? body : null;
-    const clamp = charges.some((c) => c.policy.clampMaxTokens && c.policy.mode === "enforce");
+    let clamp = false;
+    for (const c of charges) if (c.policy.clampMaxTokens && c.policy.mode === "enforce") clamp = true;
     let input = 0;
     let output = 0;
-    let bt = null;
+    let bt: BodyTokens | null = null;
     if (buf !== null && api !== null) {
       input = estimateInput(buf.length);
       if (api.generates) {
@@ -128,53 +144,57 @@ export class Limiter {
     const now = Date.now();
     const blocked = this.#blockedDenial(charges, input + output, now);
     if (blocked !== null) return named(ctx, blocked);
+    const ask: Asked = { charges, input, output, buf, api, bt, clamp, headers };
 
-    const finish = (takes: TakenCharge[] | Denial): Admission | Denial => {
-      if (takes instanceof Denial) return named(ctx, takes);
-      const a = new Admission(takes, input, output);
-      if (buf !== null && api !== null) {
-        let next = buf;
-        if (clamp && bt !== null) {
-          let grant = output;
-          for (const t of takes) if (t.charge.policy.clampMaxTokens && t.charge.policy.mode === "enforce") grant = Math.min(grant, t.taken.output);
-          if (grant < output || bt.maxTokens === null) {
-            const edited = withMaxTokens(api, next, bt, grant);
-            if (edited === null) {
-              this.#rollback(takes);
-              return new Denial("bad_request", { message: "The output token limit could not be set on this body; send max_tokens once as a whole number." });
-            }
-            next = edited;
-            a.output = grant;
-          }
-        }
-        if (api.askUsage && streams(next)) {
-          const asked = withUsageAsked(next);
-          if (asked !== null) {
-            next = asked;
-            a.dropUsage = true;
-          }
-        }
-        if (next !== buf) {
-          a.body = next;
-          setContentLength(headers, next.length);
-        }
-      }
-      if (takes.length > 0) a.headers = limitHeaders(charges, takes);
-      return a;
-    };
-    if (charges.length === 0) return finish([]);
+    if (charges.length === 0) return this.#admitted(ctx, ask, NO_TAKES);
     const shared = this.#shared;
-    if (shared === null || now < this.#downUntil) return finish(this.#takeAll(charges, input, output, shared === null ? 1 : this.settings.replicas, shared !== null));
+    if (shared === null || now < this.#downUntil) return this.#admitted(ctx, ask, this.#takeAll(charges, input, output, shared === null ? 1 : this.settings.replicas, shared !== null));
     const asks = charges.map((c) => this.#take(c, input, output, 1));
     return Promise.all(asks.map((t) => Promise.resolve(shared.take(t)))).then(
-      (results) => finish(this.#decide(charges, asks, results, shared, false)),
+      (results) => this.#admitted(ctx, ask, this.#decide(this.#zip(charges, asks, results, shared), false)),
       (err: unknown) => {
         // Takes that counted before the failure stay counted until their window moves on (over-counting, never under).
         if (Date.now() >= this.#downUntil) this.#log.warn({ problem: (err as Error).message }, "limits: the shared counters are unreachable; each policy does as its on_store_down says");
         this.#downUntil = Date.now() + DOWN_RETRY_MS;
-        return finish(this.#takeAll(charges, input, output, this.settings.replicas, true));
+        return this.#admitted(ctx, ask, this.#takeAll(charges, input, output, this.settings.replicas, true));
       },
     );
+  }
+
+  /** The Admission for takes that admitted the request: the body's edits (the clamp, the usage chunk asked for) and the response's limit headers. */
+  #admitted(ctx: RequestContext, ask: Asked, takes: TakenCharge[] | Denial): Admission | Denial {
+    if (takes instanceof Denial) return named(ctx, takes);
+    const { buf, api, bt, output } = ask;
+    const a = new Admission(takes, ask.input, output);
+    if (buf !== null && api !== null) {
+      let next = buf;
+      if (ask.clamp && bt !== null) {
+        let grant = output;
+        for (const t of takes) if (t.charge.policy.clampMaxTokens && t.charge.policy.mode === "enforce") grant = Math.min(grant, t.taken.output);
+        if (grant < output || bt.maxTokens === null) {
+          const edited = withMaxTokens(api, next, bt, grant);
+          if (edited === null) {
+            this.#rollback(takes);
+            return new Denial("bad_request", { message: "The output token limit could not be set on this body; send max_tokens once as a whole number." });
+          }
+          next = edited;
+          a.output = grant;
+        }
+      }
+      if (api.askUsage && streams(next)) {
+        const asked = withUsageAsked(next);
+        if (asked !== null) {
+          next = asked;
+          a.dropUsage = true;
+        }
+      }
+      if (next !== buf) {
+        a.body = next;
+        setContentLength(ask.headers, next.length);
+      }
+    }
+    if (takes.length > 0) a.headers = limitHeaders(ask.charges, takes);
+    return a;
   }
 
   /** Reconciles the reservations of a finished request with its usage (estimated: the reservation stands) and frees its leases. */
@@ -184,7 +204,7 @@ export class Limiter {
     for (const t of a.takes) {
       const delta = t.ask.input + t.ask.output > 0 ? used - (t.ask.input + t.taken.output) : 0;
       if (delta === 0 && t.ask.lease === "") continue;
-      if (t.ask.lease !== "") this.#blocked.delete(`${t.charge.key}#${DIM_CONCURRENT}`);
+      if (t.ask.lease !== "" && this.#blocked.size > 0) this.#blocked.delete(`${t.charge.key}#${DIM_CONCURRENT}`);
       this.#settleOne(t, 0, delta);
     }
   }
@@ -221,21 +241,20 @@ export class Limiter {
 
   /** Every charge in this process (embedded store, or Redis down: limit ÷ replicas; closed policies refuse). */
   #takeAll(charges: readonly Charge[], input: number, output: number, divide: number, fallback: boolean): TakenCharge[] | Denial {
-    const asks: Take[] = [];
-    const results: Taken[] = [];
-    for (const c of charges) {
-      if (fallback && c.policy.onStoreDown === "closed") {
-        this.#sink?.decided(c.policy.name, "", "store_down_closed");
-        if (c.policy.mode === "enforce") {
-          this.#rollback(this.#zip(charges, asks, results, this.local));
+    const counters = this.local;
+    const takes: TakenCharge[] = [];
+    for (const charge of charges) {
+      if (fallback && charge.policy.onStoreDown === "closed") {
+        this.#sink?.decided(charge.policy.name, "", "store_down_closed");
+        if (charge.policy.mode === "enforce") {
+          this.#rollback(takes);
           return UNAVAILABLE;
         }
       }
-      const ask = this.#take(c, input, output, divide);
-      asks.push(ask);
-      results.push(this.local.take(ask));
+      const ask = this.#take(charge, input, output, divide);
+      takes.push({ charge, ask, counters, taken: counters.take(ask) });
     }
-    return this.#decide(charges, asks, results, this.local, fallback);
+    return this.#decide(takes, fallback);
   }
 
   #zip(charges: readonly Charge[], asks: readonly Take[], results: readonly Taken[], counters: Counters): TakenCharge[] {
@@ -245,8 +264,7 @@ export class Limiter {
   }
 
   /** The first enforced refusal refuses the request (the others' counts are given back); shadow refusals are only counted and logged. */
-  #decide(charges: readonly Charge[], asks: readonly Take[], results: readonly Taken[], counters: Counters, fallback: boolean): TakenCharge[] | Denial {
-    const takes = this.#zip(charges, asks, results, counters);
+  #decide(takes: TakenCharge[], fallback: boolean): TakenCharge[] | Denial {
     let refusal: TakenCharge | null = null;
     for (const t of takes) {
       const p = t.charge.policy;

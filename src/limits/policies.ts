@@ -7,6 +7,7 @@
  */
 import type { LimitPolicy, LimitSettings, LimitValues } from "../config/limits.ts";
 import type { PatLimits, PatRecord } from "../store/types.ts";
+import { RequestFactsCache } from "../util/request-facts-cache.ts";
 
 /** A policy as it applies to one request: the policy and the subject's key. */
 export interface Charge {
@@ -59,44 +60,9 @@ export function chargesFor(s: LimitSettings, f: LimitFacts, patId: string, userI
   return out;
 }
 
-/** At most this many entries per level of a ChargeCache (a PAT used on more domains or models starts that level afresh). */
-const CACHE_LEVEL = 64;
-
-/**
- * The charges of a request, built once per (PAT record, domain, model,
- * operation): the subject keys are then the same string objects on every
- * request, so the counters' Map lookups find them hashed. Records are
- * immutable (a change is a new record), so a change is never served stale.
- */
-export class ChargeCache {
-  readonly #settings: LimitSettings;
-  readonly #byPat = new WeakMap<PatRecord, Map<string, Map<string, Map<string, Charge[]>>>>();
-
-  constructor(settings: LimitSettings) {
-    this.#settings = settings;
-  }
-
-  /** chargesFor, cached. */
-  get(rec: PatRecord, f: LimitFacts): Charge[] {
-    let byDomain = this.#byPat.get(rec);
-    if (byDomain === undefined) this.#byPat.set(rec, (byDomain = new Map<string, Map<string, Map<string, Charge[]>>>()));
-    let byModel = byDomain.get(f.domainId);
-    if (byModel === undefined) {
-      if (byDomain.size >= CACHE_LEVEL) byDomain.clear();
-      byDomain.set(f.domainId, (byModel = new Map<string, Map<string, Charge[]>>()));
-    }
-    let byOp = byModel.get(f.model);
-    if (byOp === undefined) {
-      if (byModel.size >= CACHE_LEVEL) byModel.clear();
-      byModel.set(f.model, (byOp = new Map<string, Charge[]>()));
-    }
-    let charges = byOp.get(f.operation);
-    if (charges === undefined) {
-      charges = chargesFor(this.#settings, f, rec.id, rec.userId, rec.limits);
-      byOp.set(f.operation, charges);
-    }
-    return charges;
-  }
+/** chargesFor, built once per (PAT record, domain, model, operation): the subject keys are then the same string objects on every request, so the counters' Map lookups find them hashed. */
+export function chargeCache(s: LimitSettings): RequestFactsCache<PatRecord, Charge[]> {
+  return new RequestFactsCache((rec, domainId, model, operation) => chargesFor(s, { domainId, model, operation }, rec.id, rec.userId, rec.limits));
 }
 
 // A PAT's own limits are compiled once per distinct limits object (records are immutable).

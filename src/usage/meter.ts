@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import type { UsageSettings } from "../config/limits.ts";
 import type { RequestContext } from "../http/context.ts";
 import type { PatRecord } from "../store/types.ts";
+import { RequestFactsCache } from "../util/request-facts-cache.ts";
 import { addTotals, bucketStart, seriesId, zeroTotals, type UsageBuckets, type UsageRow, type UsageTotals } from "./buckets.ts";
 
 /** The model and operation of the overflow series. */
@@ -21,29 +22,8 @@ interface Pending {
 }
 
 /** Series ids per (PAT record, domain, model, operation), built once: the same string object every time, so Map lookups find it hashed. */
-class SeriesIds {
-  readonly #byPat = new WeakMap<PatRecord, Map<string, Map<string, Map<string, string>>>>();
-
-  get(rec: PatRecord, domainId: string, model: string, operation: string): string {
-    let byDomain = this.#byPat.get(rec);
-    if (byDomain === undefined) this.#byPat.set(rec, (byDomain = new Map<string, Map<string, Map<string, string>>>()));
-    let byModel = byDomain.get(domainId);
-    if (byModel === undefined) {
-      if (byDomain.size >= 64) byDomain.clear();
-      byDomain.set(domainId, (byModel = new Map<string, Map<string, string>>()));
-    }
-    let byOp = byModel.get(model);
-    if (byOp === undefined) {
-      if (byModel.size >= 64) byModel.clear();
-      byModel.set(model, (byOp = new Map<string, string>()));
-    }
-    let id = byOp.get(operation);
-    if (id === undefined) {
-      id = `${rec.id}\x1f${rec.userId}\x1f${domainId}\x1f${model}\x1f${operation}`;
-      byOp.set(operation, id);
-    }
-    return id;
-  }
+function seriesIds(): RequestFactsCache<PatRecord, string> {
+  return new RequestFactsCache((rec, domainId, model, operation) => `${rec.id}\x1f${rec.userId}\x1f${domainId}\x1f${model}\x1f${operation}`);
 }
 
 /** Sums records and writes them to `buckets`. */
@@ -52,7 +32,7 @@ export class Meter {
   readonly #log: Logger;
   readonly #maxSeries: number;
   #pending = new Map<string, Pending>();
-  readonly #ids = new SeriesIds();
+  readonly #ids = seriesIds();
   #hour = 0;
   readonly #timer: NodeJS.Timeout;
   #flushing: Promise<void> = Promise.resolve();

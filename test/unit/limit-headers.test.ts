@@ -2,7 +2,7 @@
 // RateLimit-Policy / RateLimit items in policy and dimension order, and
 // OpenAI's x-ratelimit-* for the tightest policy of each kind.
 import { describe, expect, it } from "vitest";
-import { denialHeaders, duration, limitHeaders } from "../../src/limits/headers.ts";
+import { count, denialHeaders, duration, limitHeaders } from "../../src/limits/headers.ts";
 import type { Taken } from "../../src/limits/counters.ts";
 import type { Charge } from "../../src/limits/policies.ts";
 
@@ -60,3 +60,10 @@ function pairs(flat: readonly string[]): [string, string][] {
   for (let i = 0; i < flat.length; i += 2) out.push([flat[i] as string, flat[i + 1] as string]);
   return out;
 }
+
+describe("count", () => {
+  it("writes every count as String() does, also past 31 bits and for what is not whole", () => {
+    const values = [0, 1, 9, 10, 999_999_999, 1_000_000_000, 2 ** 31 - 1, 2 ** 31, 999_999_999_999, 1e12, 1e12 + 1, 5e9 + 7, 123_000_000_456, Number.MAX_SAFE_INTEGER, 2 ** 53 + 2, 1e21, 1.5, -3, -(2 ** 40)];
+    for (const n of values) expect(count(n), String(n)).toBe(String(n));
+  });
+});
