@@ -118,8 +118,8 @@ export function queryHasParam(query: string, name: string): boolean {
       continue;
     }
     if (c !== 0x26 /* & */ && c !== 0x3b /* ; */) continue;
-    const keyEnd = eq === -1 ? i : eq;
-    if (keyEnd > start && keyNames(query.slice(start, keyEnd), name)) return true;
+    // An empty key (`&&`, `=x`) names nothing: keyNames("") is false for any name.
+    if (keyNames(query.slice(start, eq === -1 ? i : eq), name)) return true;
     start = i + 1;
     eq = -1;
   }
@@ -136,13 +136,11 @@ function keyNames(rawKey: string, name: string): boolean {
   if (nul !== -1) key = key.slice(0, nul);
   let a = 0;
   while (a < key.length && key.charCodeAt(a) === 0x20) a++;
-  if (a > 0) key = key.slice(a);
+  key = key.slice(a);
   if (foldEquals(key, name)) return true;
-  // `name[…]` / `name.…`: the part before the suffix is the parameter.
-  if (key.length > name.length) {
-    const next = key.charCodeAt(name.length);
-    if ((next === 0x5b /* [ */ || next === 0x2e /* . */) && foldEquals(key.slice(0, name.length), name)) return true;
-  }
+  // `name[…]` / `name.…`: the part before the suffix is the parameter (NaN past the key's end).
+  const next = key.charCodeAt(name.length);
+  if ((next === 0x5b /* [ */ || next === 0x2e /* . */) && foldEquals(key.slice(0, name.length), name)) return true;
   // PHP turns ' ', '.' and an unmatched '[' in a key into '_'.
   return foldEquals(phpKey(key), phpKey(name));
 }
@@ -158,7 +156,8 @@ function decodeKey(rawKey: string): string {
     const c = rawKey.charCodeAt(i);
     if (c === 0x2b) {
       bytes.push(0x20);
-    } else if (c === 0x25 && i + 2 < rawKey.length && isHex(rawKey.charCodeAt(i + 1)) && isHex(rawKey.charCodeAt(i + 2))) {
+    } else if (c === 0x25 && isHex(rawKey.charCodeAt(i + 1)) && isHex(rawKey.charCodeAt(i + 2))) {
+      // Past the end charCodeAt is NaN, which is not hex: a '%' near the end stays literal.
       bytes.push(Number.parseInt(rawKey.slice(i + 1, i + 3), 16));
       i += 2;
     } else {
