@@ -13,13 +13,13 @@ const GROUPS: Readonly<Record<string, readonly string[]>> = {
   // src/scopes/scope.ts
   scopes: ["test/unit/scope.test.ts", "test/unit/scope-rules.test.ts", "test/unit/rights.test.ts", "test/security/scope-domain-binding.test.ts"],
   // src/tokens/format.ts
-  tokens: ["test/unit/tokens.test.ts", "test/unit/pat-format-rules.test.ts", "test/security/whole-keyed-hash-compared.test.ts", "test/security/credentials-travel-and-land.test.ts"],
+  tokens: ["test/unit/tokens.test.ts", "test/unit/pat-format-rules.test.ts", "test/security/whole-keyed-hash-compared.test.ts"],
   // src/upstream/headers.ts
   headers: ["test/unit/header-policy.test.ts", "test/unit/header-policy-rules.test.ts", "test/security/header-tricks.test.ts", "test/security/upstream-never-sees-client-credentials.test.ts"],
   // src/routing/entity.ts, entity-id.ts, multipart.ts
   entity: ["test/unit/routing-entity.test.ts", "test/unit/entity-rules.test.ts", "test/unit/multipart-rules.test.ts", "test/unit/json-scan.test.ts", "test/security/model-allowlist-bypass.test.ts", "test/security/ollama-second-model-field.test.ts"],
   // src/admin/pats.ts
-  pats: ["test/integration/admin-pats.test.ts", "test/integration/admin-pats-ownership.test.ts", "test/security/cross-user-pat-access.test.ts", "test/security/secret-hash-never-returned.test.ts"],
+  pats: ["test/integration/admin-pats.test.ts", "test/integration/admin-pats-ownership.test.ts", "test/integration/admin-audit.test.ts", "test/security/cross-user-pat-access.test.ts", "test/security/secret-hash-never-returned.test.ts"],
 };
 
 const ALL = [
@@ -38,6 +38,7 @@ const ALL = [
   "test/security/*.test.ts",
   "test/integration/admin-pats.test.ts",
   "test/integration/admin-pats-ownership.test.ts",
+  "test/integration/admin-audit.test.ts",
   "test/integration/auth.test.ts",
 ];
 

@@ -44,7 +44,8 @@ export function entityFromJson(body: Buffer, field: string, fallback: string | n
 
 /** Whether a JSON object body has `field` as a top-level key, in any spelling a parser would read as it; false for a body that is not a JSON object. */
 export function jsonHasField(body: Buffer, field: string): boolean {
-  if (body.length === 0 || !isUtf8(body)) return false;
+  // An empty body scans as "invalid".
+  if (!isUtf8(body)) return false;
   const seen = scanJson(body, field);
   return typeof seen !== "string" && seen.matches > 0;
 }
@@ -135,13 +136,13 @@ function keyNames(rawKey: string, name: string): boolean {
   const nul = key.indexOf("\u0000");
   if (nul !== -1) key = key.slice(0, nul);
   let a = 0;
-  while (a < key.length && key.charCodeAt(a) === 0x20) a++;
+  while (key.charCodeAt(a) === 0x20) a++; // NaN past the end
   key = key.slice(a);
-  if (foldEquals(key, name)) return true;
   // `name[…]` / `name.…`: the part before the suffix is the parameter (NaN past the key's end).
   const next = key.charCodeAt(name.length);
   if ((next === 0x5b /* [ */ || next === 0x2e /* . */) && foldEquals(key.slice(0, name.length), name)) return true;
-  // PHP turns ' ', '.' and an unmatched '[' in a key into '_'.
+  // The key as it is, or as PHP reads it: PHP turns ' ', '.' and an unmatched '[' into '_'
+  // (a key equal to the name stays equal after that on both sides).
   return foldEquals(phpKey(key), phpKey(name));
 }
 

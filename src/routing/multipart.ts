@@ -135,10 +135,8 @@ function multipartBoundary(contentType: string): string | { problem: string } {
   if (charset !== undefined && !isUtf8Charset(charset)) return { problem: "The Content-Type's charset must be utf-8." };
   const b = params.get("boundary");
   if (b === undefined || b.length === 0 || b.length > 70 || b.endsWith(" ")) return "";
-  for (let i = 0; i < b.length; i++) {
-    const c = b.charCodeAt(i);
-    if (c >= 128 || BCHAR[c] !== 1) return "";
-  }
+  // BCHAR[c] is undefined for c >= 128: not a bchar.
+  for (let i = 0; i < b.length; i++) if (BCHAR[b.charCodeAt(i)] !== 1) return "";
   return b;
 }
 
@@ -155,8 +153,9 @@ function parseParams(s: string, from: number, allowed: ReadonlySet<string>): Map
   const out = new Map<string, string>();
   let i = from;
   const len = s.length;
+  // Past the end charCodeAt is NaN, which is no character class: the scans below stop there.
   const skipOws = (): void => {
-    while (i < len && (s.charCodeAt(i) === 0x20 || s.charCodeAt(i) === 0x09)) i++;
+    while (s.charCodeAt(i) === 0x20 || s.charCodeAt(i) === 0x09) i++;
   };
   for (;;) {
     skipOws();
@@ -166,7 +165,7 @@ function parseParams(s: string, from: number, allowed: ReadonlySet<string>): Map
     skipOws();
     if (i >= len) return out; // tolerate one trailing ';'
     const k0 = i;
-    while (i < len && isKeyChar(s.charCodeAt(i))) i++;
+    while (isKeyChar(s.charCodeAt(i))) i++;
     if (s.charCodeAt(i) === 0x2a /* * */) return `"${s.slice(k0, i + 1)}…" is an RFC 2231 encoded or continued parameter`;
     if (i === k0 || s.charCodeAt(i) !== 0x3d /* = */) return "a parameter is not written key=value";
     const key = s.slice(k0, i).toLowerCase();
@@ -187,7 +186,7 @@ function parseParams(s: string, from: number, allowed: ReadonlySet<string>): Map
       i = end + 1;
     } else {
       const v0 = i;
-      while (i < len && isTchar(s.charCodeAt(i))) i++;
+      while (isTchar(s.charCodeAt(i))) i++;
       if (i === v0) return `the parameter "${key}" has no value`;
       value = s.slice(v0, i);
     }
@@ -196,12 +195,13 @@ function parseParams(s: string, from: number, allowed: ReadonlySet<string>): Map
   }
 }
 
+// Undefined (so false) for c >= 128 and for NaN.
 function isKeyChar(c: number): boolean {
-  return c < 128 && KEYCHAR[c] === 1;
+  return KEYCHAR[c] === 1;
 }
 
 function isTchar(c: number): boolean {
-  return c < 128 && TCHAR[c] === 1;
+  return TCHAR[c] === 1;
 }
 
 function isPrintableAscii(s: string): boolean {
@@ -220,7 +220,8 @@ function isPrintableAscii(s: string): boolean {
 function parseMultipart(body: Buffer, boundary: string): Part[] | string {
   const first = Buffer.from("--" + boundary, "latin1");
   const delim = Buffer.from("\r\n--" + boundary, "latin1");
-  if (body.length < first.length || !body.subarray(0, first.length).equals(first)) {
+  // A shorter body gives a shorter subarray, which is not equal either.
+  if (!body.subarray(0, first.length).equals(first)) {
     return "The body must start with the boundary delimiter.";
   }
   const parts: Part[] = [];
@@ -248,8 +249,8 @@ function parseMultipart(body: Buffer, boundary: string): Part[] | string {
       if (headerEnd === -1 || headerEnd + 2 > next) return "A part's headers are not terminated by an empty line.";
       valueStart = headerEnd + 4;
     }
-    // An empty value: the header block's final CRLF is also the delimiter's.
-    const value = valueStart > next ? body.subarray(next, next) : body.subarray(valueStart, next);
+    // An empty value when the header block's final CRLF is also the delimiter's (valueStart > next: subarray is empty).
+    const value = body.subarray(valueStart, next);
     const part = readPart(body.toString("latin1", pos, headerEnd), value);
     if (typeof part === "string") return part;
     parts.push(part);
@@ -308,7 +309,7 @@ function readPart(headerBlock: string, value: Buffer): Part | string {
 function trimOws(s: string): string {
   let a = 0;
   let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
+  while (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09) a++;
   while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
   return s.slice(a, b);
 }

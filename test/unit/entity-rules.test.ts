@@ -3,7 +3,7 @@
 // spelled exactly, and queryHasParam finds every spelling an upstream's query
 // parser could read as the parameter, and nothing else.
 import { describe, expect, it } from "vitest";
-import { entityFromJson, entityFromQuery, queryHasParam, type EntityResult } from "../../src/routing/entity.ts";
+import { entityFromJson, entityFromQuery, jsonHasField, queryHasParam, type EntityResult } from "../../src/routing/entity.ts";
 import { generateToken } from "../../src/tokens/format.ts";
 
 const code = (r: EntityResult): string => (r.ok ? `ok:${r.id}` : r.code);
@@ -128,5 +128,12 @@ describe("entityFromJson with a fallback", () => {
     expect(code(entityFromJson(Buffer.from("nope"), "model", "name"))).toBe("bad_json");
     expect(code(entityFromJson(j({ model: "a", name: "" }), "model", "name"))).toBe("entity_invalid");
     expect(code(entityFromJson(j({ model: "a", name: "a", NAME: "a" }), "model", "name"))).toBe("entity_ambiguous");
+  });
+});
+
+describe("jsonHasField", () => {
+  it("is false for a body that is not UTF-8, even when the key is plain", () => {
+    expect(jsonHasField(Buffer.concat([Buffer.from('{"from":"a'), Buffer.from([0xff]), Buffer.from('"}')]), "from")).toBe(false);
+    expect(jsonHasField(Buffer.from('{"from":"a\u00ff"}'), "from")).toBe(true);
   });
 });
