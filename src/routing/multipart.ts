@@ -134,7 +134,8 @@ function multipartBoundary(contentType: string): string | { problem: string } {
   const charset = params.get("charset");
   if (charset !== undefined && !isUtf8Charset(charset)) return { problem: "The Content-Type's charset must be utf-8." };
   const b = params.get("boundary");
-  if (b === undefined || b.length === 0 || b.length > 70 || b.endsWith(" ")) return "";
+  // An empty boundary comes back as "" itself: "not one" to the caller.
+  if (b === undefined || b.length > 70 || b.endsWith(" ")) return "";
   // BCHAR[c] is undefined for c >= 128: not a bchar.
   for (let i = 0; i < b.length; i++) if (BCHAR[b.charCodeAt(i)] !== 1) return "";
   return b;
@@ -310,7 +311,8 @@ function trimOws(s: string): string {
   let a = 0;
   let b = s.length;
   while (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
+  // All OWS: b passes a, and slice(a, b) is "" as it should be.
+  while (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09) b--;
   return s.slice(a, b);
 }
 

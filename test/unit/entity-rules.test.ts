@@ -3,7 +3,7 @@
 // spelled exactly, and queryHasParam finds every spelling an upstream's query
 // parser could read as the parameter, and nothing else.
 import { describe, expect, it } from "vitest";
-import { entityFromJson, entityFromQuery, jsonHasField, queryHasParam, type EntityResult } from "../../src/routing/entity.ts";
+import { entityFromJson, entityFromQuery, jsonHasField, queryHasParam, validateEntityId, type EntityResult } from "../../src/routing/entity.ts";
 import { generateToken } from "../../src/tokens/format.ts";
 
 const code = (r: EntityResult): string => (r.ok ? `ok:${r.id}` : r.code);
@@ -135,5 +135,57 @@ describe("jsonHasField", () => {
   it("is false for a body that is not UTF-8, even when the key is plain", () => {
     expect(jsonHasField(Buffer.concat([Buffer.from('{"from":"a'), Buffer.from([0xff]), Buffer.from('"}')]), "from")).toBe(false);
     expect(jsonHasField(Buffer.from('{"from":"a\u00ff"}'), "from")).toBe(true);
+  });
+});
+
+// A refusal says which rule the request broke, so a client can fix it: the
+// message names the rule (and the field). Each case breaks one rule only.
+describe("each refusal names the rule that refused it", () => {
+  const why = (r: EntityResult): string => (r.ok ? `ok:${r.id}` : `${r.code}: ${r.message}`);
+  const json = (text: string | Buffer, fallback: string | null = null): string => why(entityFromJson(typeof text === "string" ? Buffer.from(text) : text, "model", fallback));
+
+  it.each([
+    ["an empty body", "", /^bad_json: The request body is empty/],
+    ["a byte order mark", Buffer.from([0xef, 0xbb, 0xbf, 0x7b, 0x7d]), /^bad_json: .*byte order mark/],
+    ["two bytes of a byte order mark", Buffer.from([0xef, 0xbb, 0x7b, 0x7d]), /^bad_json: .*not valid UTF-8/],
+    ["bytes that only start like one", Buffer.from([0xef, 0x7b, 0x7d]), /^bad_json: .*not valid UTF-8/],
+    ["invalid UTF-8", Buffer.from([0x7b, 0xff, 0x7d]), /^bad_json: .*not valid UTF-8/],
+    ["not JSON", "{", /^bad_json: The request body is not valid JSON\.$/],
+    ["not an object", "[]", /^bad_json: .*must be a JSON object/],
+    ["a duplicate", '{"model":"a","MODEL":"b"}', /^entity_ambiguous: The field "model" appears 2 times/],
+    ["only another spelling", '{"Model":"a"}', /^entity_missing: The request body has no "model" field \(a differently spelled key such as "Model" is not accepted\)\.$/],
+    ["no field", "{}", /^entity_missing: The request body has no "model" field\.$/],
+    ["a number", '{"model":1}', /^entity_invalid: The field "model" must be a string\.$/],
+  ])("JSON: %s", (_name, body, message) => {
+    expect(json(body)).toMatch(message);
+  });
+
+  it.each([
+    ["neither field", "{}", /^entity_missing: The request body has neither a "model" nor a "name" field\.$/],
+    ["two entities", '{"model":"a","name":"b"}', /^entity_ambiguous: The fields "model" and "name" name different entities/],
+    ["a second spelling of the fallback", '{"model":"a","NAME":"b"}', /^entity_ambiguous: The request body has no "name" field \(a differently spelled key such as "NAME" is not accepted\); it could name a second entity\.$/],
+  ])("JSON with a fallback: %s", (_name, body, message) => {
+    expect(json(body, "name")).toMatch(message);
+  });
+
+  it.each([
+    ["?Model=a", /^entity_ambiguous: The query parameter "model" must be spelled exactly so\.$/],
+    ["?x=1", /^entity_missing: The query string has no "model" parameter\.$/],
+    ["?model=a&model=b", /^entity_ambiguous: The query parameter "model" appears 2 times/],
+    ["?model=a;b", /^entity_ambiguous: The query parameter "model" appears under another spelling too, or holds a ";"/],
+    ["?model=", /^entity_invalid: The query parameter "model" must not be empty\.$/],
+  ])("query %j", (query, message) => {
+    expect(why(entityFromQuery(query, "model"))).toMatch(message);
+  });
+
+  it.each([
+    [5, /must be a string/],
+    ["", /must not be empty/],
+    ["a".repeat(257), /is longer than 256 characters/],
+    ["a\u0001", /contains a control character/],
+    ["a\ud800", /is not well-formed Unicode/],
+    ["pat_" + "a".repeat(22) + "_" + "b".repeat(49), /looks like a token/],
+  ])("validateEntityId(%j)", (value, message) => {
+    expect(why(validateEntityId(value, "The id"))).toMatch(new RegExp(`^entity_invalid: The id ${message.source}`));
   });
 });

@@ -144,3 +144,72 @@ describe("the value", () => {
     expect(await read(body)).toBe(`ok:${id}`);
   });
 });
+
+// A refusal says which rule the form broke, so a client can fix it: the
+// message names the rule. Each case breaks exactly one rule, so the check that
+// refuses it is the one named (another check further on would refuse the same
+// form with another message).
+describe("each refusal names the rule that refused it", () => {
+  const why = async (body: string, contentType = CT): Promise<string> => {
+    const r = await entityFromMultipart(Buffer.from(body, "latin1"), contentType, "model");
+    return r.ok ? "ok" : `${r.code}: ${r.message}`;
+  };
+  const form = model() + end();
+
+  it.each([
+    ["not multipart", "application/json", /^bad_multipart: .*multipart\/form-data with one valid boundary/],
+    ["no parameters", "multipart/form-data", /one valid boundary/],
+    ["no boundary", "multipart/form-data; charset=utf-8", /one valid boundary/],
+    ["an empty boundary", 'multipart/form-data; boundary=""', /one valid boundary/],
+    ["a charset", `${CT}; charset=latin1`, /charset must be utf-8/],
+    ["another parameter", `${CT}; foo=bar`, /parameters are not accepted: the parameter "foo" is not accepted \(only boundary, charset\)/],
+    ["RFC 2231", `multipart/form-data; boundary*=utf-8''${B}`, /"boundary\*…" is an RFC 2231 encoded or continued parameter/],
+    ["not key=value", `multipart/form-data; boundary:${B}`, /not written key=value/],
+    ["an empty key", "multipart/form-data; =x", /not written key=value/],
+    ["no ';'", `${CT} charset=utf-8`, /separated by ';'/],
+    ["an unclosed quote", 'multipart/form-data; boundary="abc', /quoted parameter value is not closed/],
+    ["no value", "multipart/form-data; boundary=;", /"boundary" has no value/],
+    ["twice", `${CT}; boundary=x`, /"boundary" is given twice/],
+    ["a ';' in a quoted value", 'multipart/form-data; boundary="a;b"', /holds a character parsers read differently/],
+  ])("the Content-Type: %s", async (_name, ct, message) => {
+    expect(await why(form, ct)).toMatch(message);
+  });
+
+  it.each([
+    ["a preamble", `x${form}`, /start with the boundary delimiter/],
+    ["junk after a delimiter", `--${B}X\r\n`, /followed by CRLF or "--"/],
+    ["an epilogue", `${form}x`, /Nothing but one CRLF may follow the closing/],
+    ["no closing delimiter", model(), /ends without a closing boundary delimiter/],
+    ["too many parts", Array.from({ length: 257 }, (_, i) => part(`form-data; name="f${i}"`)).join("") + end(), /more than 256 parts/],
+    ["headers without an empty line", `--${B}\r\nContent-Disposition: form-data; name="model"\r\n--${B}\r\nContent-Disposition: form-data; name="x"\r\n\r\nv\r\n${end()}`, /not terminated by an empty line/],
+    ["a part without headers", `--${B}\r\n\r\nv\r\n${end()}`, /exactly one Content-Disposition/],
+    ["a bare LF", part('form-data; name="a"', "X: a\nb\r\n") + form, /bare CR or LF/],
+    ["a folded line", part('form-data; name="a"', " folded\r\n") + form, /malformed \(folded lines/],
+    ["a bad header name", part('form-data; name="a"', "X Y: z\r\n") + form, /header name is malformed/],
+    ["two dispositions", part('form-data; name="a"', 'Content-Disposition: form-data; name="b"\r\n') + form, /exactly one Content-Disposition/],
+    ["not form-data", part('attachment; name="a"') + form, /must be form-data/],
+    ["no name", part("form-data") + form, /needs a name/],
+    ["a name parameter written twice", part('form-data; name="a"; name="b"') + form, /Content-Disposition parameters are not accepted: the parameter "name" is given twice\./],
+    ["a non-ASCII name", part('form-data; name="\u00e9"') + form, /printable ASCII/],
+    ["two Content-Types", part('form-data; name="a"', "Content-Type: a/b\r\nContent-Type: a/b\r\n") + form, /more than one content-type header/],
+  ])("the body: %s", async (_name, body, message) => {
+    expect(await why(body)).toMatch(message);
+  });
+
+  it.each([
+    ["two fields", model() + model() + end(), /^entity_ambiguous: .*"model" appears 2 times/],
+    ["a differently spelled field", part('form-data; name="Model"') + end(), /^entity_missing: The form has no "model" field \(a differently spelled field "Model" is not accepted\)\.$/],
+    ["no field", part('form-data; name="a"') + end(), /^entity_missing: The form has no "model" field\.$/],
+    ["a file", part('form-data; name="model"; filename="f"') + end(), /^entity_invalid: .*not a file/],
+    ["a Content-Type", part('form-data; name="model"', "Content-Type: text/plain\r\n", "m") + end(), /^entity_invalid: .*no Content-Type header/],
+    ["too long", part('form-data; name="model"', "", "m".repeat(1025)) + end(), /^entity_invalid: The form field "model" is longer than 256 characters/],
+  ])("the field: %s", async (_name, body, message) => {
+    expect(await why(body)).toMatch(message);
+  });
+
+  it("a value that is not UTF-8 is named so", async () => {
+    const body = Buffer.concat([Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="model"\r\n\r\n`), Buffer.from([0xff]), Buffer.from(`\r\n${end()}`)]);
+    const r = await entityFromMultipart(body, CT, "model");
+    expect(r.ok ? "" : r.message).toMatch(/not valid UTF-8/);
+  });
+});
