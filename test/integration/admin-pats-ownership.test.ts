@@ -5,6 +5,7 @@
 // revocation's reason is bounded after trimming; adding scopes that are all
 // there already changes nothing, and no PAT grows past MAX_SCOPES.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseDuration } from "../../src/util/duration.ts";
 import { scope, startAdminFixture, type AdminClient, type AdminFixture, type PatJson, type PatListJson } from "../helpers/admin.ts";
 
 const CHAT = scope("d1", "models", "llama3", "llm_chat_completions");
@@ -109,6 +110,53 @@ describe("/pats: whose PATs, and what edits keep", () => {
     });
   });
 
+  // A refusal says which rule the call broke and what to send instead, and names the field.
+  describe("each refusal names the rule that refused it", () => {
+    it("whose PATs: another user's, or an operator naming no one", async () => {
+      const other = await alice.get("/pats?user_id=bob");
+      expect(other.error.message).toBe("Only operators may act on another user's PATs (user_id).");
+      const nobody = await fx.ops.get("/pats");
+      expect(nobody.error.message).toBe("Operators name the user whose PATs these are: add ?user_id=<user>.");
+    });
+
+    it("create: a taken name, missing scopes, a scope not held, an unknown domain, a bad lifetime", async () => {
+      const p = await made(alice);
+      const taken = await alice.post("/pats", { name: p.name, duration: "1d", scopes: [CHAT] });
+      expect(taken.error).toMatchObject({ code: "name_taken", param: "name", message: `There is already a PAT named "${p.name}" for this user; choose another name.` });
+      const noScopes = await alice.post("/pats", { name: `own-${++n}`, duration: "1d" });
+      expect(noScopes.error).toMatchObject({ code: "invalid_field", param: "scopes" });
+      expect(noScopes.error.message).toMatch(/"scopes" is required: at least one \{"domain_id","entity_type","entity_id","operation"\}/);
+      const notHeld = await alice.post("/pats", { name: `own-${++n}`, duration: "1d", scopes: [CHAT, scope("d1", "models", "m", "llm_delete")] });
+      expect(notHeld.error).toMatchObject({ code: "scope_not_held", param: "scopes[1]", message: 'You cannot grant "d1:models:m:llm_delete" (DOMAIN:TYPE:ID:OP): you do not hold "llm_delete" in domain "d1".' });
+      const unknown = await fx.ops.post("/pats?user_id=alice", { name: `own-${++n}`, duration: "1d", scopes: [scope("nope", "models", "m", "llm_read")] });
+      expect(unknown.error).toMatchObject({ code: "unknown_domain", param: "scopes[0].domain_id", message: 'scopes[0]: there is no domain "nope".' });
+      const typed = await alice.post("/pats", { name: `own-${++n}`, duration: 30, scopes: [CHAT] });
+      expect(typed.error).toMatchObject({ code: "invalid_duration", param: "duration" });
+      expect(typed.error.message).toMatch(/^The field "duration" must be a string such as "30d", "720h" or "1y"; at most 1y \(security.max_token_lifetime\)\.$/);
+      const long = await alice.post("/pats", { name: `own-${++n}`, duration: "400d", scopes: [CHAT] });
+      expect(long.error.message).toBe('The duration "400d" is longer than the maximum token lifetime of 1y (security.max_token_lifetime).');
+      // The duration parser's own words, capitalised, then the limit.
+      const parsed = parseDuration("0s");
+      if (parsed.ok) throw new Error("0s parses");
+      const bad = await alice.post("/pats", { name: `own-${++n}`, duration: "0s", scopes: [CHAT] });
+      expect(bad.error.message).toBe(`${parsed.error.charAt(0).toUpperCase()}${parsed.error.slice(1)}. The maximum is 1y (security.max_token_lifetime).`);
+      expect(bad.error.message.charAt(0)).not.toBe(parsed.error.charAt(0));
+    });
+
+    it("list, revoke and scope edits", async () => {
+      const status = await alice.get("/pats?status=gone");
+      expect(status.error).toMatchObject({ code: "invalid_field", param: "status", message: 'The query parameter "status" must be one of active, expired, revoked.' });
+      const p = await made(alice);
+      const reason = await alice.patch(`/pats/${p.id}/secret/revoke`, { reason: "r".repeat(501) });
+      expect(reason.error.message).toBe('The field "reason" is longer than 500 characters.');
+      const both = await alice.patch(`/pats/${p.id}/scope/remove`, { scopes: [CHAT], scopes_id: ["x"] });
+      expect(both.error).toMatchObject({ code: "invalid_field", param: "scopes_id" });
+      expect(both.error.message).toMatch(/exactly one of "scopes" .* and "scopes_id"/);
+      const neither = await alice.patch(`/pats/${p.id}/scope/remove`, {});
+      expect(neither.error).toMatchObject({ code: "invalid_field", param: "scopes" });
+    });
+  });
+
   describe("adding scopes", () => {
     it("adding only scopes the PAT has changes nothing: same scopes, same updated_at", async () => {
       const p = await made(alice);
@@ -125,7 +173,7 @@ describe("/pats: whose PATs, and what edits keep", () => {
       const more = (from: number, count: number): unknown[] => Array.from({ length: count }, (_, i) => scope("d1", "models", `x${from + i}`, "llm_chat_completions"));
       const refused = await fx.ops.patch(`/pats/${p.id}/scope/add`, { scopes: [many[0], ...more(0, 7)] });
       expect(refused.status).toBe(400);
-      expect(refused.error).toMatchObject({ code: "invalid_field", param: "scopes" });
+      expect(refused.error).toMatchObject({ code: "invalid_field", param: "scopes", message: "A PAT holds at most 256 scopes." });
       expect((await fx.ops.get<PatJson>(`/pats/${p.id}`)).body.scopes).toHaveLength(250);
       // Exactly up to the bound is fine; a scope already there does not count twice.
       const upTo = await fx.ops.patch<PatJson>(`/pats/${p.id}/scope/add`, { scopes: [many[0], ...more(0, 6)] });
