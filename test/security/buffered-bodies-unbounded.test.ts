@@ -171,9 +171,11 @@ describe("twenty slow 24 MB uploads stay within the budget and the Helm chart's 
       process.stdout.write(`body memory: ${report}\n`);
       // Some fit the budget, the rest are told to come back; none is lost to a crash.
       expect(gw.child.exitCode, report).toBeNull();
-      // -1: a chunked upload refused mid-body whose client was still sending when the gateway closed the
-      // connection after its 503, and so saw the reset before the answer (HTTP/1.1 has no way to make it read first).
-      expect(statuses.every((s, i) => s === 200 || s === 503 || (s === -1 && i % 2 === 1)), report).toBe(true);
+      // -1: an upload refused while its client was still sending, whose connection the gateway closed after
+      // its 503 (a big unread body is not drained): the client saw the reset before the answer (HTTP/1.1 has
+      // no way to make it read first). Chunked ones are refused mid-body; under load a declared one can be too.
+      // Never more than the refused ones: at least one upload got through.
+      expect(statuses.every((s) => s === 200 || s === 503 || s === -1), report).toBe(true);
       expect(statuses.filter((s) => s === 200).length, report).toBeGreaterThan(0);
       expect(statuses.filter((s) => s !== 200).length, report).toBeGreaterThan(0);
       expect(peak, report).toBeLessThan(baseline + budget + margin);
