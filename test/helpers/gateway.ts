@@ -213,7 +213,11 @@ export async function spawnGateway(
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve(child.exitCode);
-        child.once("exit", (code) => resolve(code));
+        child.once("exit", (code, signal) => {
+          // A death by signal (no exit code) is noted where a failing test's message can show it.
+          if (code === null) err += `\n[the gateway died on ${signal ?? "a signal"}]\n`;
+          resolve(code);
+        });
         child.kill("SIGTERM");
       }),
   };

@@ -39,7 +39,7 @@ describe("patgate admin-key create", () => {
     const first = await spawnGateway(cfg.file);
     // Its key went to a terminal nobody kept; only the hash is in the store.
     await expect.poll(() => first.stderr(), { timeout: 5000 }).toMatch(/only its hash is stored/);
-    expect(await first.stop()).toBe(0);
+    expect(await first.stop(), first.stderr()).toBe(0);
     const created = await runCli(["admin-key", "create", "--config", cfg.file]);
     expect(created.code).toBe(0);
     const key = KEY_LINE.exec(created.stdout)?.[1] ?? "";
