@@ -94,22 +94,11 @@ export function limitHeaders(charges: readonly Limited["charge"][], takes: reado
 const REQUESTS = ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"] as const;
 const TOKENS = ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"] as const;
 
-/**
- * A count as text. Counters hold doubles, whose general formatting is dear;
- * a whole count goes through the small-integer path, one beyond 31 bits
- * (tokens per day) as two such halves.
- */
+/** A count as text: a whole one within 31 bits through the small-integer path (counters hold doubles, whose general formatting is dearer). */
 export function count(n: number): string {
   const i = n | 0;
-  if (i === n) return String(i);
-  if (n > 0 && n <= Number.MAX_SAFE_INTEGER && Math.floor(n) === n) {
-    const hi = Math.floor(n / 1e9);
-    const lo = String((n - hi * 1e9) | 0);
-    return String(hi) + NINE_ZEROS.slice(lo.length) + lo;
-  }
-  return String(n);
+  return i === n ? String(i) : String(n);
 }
-const NINE_ZEROS = "000000000";
 
 /** OpenAI's x-ratelimit-{limit,remaining,reset}-<kind>, for the candidate with the least remaining. */
 function openai(h: string[], candidates: readonly Item[], takes: readonly Limited[], names: typeof REQUESTS | typeof TOKENS): void {

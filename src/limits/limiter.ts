@@ -70,7 +70,7 @@ interface Asked {
   readonly input: number;
   readonly output: number;
   readonly buf: Buffer | null;
-  readonly api: TokenApi | null;
+  readonly api: TokenApi;
   readonly bt: BodyTokens | null;
   readonly clamp: boolean;
   readonly headers: string[];
@@ -133,7 +133,7 @@ export class Limiter {
     let input = 0;
     let output = 0;
     let bt: BodyTokens | null = null;
-    if (buf !== null && api !== null) {
+    if (buf !== null) {
       input = estimateInput(buf.length);
       if (api.generates) {
         bt = bodyTokens(api, buf, clamp);
@@ -166,7 +166,7 @@ export class Limiter {
     if (takes instanceof Denial) return named(ctx, takes);
     const { buf, api, bt, output } = ask;
     const a = new Admission(takes, ask.input, output);
-    if (buf !== null && api !== null) {
+    if (buf !== null) {
       let next = buf;
       if (ask.clamp && bt !== null) {
         let grant = output;
