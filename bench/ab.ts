@@ -18,14 +18,14 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, symlink, writeFile, mkdir } from "node:fs/promises";
+import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { CannonResult } from "./lib/jobs.ts";
 import { NodeChild, procStat, taskset } from "./lib/proc.ts";
 import { LIMITS_MODES, makeGatewayFixture, ROOT, type LimitsMode } from "./lib/gateway-setup.ts";
-import { buildGatewayHarness, chartMemoryLimit, imageNodeFlags, memoryCgroup, removeCgroup } from "./lib/production.ts";
+import { buildBase, buildGatewayHarness, chartMemoryLimit, imageNodeFlags, memoryCgroup, removeCgroup } from "./lib/production.ts";
 import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
 import { median } from "./lib/stats.ts";
 
@@ -98,14 +98,6 @@ function positive(v: string, name: string): number {
 
 function git(args: string[], cwd = ROOT): string {
   return execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
-}
-
-/** Checks out `ref` beside the project (sharing its node_modules) and builds its gateway harness there. */
-async function buildBase(ref: string, dir: string): Promise<string> {
-  git(["worktree", "add", "--detach", "--force", dir, ref]);
-  await symlink(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
-  execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(dir, "bench", "tsconfig.gateway.json")], { cwd: dir, stdio: "inherit" });
-  return path.join(dir, "dist", "bench", "gateway-main.js");
 }
 
 interface Run {

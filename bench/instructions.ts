@@ -34,12 +34,13 @@ import { LIMITS_MODES, makeGatewayFixture, type LimitsMode } from "./lib/gateway
 import { requestBytes, responseEnd } from "./lib/latency-client.ts";
 import type { RequestSpec } from "./lib/jobs.ts";
 import { NodeChild } from "./lib/proc.ts";
-import { buildGatewayHarness, imageNodeFlags } from "./lib/production.ts";
+import { buildBase, buildGatewayHarness, imageNodeFlags } from "./lib/production.ts";
 import { selfSignedCertificate } from "./lib/tls.ts";
 
 const BENCH = import.meta.dirname;
 // gateway-tls / gateway-h2: the gateway with server.tls.http2, over HTTPS/1.1 and over HTTP/2 (one session).
-const NAMES = ["skeleton", "http-proxy-3", "gateway", "gateway-tls", "gateway-h2"] as const;
+// gateway-base: the gateway built from --base's commit, with --base-limits.
+const NAMES = ["skeleton", "http-proxy-3", "gateway", "gateway-tls", "gateway-h2", "gateway-base"] as const;
 type Name = (typeof NAMES)[number];
 const SCENARIOS: Record<string, { bytes: number; what: string }> = {
   S1: { bytes: 1024, what: "POST /v1/chat/completions, 1 KB body, ~1 KB response" },
@@ -65,7 +66,10 @@ const USAGE = `usage: npm run bench:instructions -- [options]
   --keep               keep callgrind's dumps (for callgrind_annotate) and print where they are
   --node-flags=<f>     extra node flags for the measured proxies (e.g. --node-flags=--perf-basic-prof names JIT code)
   --limits <m>         the gateway's limits and usage metering: on (two policies counting every request, metering on),
-                       off (no policies, metering off) or none (default: the config keys left out, the build's defaults)`;
+                       off (no policies, metering off) or none (default: the config keys left out, the build's defaults)
+  --base <ref>         also count the gateway built from another commit (target gateway-base, added to --targets
+                       when missing), in a worktree beside the project, right after the working tree's gateway
+  --base-limits <m>    --limits for gateway-base (default none: for a build that predates limits)`;
 
 const { values: a } = parseArgs({
   options: {
@@ -79,6 +83,8 @@ const { values: a } = parseArgs({
     keep: { type: "boolean", default: false },
     "node-flags": { type: "string", default: "" },
     limits: { type: "string", default: "none" },
+    base: { type: "string" },
+    "base-limits": { type: "string", default: "none" },
     streams: { type: "string", default: "40" },
     "stream-concurrency": { type: "string", default: "4" },
     help: { type: "boolean", default: false },
@@ -108,7 +114,10 @@ const rounds = whole("rounds", a.rounds);
 const streams = whole("streams", a.streams);
 const streamConcurrency = whole("stream-concurrency", a["stream-concurrency"]);
 const limits = a.limits as LimitsMode;
-if (!LIMITS_MODES.includes(limits)) throw new Error(`--limits is ${LIMITS_MODES.join(", ")}`);
+const baseLimits = a["base-limits"] as LimitsMode;
+if (!LIMITS_MODES.includes(limits) || !LIMITS_MODES.includes(baseLimits)) throw new Error(`--limits and --base-limits are ${LIMITS_MODES.join(", ")}`);
+if (a.base !== undefined && !targets.includes("gateway-base")) targets.splice(targets.includes("gateway") ? targets.indexOf("gateway") + 1 : targets.length, 0, "gateway-base");
+if (a.base === undefined && targets.includes("gateway-base")) throw new Error("gateway-base needs --base <ref>");
 
 function which(bin: string): boolean {
   try {
@@ -123,57 +132,93 @@ if (!which("valgrind") || !which("callgrind_control")) {
   process.exit(2);
 }
 
-/** How a target is spoken to: plain or TLS sockets carrying HTTP/1.1 bytes, or HTTP/2 streams. */
-type Driver = (port: number, request: RequestSpec, total: number, at?: number) => Promise<Record<string, number>>;
+/**
+ * Where counting starts within one call of a Driver: after `uncounted`
+ * responses `start` is called (it switches callgrind on) and the statuses
+ * start afresh, on the same connections, so opening them is not counted.
+ */
+interface CountFrom {
+  readonly uncounted: number;
+  readonly start: () => void;
+}
 
-const plain: Driver = (port, request, total, at = concurrency) => drive(port, requestBytes(request), total, at, () => net.connect({ host: "127.0.0.1", port, noDelay: true }), "connect");
+/** How a target is spoken to: plain or TLS sockets carrying HTTP/1.1 bytes, or HTTP/2 streams. */
+type Driver = (port: number, request: RequestSpec, total: number, at?: number, from?: CountFrom) => Promise<Record<string, number>>;
+
+const plain: Driver = (port, request, total, at = concurrency, from) => drive(port, requestBytes(request), total, at, () => net.connect({ host: "127.0.0.1", port, noDelay: true }), "connect", from);
 // The bench's certificate is self-signed: what is counted is the gateway, not trust.
-const overTls: Driver = (port, request, total, at = concurrency) =>
-  drive(port, requestBytes(request), total, at, () => tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }).setNoDelay(true), "secureConnect");
+const overTls: Driver = (port, request, total, at = concurrency, from) =>
+  drive(port, requestBytes(request), total, at, () => tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }).setNoDelay(true), "secureConnect", from);
+
+/** Counts responses; after `from.uncounted` of them, calls `from.start` and counts afresh. Resolves with the counted statuses once `total` more came. */
+class Tally {
+  statuses: Record<string, number> = {};
+  #done = 0;
+  readonly #all: number;
+  readonly #from: CountFrom | undefined;
+  constructor(total: number, from: CountFrom | undefined) {
+    this.#from = from;
+    this.#all = total + (from?.uncounted ?? 0);
+  }
+
+  get wanted(): number {
+    return this.#all;
+  }
+
+  /** Records one response; true when it was the last. */
+  add(status: number): boolean {
+    this.statuses[status] = (this.statuses[status] ?? 0) + 1;
+    this.#done++;
+    if (this.#from !== undefined && this.#done === this.#from.uncounted) {
+      this.#from.start();
+      this.statuses = {};
+    }
+    return this.#done === this.#all;
+  }
+}
 
 /** `total` requests as HTTP/2 streams, `concurrency` at a time, on one session. */
-const overH2: Driver = (port, request, total, at = concurrency) =>
+const overH2: Driver = (port, request, total, at = concurrency, from) =>
   new Promise((resolve, reject) => {
     const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: "localhost" });
     session.on("error", reject);
     const body = Buffer.from(request.body);
     const headers: http2.OutgoingHttpHeaders = { ":method": request.method, ":path": request.path, "content-length": String(body.length), ...request.headers };
-    const statuses: Record<string, number> = {};
+    const tally = new Tally(total, from);
     let sent = 0;
-    let done = 0;
     const next = (): void => {
-      if (sent >= total) return;
+      if (sent >= tally.wanted) return;
       sent++;
       const req = session.request(headers);
       let status = 0;
       req.on("response", (h) => (status = Number(h[":status"])));
       req.resume();
       req.on("end", () => {
-        statuses[status] = (statuses[status] ?? 0) + 1;
-        if (++done === total) {
-          session.close();
-          resolve(statuses);
+        if (tally.add(status)) {
+          // Closed after the caller's dump (which runs before any immediate): the close is not counted.
+          setImmediate(() => session.close());
+          resolve(tally.statuses);
         } else next();
       });
       req.on("error", reject);
       req.end(body);
     };
-    for (let i = 0; i < Math.min(at, total); i++) next();
+    for (let i = 0; i < Math.min(at, tally.wanted); i++) next();
   });
 
 /** Sends `total` copies of `bytes` over `at` keep-alive connections; resolves with the status counts. */
-function drive(port: number, bytes: Buffer, total: number, at: number, dial: () => net.Socket, ready: "connect" | "secureConnect"): Promise<Record<string, number>> {
-  const statuses: Record<string, number> = {};
+function drive(port: number, bytes: Buffer, total: number, at: number, dial: () => net.Socket, ready: "connect" | "secureConnect", from?: CountFrom): Promise<Record<string, number>> {
+  const tally = new Tally(total, from);
   let sent = 0;
-  let done = 0;
   return new Promise((resolve, reject) => {
     const open = (): void => {
       const socket = dial();
       let buf: Buffer = Buffer.alloc(0);
       let status = 0;
       const next = (): void => {
-        if (sent >= total) {
-          socket.end();
+        if (sent >= tally.wanted) {
+          // Ended after the caller's dump (which runs before any immediate): the close is not counted.
+          setImmediate(() => socket.end());
           return;
         }
         sent++;
@@ -184,13 +229,12 @@ function drive(port: number, bytes: Buffer, total: number, at: number, dial: () 
       socket.on("data", (chunk: Buffer) => {
         buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
         if (responseEnd(buf, (s) => (status = s)) === -1) return;
-        statuses[status] = (statuses[status] ?? 0) + 1;
-        if (++done === total) resolve(statuses);
+        if (tally.add(status)) resolve(tally.statuses);
         next();
       });
       socket.on("error", reject);
     };
-    for (let i = 0; i < Math.min(at, total); i++) open();
+    for (let i = 0; i < Math.min(at, tally.wanted); i++) open();
   });
 }
 
@@ -218,7 +262,7 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
   });
   const counts: Count[] = [];
   try {
-    const t: Target = { name: name === "gateway-tls" || name === "gateway-h2" ? "gateway" : name, port: child.port, prefix, pid: child.pid };
+    const t: Target = { name: name === "gateway-tls" || name === "gateway-h2" || name === "gateway-base" ? "gateway" : name, port: child.port, prefix, pid: child.pid };
     for (const s of scenarios) {
       if (s === "SSE") {
         counts.push(...(await measureStreams(name, child.pid, t, token, outDir, round, send)));
@@ -227,10 +271,7 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
       const request = chatRequest(t, chatBody(SCENARIOS[s]!.bytes), token);
       const first = await send(child.port, request, 1);
       if (first["200"] !== 1) throw new Error(`${name} answered ${JSON.stringify(first)} instead of 200: nothing measured`);
-      await send(child.port, request, warmup);
-      control(["--instr=on", String(child.pid)]);
-      control(["--zero", String(child.pid)]);
-      const statuses = await send(child.port, request, requests);
+      const statuses = await countAfterWarmUp(child.pid, child.port, request, send);
       control(["--dump", String(child.pid)]);
       control(["--instr=off", String(child.pid)]);
       const instructions = await lastDumpTotal(outDir, name, child.pid);
@@ -241,6 +282,28 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
     await child.stop(10_000);
   }
   return counts;
+}
+
+/**
+ * `requests` counted requests after the warm-up, which runs over two
+ * connections. Each connection that opens or closes after V8 optimised the
+ * hot path deoptimises some node:stream, node:net and node:http functions
+ * once (--trace-deopt: "wrong map" in Readable.read, emitCloseNT, destroy and
+ * 30-70 more per connection), and their re-optimisation costs millions of
+ * instructions: counted from a fresh connection, that was 30-50k
+ * instructions per request of the count, and more for a gateway with more
+ * hot code. So the last `second` warm-up requests go over the counted
+ * connection itself, counting starts on it (`CountFrom`) and it is closed
+ * after the dump.
+ */
+async function countAfterWarmUp(pid: number, port: number, request: RequestSpec, send: Driver): Promise<Record<string, number>> {
+  const second = Math.min(5000, Math.ceil(warmup / 4));
+  await send(port, request, warmup - second);
+  const start = (): void => {
+    control(["--instr=on", String(pid)]);
+    control(["--zero", String(pid)]);
+  };
+  return send(port, request, requests, undefined, { uncounted: second, start });
 }
 
 /**
@@ -303,6 +366,9 @@ async function main(): Promise<void> {
   // The gateway as the image runs it: compiled, with the Dockerfile CMD's node flags.
   const gatewayScript = targets.some((t) => t.startsWith("gateway")) ? buildGatewayHarness() : "";
   const tfx = targets.includes("gateway-tls") || targets.includes("gateway-h2") ? await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null, tls: selfSignedCertificate(fx.dir) }) : null;
+  const baseDir = path.join(outDir, "base");
+  const baseScript = a.base === undefined ? "" : await buildBase(a.base, baseDir);
+  const bfx = a.base === undefined ? null : await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null, limits: baseLimits });
   const gatewayFlags = imageNodeFlags();
   const counts: Count[] = [];
   process.stdout.write(`callgrind: ${requests} counted requests after ${warmup} warm-up, ${concurrency} connections, ${rounds} round(s)\n`);
@@ -310,6 +376,7 @@ async function main(): Promise<void> {
     for (let round = 1; round <= rounds; round++) {
       for (const name of targets) {
         if (name === "gateway") counts.push(...(await measure(name, gatewayScript, ["--config", fx.configFile], GATEWAY_PREFIX, fx.token, outDir, round, gatewayFlags)));
+        else if (name === "gateway-base" && bfx !== null) counts.push(...(await measure(name, baseScript, ["--config", bfx.configFile], GATEWAY_PREFIX, bfx.token, outDir, round, gatewayFlags)));
         else if ((name === "gateway-tls" || name === "gateway-h2") && tfx !== null) {
           counts.push(...(await measure(name, gatewayScript, ["--config", tfx.configFile], GATEWAY_PREFIX, tfx.token, outDir, round, gatewayFlags, name === "gateway-h2" ? overH2 : overTls)));
         }
@@ -321,6 +388,10 @@ async function main(): Promise<void> {
     }
   } finally {
     await upstream.stop();
+    if (bfx !== null) {
+      execFileSync("git", ["worktree", "remove", "--force", baseDir], { cwd: path.join(BENCH, ".."), stdio: "ignore" });
+      await rm(bfx.dir, { recursive: true, force: true });
+    }
     if (a.keep) process.stdout.write(`callgrind dumps kept in ${outDir}\n`);
     else await rm(outDir, { recursive: true, force: true });
     await rm(fx.dir, { recursive: true, force: true });
@@ -352,10 +423,11 @@ async function main(): Promise<void> {
       return "";
     }
   })();
-  const header = `callgrind instructions per request (user space, all threads), median of ${rounds} round(s); ${requests} counted requests after ${warmup} warm-up, ${concurrency} connections; Node ${node}, commit ${commit}.`;
+  const base = a.base === undefined ? "" : `; gateway-base: ${execFileSync("git", ["rev-parse", "--short=12", a.base], { encoding: "utf8" }).trim()} with limits ${baseLimits}`;
+  const header = `callgrind instructions per request (user space, all threads), median of ${rounds} round(s); ${requests} counted requests after ${warmup} warm-up, ${concurrency} connections; Node ${node}, commit ${commit}, gateway limits ${limits}${base}.`;
   process.stdout.write(`\n${header}\n\n${rows.join("\n")}\n`);
   await mkdir(path.dirname(a.out), { recursive: true });
-  await writeFile(a.out, `${JSON.stringify({ at: new Date().toISOString(), node, commit, requests, warmup, concurrency, rounds, scenarios: Object.fromEntries(scenarios.map((s) => [s, SCENARIOS[s]!.what])), summary, counts }, null, 2)}\n`);
+  await writeFile(a.out, `${JSON.stringify({ at: new Date().toISOString(), node, commit, limits, base: a.base ?? null, baseLimits, requests, warmup, concurrency, rounds, scenarios: Object.fromEntries(scenarios.map((s) => [s, SCENARIOS[s]!.what])), summary, counts }, null, 2)}\n`);
   process.stdout.write(`\nraw counts: ${a.out}\n`);
 }
 

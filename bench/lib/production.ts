@@ -5,6 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { symlink } from "node:fs/promises";
 import path from "node:path";
 import { ROOT } from "./gateway-setup.ts";
 
@@ -25,6 +26,19 @@ export function buildGatewayHarness(): string {
   const tsc = path.join(ROOT, "node_modules", "typescript", "bin", "tsc");
   execFileSync(process.execPath, [tsc, "-p", path.join(ROOT, "bench", "tsconfig.gateway.json")], { cwd: ROOT, stdio: "inherit" });
   return path.join(ROOT, "dist", "bench", "gateway-main.js");
+}
+
+/**
+ * Checks `ref` out at `dir` (a detached worktree sharing the project's
+ * node_modules) and builds its gateway harness there, for a side-by-side run
+ * of another build; returns the script. The caller removes the worktree
+ * (`git worktree remove --force <dir>`).
+ */
+export async function buildBase(ref: string, dir: string): Promise<string> {
+  execFileSync("git", ["worktree", "add", "--detach", "--force", dir, ref], { cwd: ROOT, stdio: "ignore" });
+  await symlink(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(dir, "bench", "tsconfig.gateway.json")], { cwd: dir, stdio: "inherit" });
+  return path.join(dir, "dist", "bench", "gateway-main.js");
 }
 
 /** The Helm chart's container memory limit (`resources.limits.memory`), in bytes. */

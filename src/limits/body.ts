@@ -108,7 +108,7 @@ function quickCap(api: TokenApi, body: Buffer): BodyTokens | null {
     for (const f of api.maxFields) {
       const needle = QUICK_KEYS.get(f) as Buffer;
       const start = stop - needle.length;
-      if (start < 0 || body.compare(needle, 0, needle.length, start, stop) !== 0) continue;
+      if (start < 0 || !bytesAt(body, start, needle)) continue;
       let i = stop;
       while (body[i] === 0x20) i++;
       if (body[i] !== 0x3a) return null;
@@ -125,6 +125,12 @@ function quickCap(api: TokenApi, body: Buffer): BodyTokens | null {
     }
   }
   return null;
+}
+
+/** Whether `needle` (a key of a dozen bytes) sits in `body` at `at`: a loop here costs less than Buffer#compare's call into C++. */
+function bytesAt(body: Buffer, at: number, needle: Buffer): boolean {
+  for (let i = 0; i < needle.length; i++) if (body[at + i] !== needle[i]) return false;
+  return true;
 }
 
 const QUICK_KEYS = new Map(["max_completion_tokens", "max_tokens", "max_output_tokens"].map((k) => [k, Buffer.from(`"${k}"`)]));

@@ -1,5 +1,5 @@
 import { overTls, requestHost } from "../http/server.ts";
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeader } from "node:http";
 import { looksLikePat } from "../tokens/format.ts";
 
 // RFC 9110 §7.6.1 connection-specific fields, plus what the pool sets itself
@@ -145,19 +145,34 @@ export class HeaderPolicy {
     return out;
   }
 
-  /** The response headers sent to the client: upstream headers minus hop-by-hop ones. */
-  responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-    const out: OutgoingHttpHeaders = {};
+  /**
+   * The response headers sent to the client, as the flat [name, value, …]
+   * list `writeHead` takes: upstream headers minus hop-by-hop ones and minus
+   * those `own` sets, then `own` (the gateway's: lower-case names, values).
+   * A list, not an object: node:http then neither checks each key with
+   * hasOwn nor grows an object a property at a time.
+   */
+  responseHeaders(headers: IncomingHttpHeaders, own: readonly string[]): OutgoingHttpHeader[] {
+    const out: OutgoingHttpHeader[] = [];
     const connection = headers.connection;
     // As on the way in, the common values name no other header: no set for them.
     const listed = typeof connection === "string" && !PLAIN_CONNECTION.has(connection.toLowerCase()) ? tokens(connection, null) : null;
     for (const name in headers) {
       if (this.#dropResponse.has(name)) continue;
       if (listed !== null && listed.has(name)) continue;
-      out[name] = headers[name];
+      if (setsItself(own, name)) continue;
+      const value = headers[name];
+      if (value !== undefined) out.push(name, value);
     }
+    for (let i = 0; i < own.length; i++) out.push(own[i] as string);
     return out;
   }
+}
+
+/** Whether `name` is among the names of the gateway's own pairs (at most a dozen: a scan beats a set). */
+function setsItself(own: readonly string[], name: string): boolean {
+  for (let i = 0; i < own.length; i += 2) if (own[i] === name) return true;
+  return false;
 }
 
 function droppedFamily(name: string): boolean {

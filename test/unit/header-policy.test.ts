@@ -17,19 +17,29 @@ describe("HeaderPolicy.responseHeaders", () => {
       "transfer-encoding": "chunked",
       "x-request-id": "upstream-id",
       "openai-model": "m",
-    });
-    expect(out).toEqual({ "content-type": "application/json", "content-length": "12", "openai-model": "m" });
+    }, []);
+    expect(out).toEqual(["content-type", "application/json", "content-length", "12", "openai-model", "m"]);
   });
 
   it("drops the fields a Connection header names, in any letter case and spacing", () => {
-    const out = policy.responseHeaders({ connection: "Keep-Alive, X-Internal-Trace ,x-debug", "x-internal-trace": "1", "x-debug": "2", "x-kept": "3" });
-    expect(out).toEqual({ "x-kept": "3" });
+    const out = policy.responseHeaders({ connection: "Keep-Alive, X-Internal-Trace ,x-debug", "x-internal-trace": "1", "x-debug": "2", "x-kept": "3" }, []);
+    expect(out).toEqual(["x-kept", "3"]);
   });
 
   it("keeps every other field when Connection is a plain keep-alive or close", () => {
     for (const connection of ["keep-alive", "Keep-Alive", "close", "CLOSE"]) {
-      expect(policy.responseHeaders({ connection, "x-kept": "1", server: "s" })).toEqual({ "x-kept": "1", server: "s" });
+      expect(policy.responseHeaders({ connection, "x-kept": "1", server: "s" }, [])).toEqual(["x-kept", "1", "server", "s"]);
     }
+  });
+
+  it("puts the gateway's own pairs last, in place of the upstream's by the same names; repeated values stay a list", () => {
+    const out = policy.responseHeaders({
+      "x-ratelimit-remaining-requests": "7",
+      "set-cookie": ["a=1", "b=2"],
+      ratelimit: '"up";r=1',
+      "x-kept": "1",
+    }, ["x-request-id", "gw-id", "ratelimit", '"gw";r=5', "x-ratelimit-remaining-requests", "4"]);
+    expect(out).toEqual(["set-cookie", ["a=1", "b=2"], "x-kept", "1", "x-request-id", "gw-id", "ratelimit", '"gw";r=5', "x-ratelimit-remaining-requests", "4"]);
   });
 });
 
