@@ -69,8 +69,6 @@ class ProxyHandler implements Dispatcher.DispatchHandler, StreamRelay {
     this.#sse = streaming && type.startsWith("text/event-stream");
     // The gateway's own headers replace any the upstream sent by the same name.
     const own = ["x-request-id", ctx.requestId];
-    const limited = ctx.admission?.headers;
-    if (limited != null) for (let i = 0; i < limited.length; i++) own.push(limited[i] as string);
     if (streaming) {
       // Tell nginx-style ingresses not to buffer; send headers now so the first byte is not held back.
       own.push("x-accel-buffering", "no");
@@ -78,7 +76,7 @@ class ProxyHandler implements Dispatcher.DispatchHandler, StreamRelay {
     }
     // Dropping a chunk needs a response without a length (streams have none); with one, the client gets it all.
     if (this.#drop !== null && headers["content-length"] !== undefined) this.#drop = null;
-    const out = this.#policy.responseHeaders(headers, own);
+    const out = this.#policy.responseHeaders(headers, own, ctx.admission?.headers ?? null);
     if (statusMessage !== undefined && statusMessage !== "") ctx.res.writeHead(statusCode, statusMessage, out);
     else ctx.res.writeHead(statusCode, out);
     if (streaming) {

@@ -148,11 +148,11 @@ export class HeaderPolicy {
   /**
    * The response headers sent to the client, as the flat [name, value, …]
    * list `writeHead` takes: upstream headers minus hop-by-hop ones and minus
-   * those `own` sets, then `own` (the gateway's: lower-case names, values).
-   * A list, not an object: node:http then neither checks each key with
-   * hasOwn nor grows an object a property at a time.
+   * those the gateway sets, then the gateway's own (`own`, then `more`:
+   * lower-case names and values). A list, not an object: node:http then
+   * neither checks each key with hasOwn nor grows an object a property at a time.
    */
-  responseHeaders(headers: IncomingHttpHeaders, own: readonly string[]): OutgoingHttpHeader[] {
+  responseHeaders(headers: IncomingHttpHeaders, own: readonly string[], more: readonly string[] | null = null): OutgoingHttpHeader[] {
     const out: OutgoingHttpHeader[] = [];
     const connection = headers.connection;
     // As on the way in, the common values name no other header: no set for them.
@@ -160,11 +160,12 @@ export class HeaderPolicy {
     for (const name in headers) {
       if (this.#dropResponse.has(name)) continue;
       if (listed !== null && listed.has(name)) continue;
-      if (setsItself(own, name)) continue;
+      if (setsItself(own, name) || (more !== null && setsItself(more, name))) continue;
       const value = headers[name];
       if (value !== undefined) out.push(name, value);
     }
     for (let i = 0; i < own.length; i++) out.push(own[i] as string);
+    if (more !== null) for (let i = 0; i < more.length; i++) out.push(more[i] as string);
     return out;
   }
 }
