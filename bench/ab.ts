@@ -17,14 +17,13 @@
  * Output: a table on stdout and bench/results/ab.json.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile, mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { CannonResult } from "./lib/jobs.ts";
 import { NodeChild, procStat, taskset } from "./lib/proc.ts";
-import { LIMITS_MODES, makeGatewayFixture, ROOT, type LimitsMode } from "./lib/gateway-setup.ts";
+import { LIMITS_MODES, makeGatewayFixture, ROOT, storeFileOf, type LimitsMode } from "./lib/gateway-setup.ts";
 import { buildBase, buildGatewayHarness, chartMemoryLimit, imageNodeFlags, memoryCgroup, removeCgroup } from "./lib/production.ts";
 import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
 import { median } from "./lib/stats.ts";
@@ -126,9 +125,9 @@ async function main(): Promise<void> {
     const loadgen = await NodeChild.start("loadgen", path.join(ROOT, "bench", "load-main.ts"), { cpus: pin ? "0" : null });
     children.push(loadgen);
     // Each gateway has its own store and so its own token; a base from before the SQLite store reads the JSON file as its store.
-    const fixture = (build: "base" | "tree", storeFile: "db" | "json"): ReturnType<typeof makeGatewayFixture> =>
-      makeGatewayFixture({ upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheMaxEntries: null, distinct: 0, connections: 1024, storeFile, limits: sides[build].limits });
-    const fixtures = { base: await fixture("base", existsSync(path.join(baseDir, "src", "store", "schema.ts")) ? "db" : "json"), tree: await fixture("tree", "db") };
+    const fixture = (build: "base" | "tree", root: string): ReturnType<typeof makeGatewayFixture> =>
+      makeGatewayFixture({ upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheMaxEntries: null, distinct: 0, connections: 1024, storeFile: storeFileOf(root), limits: sides[build].limits, root });
+    const fixtures = { base: await fixture("base", baseDir), tree: await fixture("tree", ROOT) };
     dirs.push(fixtures.base.dir, fixtures.tree.dir);
     const start = (build: "base" | "tree", script: string): Promise<NodeChild> => {
       const { flags, memory } = sides[build];

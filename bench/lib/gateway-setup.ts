@@ -10,6 +10,7 @@
  * validates the file when it reads it, so a format change fails loudly at
  * start, never silently.
  */
+import { existsSync } from "node:fs";
 import { mkdtemp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import os from "node:os";
@@ -54,6 +55,13 @@ export interface FixtureOptions {
    * both off, "none" (default) leaves the `limits:`/`usage:` keys out, for a build that has none (bench:ab's base).
    */
   readonly limits?: LimitsMode;
+  /** The checkout whose config/patgate.yaml and routes.yaml the fixture starts from (another build's, for a side-by-side run); default: this one. */
+  readonly root?: string;
+}
+
+/** The store file a checkout's gateway reads: the SQLite database, or the JSON file for a build from before it. */
+export function storeFileOf(root: string): "db" | "json" {
+  return existsSync(path.join(root, "src", "store", "schema.ts")) ? "db" : "json";
 }
 
 export type LimitsMode = "none" | "off" | "on";
@@ -79,7 +87,8 @@ export async function makeGatewayFixture(opts: FixtureOptions): Promise<GatewayF
   const dir = await mkdtemp(path.join(os.tmpdir(), "patgate-bench-"));
   const pepperHex = randomBytes(32).toString("hex");
   const pepper = Buffer.from(pepperHex, "hex");
-  const cfg = parse(await readFile(path.join(ROOT, "config", "patgate.yaml"), "utf8")) as Tree;
+  const root = opts.root ?? ROOT;
+  const cfg = parse(await readFile(path.join(root, "config", "patgate.yaml"), "utf8")) as Tree;
   const dataFile = path.join(dir, "data", "patgate.json");
   const storePath = opts.storeFile === "json" ? dataFile : path.join(dir, "data", "patgate.db");
 
@@ -87,7 +96,7 @@ export async function makeGatewayFixture(opts: FixtureOptions): Promise<GatewayF
   if (opts.tls !== undefined) (cfg["server"] as Tree)["tls"] = { cert_file: opts.tls.certFile, key_file: opts.tls.keyFile, http2: true };
   cfg["store"] = { redis_url: "", embedded_path: storePath, key_prefix: "patgate:" };
   cfg["security"] = { ...(cfg["security"] as Tree), pepper: pepperHex };
-  cfg["routes_file"] = path.join(ROOT, "routes.yaml");
+  cfg["routes_file"] = path.join(root, "routes.yaml");
   if (opts.cacheMaxEntries !== null) cfg["cache"] = { ...(cfg["cache"] as Tree), max_entries: opts.cacheMaxEntries };
   const cacheMaxEntries = (cfg["cache"] as Tree)["max_entries"];
   const upstreams = cfg["upstreams"] as Record<string, Tree>;
