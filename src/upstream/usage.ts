@@ -13,12 +13,18 @@ export interface Usage {
 // each kind wins. Group 2 is set for cached input tokens (`prompt_tokens_details` / `input_tokens_details`).
 const USAGE = /"(?:(prompt_tokens|input_tokens|prompt_eval_count)|(cached_tokens)|completion_tokens|output_tokens|eval_count)"\s*:\s*(\d{1,12})/g;
 const TAIL = 4096;
+/** The most characters a matched key has before its ending (`"completion` before `_tokens"`). */
+const KEY_HEAD = 11;
 
 /** Reads usage from the last bytes of a response (OpenAI JSON/SSE, Responses API, Ollama). */
 export function usageFromTail(tail: string): Usage | null {
-  // Most bodies carry no usage at all: two native substring scans rule them out before any regex runs.
-  if (!tail.includes("_tokens") && !tail.includes("eval_count")) return null;
-  USAGE.lastIndex = 0;
+  // Every key the pattern matches ends in `_tokens"` or `eval_count"`: two native searches rule out the many
+  // bodies with none, and the regex starts at the first (a key begins at most 11 characters before its
+  // ending), not at the top of a tail that is mostly the answer's text.
+  const t = tail.indexOf('_tokens"');
+  const e = tail.indexOf('eval_count"');
+  if (t === -1 && e === -1) return null;
+  USAGE.lastIndex = Math.max(0, (t === -1 ? e : e === -1 ? t : Math.min(t, e)) - KEY_HEAD);
   let input: string | null = null;
   let output: string | null = null;
   let cached: string | null = null;

@@ -14,6 +14,11 @@ describe("usageFromTail", () => {
     expect(usageFromTail('{"usage":{"input_tokens":5,"output_tokens":9}}')).toEqual({ inputTokens: 5, outputTokens: 9, cachedTokens: 0 });
     expect(usageFromTail('{"done":true,"prompt_eval_count":26,"eval_count":290}\n')).toEqual({ inputTokens: 26, outputTokens: 290, cachedTokens: 0 });
   });
+  it("finds keys that begin right at the start, and after a long answer", () => {
+    expect(usageFromTail('"completion_tokens":3,"prompt_eval_count":4')).toEqual({ inputTokens: 4, outputTokens: 3, cachedTokens: 0 });
+    const answer = `{"choices":[{"message":{"content":"${"tokens _tokens eval_count ".repeat(150)}"}}],`;
+    expect(usageFromTail(`${answer}"usage":{"prompt_tokens":12,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":2}}}`)).toEqual({ inputTokens: 12, outputTokens: 7, cachedTokens: 2 });
+  });
   it("ignores usage-looking text inside a JSON string", () => {
     expect(usageFromTail('{"content":"say \\"prompt_tokens\\": 99"}')).toBeNull();
   });
