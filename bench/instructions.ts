@@ -22,6 +22,7 @@
  * (one request read, one forwarded, one response read, one written back).
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import http2 from "node:http2";
 import net from "node:net";
@@ -47,6 +48,8 @@ const SCENARIOS: Record<string, { bytes: number; what: string }> = {
   S5: { bytes: 65_536, what: "POST /v1/chat/completions, 64 KB body, ~1 KB response" },
   SSE: { bytes: 1024, what: "POST /v1/chat/completions with stream: true, 1 KB body, SSE frames paced 20 ms: instructions per forwarded frame and per stream set-up" },
 };
+/** The gateway harness without its bench-only monitors (bench/gateway-main.ts), like the other proxies' harnesses. */
+const BARE = ["--bare"];
 /** Frames per counted stream in SSE (the upstream's --sse-chunks); set-up is what a 1-frame stream costs beyond one frame. */
 const SSE_FRAMES = 64;
 
@@ -370,15 +373,17 @@ async function main(): Promise<void> {
   const baseScript = a.base === undefined ? "" : await buildBase(a.base, baseDir);
   const bfx = a.base === undefined ? null : await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null, limits: baseLimits, root: baseDir, storeFile: storeFileOf(baseDir) });
   const gatewayFlags = imageNodeFlags();
+  // A base from before --bare would refuse it.
+  const baseBare = a.base !== undefined && readFileSync(path.join(baseDir, "bench", "gateway-main.ts"), "utf8").includes("bare:") ? BARE : [];
   const counts: Count[] = [];
   process.stdout.write(`callgrind: ${requests} counted requests after ${warmup} warm-up, ${concurrency} connections, ${rounds} round(s)\n`);
   try {
     for (let round = 1; round <= rounds; round++) {
       for (const name of targets) {
-        if (name === "gateway") counts.push(...(await measure(name, gatewayScript, ["--config", fx.configFile], GATEWAY_PREFIX, fx.token, outDir, round, gatewayFlags)));
-        else if (name === "gateway-base" && bfx !== null) counts.push(...(await measure(name, baseScript, ["--config", bfx.configFile], GATEWAY_PREFIX, bfx.token, outDir, round, gatewayFlags)));
+        if (name === "gateway") counts.push(...(await measure(name, gatewayScript, ["--config", fx.configFile, ...BARE], GATEWAY_PREFIX, fx.token, outDir, round, gatewayFlags)));
+        else if (name === "gateway-base" && bfx !== null) counts.push(...(await measure(name, baseScript, ["--config", bfx.configFile, ...baseBare], GATEWAY_PREFIX, bfx.token, outDir, round, gatewayFlags)));
         else if ((name === "gateway-tls" || name === "gateway-h2") && tfx !== null) {
-          counts.push(...(await measure(name, gatewayScript, ["--config", tfx.configFile], GATEWAY_PREFIX, tfx.token, outDir, round, gatewayFlags, name === "gateway-h2" ? overH2 : overTls)));
+          counts.push(...(await measure(name, gatewayScript, ["--config", tfx.configFile, ...BARE], GATEWAY_PREFIX, tfx.token, outDir, round, gatewayFlags, name === "gateway-h2" ? overH2 : overTls)));
         }
         else {
           const script = path.join(BENCH, "servers", name === "skeleton" ? "skeleton-main.ts" : "http-proxy-main.ts");

@@ -338,7 +338,7 @@ async function main(): Promise<void> {
   if (scenarios.has("S4")) {
     const afx = await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: S4_CACHE_MAX_ENTRIES, distinct: opts.distinct, connections: upstreamConnections });
     running.fixtureDirs.push(afx.dir);
-    running.authGateway = await NodeChild.start("gateway-s4", gatewayScript, { ...(s4Cgroup === null ? {} : { wrap: s4Cgroup.wrap }), cpus: layout.proxy, execArgv: [...gatewayFlags, ...(a["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", path.join(profDir, "s4")] : [])], args: ["--config", afx.configFile, "--log", a["gateway-log"]] });
+    running.authGateway = await NodeChild.start("gateway-s4", gatewayScript, { ...(s4Cgroup === null ? {} : { wrap: s4Cgroup.wrap }), cpus: layout.proxy, execArgv: [...gatewayFlags, ...(a["cpu-prof"] ? ["--cpu-prof", "--cpu-prof-dir", path.join(profDir, "s4")] : [])], args: ["--config", afx.configFile, "--log", a["gateway-log"], "--store-calls", "count"] });
     auth = { child: running.authGateway, target: { name: "gateway", port: running.authGateway.port, prefix: GATEWAY_PREFIX, pid: running.authGateway.pid }, cacheMaxEntries: afx.cacheMaxEntries, token: afx.token };
     await running.loadgen.request({ cmd: "tokens", name: "cached", list: [afx.token] });
     await running.loadgen.request({ cmd: "tokens", name: "miss", list: afx.missTokens });

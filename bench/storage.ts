@@ -277,7 +277,7 @@ async function benchStore(kind: "embedded" | "redis", children: { upstream: Node
 
     const configFile = await writeGatewayConfig(dir, storeCfg, pepper.toString("hex"), `http://127.0.0.1:${children.upstream.port}`, adminKey);
     const spawnAt = performance.now();
-    gateway = await NodeChild.start("gateway", path.join(ROOT, "bench", "gateway-main.ts"), { cpus: CPU_GATEWAY, args: ["--config", configFile], startTimeoutMs: 120_000 });
+    gateway = await NodeChild.start("gateway", path.join(ROOT, "bench", "gateway-main.ts"), { cpus: CPU_GATEWAY, args: ["--config", configFile, "--store-calls", "time", "--stall-monitor"], startTimeoutMs: 120_000 });
     const spawnToReadyMs = round(performance.now() - spawnAt, 0);
     const first = await gateway.request<GatewayStats & { startup: { appToReadyMs: number; rssAtReadyBytes: number } }>({ cmd: "stats" });
     const startup = { spawnToReadyMs, appToReadyMs: round(first.startup.appToReadyMs, 0), rssAtReadyMB: round(first.startup.rssAtReadyBytes / MB, 1) };
