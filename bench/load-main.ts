@@ -2,9 +2,11 @@
  * The load generator, in its own process (pinned to its own core by the
  * orchestrator) so it never shares an event loop with what it measures.
  * Runs one job at a time: autocannon, the c=1 latency client or the SSE client.
+ * S8 starts a second one for its burst stream, beside the paced streams of this one.
  */
 import autocannon, { type Options } from "autocannon";
-import type { CannonJob, CannonResult, LatencyJob, SseJob } from "./lib/jobs.ts";
+import type { BurstJob, CannonJob, CannonResult, LatencyJob, SseJob } from "./lib/jobs.ts";
+import { runBurst, stopBurst } from "./lib/burst-client.ts";
 import { runLatency } from "./lib/latency-client.ts";
 import { openSseStreams, runSse } from "./lib/sse-client.ts";
 import { runH2Cannon, runH2Sse } from "./lib/h2-client.ts";
@@ -71,6 +73,11 @@ serveIpc((msg) => {
     // Answered while an SSE job runs: IPC requests are handled concurrently.
     case "sseOpen":
       return openSseStreams();
+    case "burst":
+      return runBurst(msg["job"] as BurstJob);
+    // Answered while the burst runs, as sseOpen is.
+    case "burstStop":
+      return stopBurst();
     default:
       throw new Error(`unknown command ${String(msg["cmd"])}`);
   }

@@ -21,16 +21,17 @@ import { checksTable, renderMarkdown, renderText } from "./lib/report.ts";
 import type { Check, ScenarioResult, Table } from "./lib/report-types.ts";
 import { authPaths, latencyC1, soak, sseScenario, throughput } from "./scenarios.ts";
 import { memoryPerStream } from "./memory.ts";
+import { fairness } from "./fairness.ts";
 import { h2Sse, h2Throughput } from "./h2.ts";
 import { selfSignedCertificate } from "./lib/tls.ts";
 import { renderProfile, summarizeProfile } from "./profile-summary.ts";
 
 const BENCH = import.meta.dirname;
 const RESULTS = path.join(BENCH, "results");
-const ALL_SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S1H2", "S3H2", "S7"];
+const ALL_SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S1H2", "S3H2", "S7", "S8"];
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick                    ~2-minute smoke run: 1 round, 2 s runs, 15 s soak
+  --quick                    ~2-minute smoke run: 1 round, 2 s runs, 15 s soak, S7 with 200 streams, S8 with 16 paced
   --scenarios S1,S3,...      which scenarios (default: all of ${ALL_SCENARIOS.join(",")}; S1H2/S3H2 are S1/S3
                              against an HTTPS gateway over HTTP/1.1 and HTTP/2, beside the plain gateway)
   --targets a,b,...          which targets (default: ${TARGET_NAMES.join(",")}; nginx only when installed)
@@ -45,6 +46,8 @@ const USAGE = `usage: npm run bench -- [options]
                              then one bisection step between the last level held and the first stalled (--no-bisect: none)
   --no-bisect                no bisection step
   --mem-streams <n>          S7's streams held open at once per target (default 1000; quick 200)
+  --fair-streams <n>         S8's paced streams beside the burst (default 32; quick 16)
+  --burst-mib <n>            S8: MiB of each burst response (default 32); bursts follow one another while the paced streams run
   --no-pin                   do not pin processes with taskset
   --nice <n>                 run every bench process at this nice value (e.g. -10, needs root): on a
                              shared machine the measured processes then win the CPU over neighbours
@@ -79,6 +82,8 @@ const { values: a } = (() => {
         "capacity-runs": { type: "string" },
         "no-bisect": { type: "boolean", default: false },
         "mem-streams": { type: "string" },
+        "fair-streams": { type: "string" },
+        "burst-mib": { type: "string" },
         "no-pin": { type: "boolean", default: false },
         "no-wait-quiet": { type: "boolean", default: false },
         nice: { type: "string" },
@@ -131,6 +136,8 @@ const opts: BenchOptions = {
   // Slower than S3's 20 ms: S7 measures streams held, not a proxy falling behind on frames.
   memPaceMs: 200,
   memStreamSec: quick ? 8 : 20,
+  fairStreams: intArg("fair-streams", a["fair-streams"], quick ? 16 : 32),
+  burstBytes: intArg("burst-mib", a["burst-mib"], 32) * 1024 * 1024,
   stallMs: 50,
   ttfbStallMs: 1000,
   soakSec: intArg("soak", a.soak, quick ? 15 : 120),
@@ -142,6 +149,8 @@ const opts: BenchOptions = {
   quietBusyPct: a["no-wait-quiet"] ? Number.POSITIVE_INFINITY : 25,
   quietWaitMs: quick ? 0 : 1000,
 };
+/** How much nicer than the other bench processes S8's burst reader runs. */
+const BURST_NICE = 10;
 /** S4's gateway: low enough that `distinct` tokens really miss. */
 const S4_CACHE_MAX_ENTRIES = 1000;
 
@@ -162,7 +171,8 @@ if (a["upstream-cpu"] === "any") layout.upstream = null;
 function coreMap(): Map<string, number> | null {
   if (!pin) return null;
   const m = new Map<string, number>();
-  for (const [name, cpus] of [["loadgen", layout.loadgen], ["upstream", layout.upstream], ["proxy", layout.proxy]] as const) {
+  // S8's burst reader runs beside the load generator.
+  for (const [name, cpus] of [["loadgen", layout.loadgen], ["burst", layout.loadgen], ["upstream", layout.upstream], ["proxy", layout.proxy]] as const) {
     if (cpus !== null && /^\d+$/.test(cpus)) m.set(name, Number(cpus));
   }
   return m;
@@ -177,6 +187,8 @@ const log = (line: string): void => {
 interface Running {
   upstream?: NodeChild;
   loadgen?: NodeChild;
+  /** S8's second load generator: it reads the burst, so the first one's paced timestamps never wait behind it. */
+  burst?: NodeChild;
   gateway?: NodeChild;
   authGateway?: NodeChild;
   tlsGateway?: NodeChild;
@@ -190,7 +202,7 @@ const running: Running = { fixtureDirs: [], cgroups: [] };
 
 async function stopAll(): Promise<void> {
   const stops: Array<Promise<void>> = [];
-  for (const c of [running.gateway, running.authGateway, running.tlsGateway, running.skeleton, running.httpProxy, running.loadgen]) if (c !== undefined) stops.push(c.stop());
+  for (const c of [running.gateway, running.authGateway, running.tlsGateway, running.skeleton, running.httpProxy, running.loadgen, running.burst]) if (c !== undefined) stops.push(c.stop());
   if (running.nginx !== undefined) stops.push(running.nginx.stop());
   await Promise.allSettled(stops);
   if (running.upstream !== undefined) await running.upstream.stop();
@@ -247,6 +259,8 @@ function machine(): MachineInfo {
 
 async function main(): Promise<void> {
   const started = new Date();
+  // Read now: the load average the run started under, not the one it leaves behind.
+  const machineAtStart = machine();
   const nginxBin = wanted.includes("nginx") ? findNginx() : null;
   const notes: string[] = [];
   if (wanted.includes("nginx") && nginxBin === null) notes.push("nginx is not on the PATH: the nginx baseline was skipped (apt-get install nginx).");
@@ -334,6 +348,9 @@ async function main(): Promise<void> {
     tlsToken = tfx.token;
   }
   running.loadgen = await NodeChild.start("loadgen", path.join(BENCH, "load-main.ts"), { cpus: layout.loadgen });
+  // S8's burst reader shares the load generator's core: at nice +10 it gives way whenever the paced
+  // streams' client or the upstream wakes, so what delays their frames is the proxy, not this reader.
+  if (scenarios.has("S8")) running.burst = await NodeChild.start("burst", path.join(BENCH, "load-main.ts"), { cpus: layout.loadgen, wrap: ["nice", "-n", String(BURST_NICE)] });
   let auth: Bench["auth"] = null;
   if (scenarios.has("S4")) {
     const afx = await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: S4_CACHE_MAX_ENTRIES, distinct: opts.distinct, connections: upstreamConnections });
@@ -384,6 +401,7 @@ async function main(): Promise<void> {
   if (scenarios.has("S1H2")) results.push(await h2Throughput(b, tlsTargets, tokenFor));
   if (scenarios.has("S3H2")) results.push(await h2Sse(b, tlsTargets, tokenFor));
   if (scenarios.has("S7")) results.push(await memoryPerStream(b));
+  if (scenarios.has("S8") && running.burst !== undefined) results.push(await fairness(b, running.burst));
   if (scenarios.has("S6") && running.gateway !== undefined) {
     let rate = s1GatewayRps;
     if (rate === null) {
@@ -411,7 +429,7 @@ async function main(): Promise<void> {
     commit: git(["rev-parse", "HEAD"]),
     workingTreeDirty: srcDirty !== "",
     versions: { node: process.version, undici: pkgVersion("undici"), autocannon: pkgVersion("autocannon"), "http-proxy-3": pkgVersion("http-proxy-3"), pino: pkgVersion("pino"), nginx: nginxBin?.version ?? null },
-    machine: { ...machine(), loadavgAtEnd },
+    machine: { ...machineAtStart, loadavgAtEnd },
     layout: { ...layout, note: "loadgen and bench orchestrator on one core, the proxy under test alone on the other; the fake upstream shares the load generator's core unless --upstream-cpu says otherwise (S2 then runs once more with it moved onto the proxy's core)" },
     gateway: {
       store: "embedded (temp dir, seeded from a JSON store file migrated at start)",

@@ -97,7 +97,7 @@ function usable<R extends { cpu: CpuUsage }>(rs: readonly R[]): R[] {
 }
 
 /** A note for a check whose inputs had no uncontended run, or undefined. */
-function contendedNote(runs: ReadonlyArray<{ target: TargetName; cpu: CpuUsage }>, names: readonly TargetName[]): string | undefined {
+export function contendedNote(runs: ReadonlyArray<{ target: TargetName; cpu: CpuUsage }>, names: readonly TargetName[]): string | undefined {
   const bad = names.filter((n) => {
     const rs = runs.filter((r) => r.target === n);
     return rs.length > 0 && !rs.some(uncontended);

@@ -42,6 +42,9 @@ export interface BenchOptions {
   readonly memStreams: number;
   readonly memPaceMs: number;
   readonly memStreamSec: number;
+  /** S8: paced streams kept going beside the burst, and the size of each burst response. */
+  readonly fairStreams: number;
+  readonly burstBytes: number;
   readonly stallMs: number;
   readonly ttfbStallMs: number;
   readonly soakSec: number;
@@ -85,17 +88,19 @@ export interface Measured<T> {
   readonly quiet: { readonly waitedMs: number; readonly quiet: boolean };
 }
 
-function pidsFor(b: Bench, t: Target): Map<string, number> {
+function pidsFor(b: Bench, t: Target, extra: ReadonlyMap<string, number>): Map<string, number> {
   const m = new Map<string, number>([
     ["loadgen", b.loadgen.pid],
     ["upstream", b.upstream.pid],
+    ...extra,
   ]);
   if (t.pid !== null) m.set("proxy", t.pid);
   return m;
 }
 
-async function measured<T>(b: Bench, t: Target, run: () => Promise<T>, warmup: boolean): Promise<Measured<T>> {
-  const pids = pidsFor(b, t);
+/** `run` once the machine is quiet (not for a warm-up), with the CPU of the bench's processes and of `extra` ones (name → pid) over it. */
+export async function measured<T>(b: Bench, t: Target, run: () => Promise<T>, warmup: boolean, extra: ReadonlyMap<string, number> = new Map()): Promise<Measured<T>> {
+  const pids = pidsFor(b, t, extra);
   const quiet = warmup || b.opts.quietWaitMs <= 0 ? { waitedMs: 0, quiet: false } : await waitQuiet(b.opts.quietBusyPct, b.opts.quietWaitMs);
   const before = cpuSnapshot(pids);
   const result = await run();
@@ -114,10 +119,14 @@ export function sse(b: Bench, t: Target, job: SseJob, warmup = false): Promise<M
   return measured(b, t, () => b.loadgen.request<SseResult>({ cmd: "sse", job }), warmup);
 }
 
-/** A JSON chat-completion body of exactly `bytes` bytes (message content padded); the fake streams at most `maxTokens` chunks. */
-export function chatBody(bytes: number, stream = false, maxTokens = 256): string {
+/**
+ * A JSON chat-completion body of exactly `bytes` bytes (message content
+ * padded); the fake streams at most `maxTokens` chunks. `extra` members go
+ * in at the top level (S8's `stream_options`).
+ */
+export function chatBody(bytes: number, stream = false, maxTokens = 256, extra: Readonly<Record<string, unknown>> = {}): string {
   const make = (content: string): string =>
-    JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], max_tokens: maxTokens, ...(stream ? { stream: true } : {}) });
+    JSON.stringify({ model: MODEL, messages: [{ role: "user", content }], max_tokens: maxTokens, ...(stream ? { stream: true } : {}), ...extra });
   const base = make("").length;
   const pad = "Summarise the following text in three sentences please. ";
   let content = "";

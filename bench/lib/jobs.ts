@@ -83,3 +83,22 @@ export interface SseResult {
   readonly gapMs: Percentiles;
   readonly wallMs: number;
 }
+
+/** S8's burst: one streamed response at a time from `request`, read as fast as it arrives, again and again until told to stop. */
+export interface BurstJob {
+  readonly request: RequestSpec;
+  /** Give up on one response after this long. */
+  readonly timeoutMs: number;
+}
+
+export interface BurstResult {
+  /** Responses that ended with status 200 and `[DONE]`; failed ones end the loop; the one cut off by the stop is neither. */
+  readonly completed: number;
+  readonly failed: number;
+  readonly statuses: Record<string, number>;
+  /** Body bytes received (the response cut off included) and the time they took: request sent → its end, or the stop. */
+  readonly bytes: number;
+  readonly ms: number;
+  /** Why the first failed response failed; null when none did. */
+  readonly error: string | null;
+}

@@ -211,6 +211,22 @@ export function procStat(pid: number): { cpuSec: number; rssBytes: number } | nu
   return { cpuSec: (utime + stime) / CLK_TCK, rssBytes: rssPages * 4096 };
 }
 
+/**
+ * Nanoseconds the process's main thread has spent on a CPU and waiting on a
+ * run queue for one (/proc/<pid>/schedstat), or null when it is gone: the
+ * wait says how long it was ready to run while its core ran something else.
+ */
+export function schedStat(pid: number): { runNs: number; waitNs: number } | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/schedstat`, "utf8");
+  } catch {
+    return null;
+  }
+  const [run, wait] = text.trim().split(" ").map(Number);
+  return run === undefined || wait === undefined || !Number.isFinite(run + wait) ? null : { runNs: run, waitNs: wait };
+}
+
 /** Busy and total jiffies per core from /proc/stat. */
 function coreTimes(): Array<{ busy: number; total: number }> {
   const out: Array<{ busy: number; total: number }> = [];
