@@ -31,7 +31,7 @@ const RESULTS = path.join(BENCH, "results");
 const ALL_SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6", "S1H2", "S3H2", "S7", "S8"];
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick                    ~2-minute smoke run: 1 round, 2 s runs, 15 s soak, S7 with 200 streams, S8 with 16 paced
+  --quick                    ~3-minute smoke run: 1 round, 2 s runs, 15 s soak, S7 with 200 streams, S8 with 16 paced streams
   --scenarios S1,S3,...      which scenarios (default: all of ${ALL_SCENARIOS.join(",")}; S1H2/S3H2 are S1/S3
                              against an HTTPS gateway over HTTP/1.1 and HTTP/2, beside the plain gateway)
   --targets a,b,...          which targets (default: ${TARGET_NAMES.join(",")}; nginx only when installed)
