@@ -857,12 +857,8 @@ const chatCompletions: Builtin = (fake, ex) => {
         if (withUsage) chunk["usage"] = null;
         out.push(sseFrame(chunk));
       }
-      if (withUsage) {
-        out.push(
-          sseFrame({ id: "chatcmpl-fake", object: "chat.completion.chunk", created, model, system_fingerprint: "fp_fake", choices: [], usage: usage(n) }),
-        );
-      }
-      out.push(SSE_DONE);
+      // The usage chunk is no token: it comes with the end, not one pace later (as OpenAI sends it).
+      out.push(withUsage ? Buffer.concat([sseFrame({ id: "chatcmpl-fake", object: "chat.completion.chunk", created, model, system_fingerprint: "fp_fake", choices: [], usage: usage(n) }), SSE_DONE]) : SSE_DONE);
       return out;
     });
     fake.stream(ex, "sse", frames);
@@ -906,8 +902,7 @@ const completions: Builtin = (fake, ex) => {
           }),
         );
       }
-      if (withUsage) out.push(sseFrame({ id: "cmpl-fake", object: "text_completion", created, model, choices: [], usage: usage(n) }));
-      out.push(SSE_DONE);
+      out.push(withUsage ? Buffer.concat([sseFrame({ id: "cmpl-fake", object: "text_completion", created, model, choices: [], usage: usage(n) }), SSE_DONE]) : SSE_DONE);
       return out;
     });
     fake.stream(ex, "sse", frames);

@@ -44,9 +44,10 @@ export class UsageChunkFilter {
     // The common chunk holds content events only: one memchr-backed search for "[]" rules the usage event out.
     if (whole.indexOf(EMPTY_LIST) === -1) return whole;
     const parts: Buffer[] = [];
+    const cr = whole.indexOf(0x0d) !== -1;
     let from = 0;
     while (from < whole.length) {
-      const stop = nextEventEnd(whole, from);
+      const stop = nextEventEnd(whole, from, cr);
       const ev = whole.subarray(from, stop);
       if (!isUsageEvent(ev)) parts.push(ev);
       from = stop;
@@ -83,6 +84,9 @@ function lastEventEnd(buf: Buffer): number {
   let end = 0;
   const lf = buf.lastIndexOf(LF_LF);
   if (lf !== -1) end = lf + 2;
+  // Most streams end their lines with LF alone: one memchr for a CR spares two backward searches of the whole
+  // chunk for patterns it does not hold (a 64 KiB chunk cut mid-event was two full scans).
+  if (buf.indexOf(0x0d) === -1) return end;
   const crlf = buf.lastIndexOf(LF_CRLF);
   if (crlf !== -1 && crlf + 3 > end) end = crlf + 3;
   const cr = buf.lastIndexOf(CR_CR);
@@ -92,10 +96,11 @@ function lastEventEnd(buf: Buffer): number {
 }
 
 /** The offset just past the first blank line at or after `from`, or the end of `buf`. */
-function nextEventEnd(buf: Buffer, from: number): number {
+function nextEventEnd(buf: Buffer, from: number, hasCr: boolean): number {
   let end = buf.length;
   const lf = buf.indexOf(LF_LF, from);
   if (lf !== -1) end = lf + 2;
+  if (!hasCr) return end;
   const crlf = buf.indexOf(LF_CRLF, from);
   if (crlf !== -1 && crlf + 3 < end) end = crlf + 3;
   const cr = buf.indexOf(CR_CR, from);
