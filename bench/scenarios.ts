@@ -483,9 +483,10 @@ export async function authPaths(b: Bench): Promise<ScenarioResult> {
   const summary: Record<string, unknown> = {};
   const rows: Array<Array<string | number | null>> = [];
   const rps = new Map<AuthVariant, number>();
-  // Lookups a request causes. eventsLive() is an in-memory flag read (no I/O) and touchPats() the
-  // timer-driven flush of earlier requests' last-used times: both are counted but reported apart.
-  const NOT_LOOKUPS = new Set(["eventsLive", "touchPats", "subscribe"]);
+  // Lookups a request causes. eventsLive() is an in-memory flag read (no I/O); touchPats(), addUsage() and
+  // sweepSessions() are timer-driven writes (earlier requests' last-used times, the usage meter's flush,
+  // expired web sessions): all counted, but reported apart.
+  const NOT_LOOKUPS = new Set(["eventsLive", "touchPats", "addUsage", "sweepSessions", "subscribe"]);
   const sum = (rs: readonly AuthRun[], pick: (method: string) => boolean): number =>
     rs.reduce((n, r) => n + Object.entries(r.storeCalls).reduce((m, [k, c]) => m + (pick(k) ? c : 0), 0), 0);
   for (const v of VARIANTS) rps.set(v.name, median(usable(runs.filter((r) => r.variant === v.name)).map((r) => r.rps)));
