@@ -23,7 +23,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import type { CannonResult } from "./lib/jobs.ts";
 import { NodeChild, procStat, taskset } from "./lib/proc.ts";
-import { LIMITS_MODES, makeGatewayFixture, ROOT, storeFileOf, type LimitsMode } from "./lib/gateway-setup.ts";
+import { LIMITS_MODES, makeGatewayFixture, ROOT, type LimitsMode } from "./lib/gateway-setup.ts";
 import { buildBase, buildGatewayHarness, chartMemoryLimit, imageNodeFlags, memoryCgroup, removeCgroup } from "./lib/production.ts";
 import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
 import { median } from "./lib/stats.ts";
@@ -126,7 +126,7 @@ async function main(): Promise<void> {
     children.push(loadgen);
     // Each gateway has its own store and so its own token; a base from before the SQLite store reads the JSON file as its store.
     const fixture = (build: "base" | "tree", root: string): ReturnType<typeof makeGatewayFixture> =>
-      makeGatewayFixture({ upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheMaxEntries: null, distinct: 0, connections: 1024, storeFile: storeFileOf(root), limits: sides[build].limits, root });
+      makeGatewayFixture({ upstreamUrl: `http://127.0.0.1:${upstream.port}`, cacheMaxEntries: null, distinct: 0, connections: 1024, limits: sides[build].limits, root });
     const fixtures = { base: await fixture("base", baseDir), tree: await fixture("tree", ROOT) };
     dirs.push(fixtures.base.dir, fixtures.tree.dir);
     const start = (build: "base" | "tree", script: string): Promise<NodeChild> => {

@@ -137,17 +137,16 @@ function countCalls(store: Store, cpu: { max: number } | null): Map<string, numb
         counts.set(name, (counts.get(name) ?? 0) + 1);
         return method.apply(store, args);
       };
-      const timed = (...args: unknown[]): unknown => {
-        counts.set(name, (counts.get(name) ?? 0) + 1);
+      const timed = (into: { max: number }) => (...args: unknown[]): unknown => {
         const before = process.threadCpuUsage();
         try {
-          return method.apply(store, args);
+          return counted(...args);
         } finally {
           const used = process.threadCpuUsage(before);
-          if (cpu !== null) cpu.max = Math.max(cpu.max, (used.user + used.system) / 1000);
+          into.max = Math.max(into.max, (used.user + used.system) / 1000);
         }
       };
-      Object.defineProperty(store, name, { configurable: true, value: cpu === null ? counted : timed });
+      Object.defineProperty(store, name, { configurable: true, value: cpu === null ? counted : timed(cpu) });
     }
   }
   return counts;

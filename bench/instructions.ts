@@ -31,7 +31,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { chatBody, chatRequest, GATEWAY_PREFIX, type Target } from "./lib/context.ts";
-import { LIMITS_MODES, makeGatewayFixture, storeFileOf, type LimitsMode } from "./lib/gateway-setup.ts";
+import { LIMITS_MODES, makeGatewayFixture, type LimitsMode } from "./lib/gateway-setup.ts";
 import { requestBytes, responseEnd } from "./lib/latency-client.ts";
 import type { RequestSpec } from "./lib/jobs.ts";
 import { NodeChild } from "./lib/proc.ts";
@@ -371,7 +371,7 @@ async function main(): Promise<void> {
   const tfx = targets.includes("gateway-tls") || targets.includes("gateway-h2") ? await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null, tls: selfSignedCertificate(fx.dir) }) : null;
   const baseDir = path.join(outDir, "base");
   const baseScript = a.base === undefined ? "" : await buildBase(a.base, baseDir);
-  const bfx = a.base === undefined ? null : await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null, limits: baseLimits, root: baseDir, storeFile: storeFileOf(baseDir) });
+  const bfx = a.base === undefined ? null : await makeGatewayFixture({ upstreamUrl, cacheMaxEntries: null, distinct: 0, connections: null, limits: baseLimits, root: baseDir });
   const gatewayFlags = imageNodeFlags();
   // A base from before --bare would refuse it.
   const baseBare = a.base !== undefined && readFileSync(path.join(baseDir, "bench", "gateway-main.ts"), "utf8").includes("bare:") ? BARE : [];

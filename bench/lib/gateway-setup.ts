@@ -46,8 +46,6 @@ export interface FixtureOptions {
   readonly distinct: number;
   /** `upstreams.default.connections`; null keeps the shipped value. */
   readonly connections: number | null;
-  /** What `store.embedded_path` names: the SQLite database (default), or the JSON file itself for a build from before it. */
-  readonly storeFile?: "db" | "json";
   /** HTTPS with HTTP/2 offered by ALPN (server.tls, http2: true) from these files; absent: plain HTTP. */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /**
@@ -60,7 +58,7 @@ export interface FixtureOptions {
 }
 
 /** The store file a checkout's gateway reads: the SQLite database, or the JSON file for a build from before it. */
-export function storeFileOf(root: string): "db" | "json" {
+function storeFileOf(root: string): "db" | "json" {
   return existsSync(path.join(root, "src", "store", "schema.ts")) ? "db" : "json";
 }
 
@@ -90,7 +88,8 @@ export async function makeGatewayFixture(opts: FixtureOptions): Promise<GatewayF
   const root = opts.root ?? ROOT;
   const cfg = parse(await readFile(path.join(root, "config", "patgate.yaml"), "utf8")) as Tree;
   const dataFile = path.join(dir, "data", "patgate.json");
-  const storePath = opts.storeFile === "json" ? dataFile : path.join(dir, "data", "patgate.db");
+  // The SQLite database, or the JSON file itself for a build from before it.
+  const storePath = storeFileOf(root) === "json" ? dataFile : path.join(dir, "data", "patgate.db");
 
   cfg["server"] = { ...(cfg["server"] as Tree), host: "127.0.0.1", port: 0 };
   if (opts.tls !== undefined) (cfg["server"] as Tree)["tls"] = { cert_file: opts.tls.certFile, key_file: opts.tls.keyFile, http2: true };

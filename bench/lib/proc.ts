@@ -195,14 +195,19 @@ function clockTicks(): number {
   }
 }
 
-/** utime+stime (seconds) and RSS (bytes) of one process, or null when it is gone. */
-export function procStat(pid: number): { cpuSec: number; rssBytes: number } | null {
-  let text: string;
+/** A /proc file's text, or null when its process is gone. */
+function procFile(file: string): string | null {
   try {
-    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return readFileSync(file, "utf8");
   } catch {
     return null;
   }
+}
+
+/** utime+stime (seconds) and RSS (bytes) of one process, or null when it is gone. */
+export function procStat(pid: number): { cpuSec: number; rssBytes: number } | null {
+  const text = procFile(`/proc/${pid}/stat`);
+  if (text === null) return null;
   // The command name may hold spaces and parentheses: fields are counted after the last ')'.
   const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
   const utime = Number(rest[11]);
@@ -217,12 +222,8 @@ export function procStat(pid: number): { cpuSec: number; rssBytes: number } | nu
  * wait says how long it was ready to run while its core ran something else.
  */
 export function schedStat(pid: number): { runNs: number; waitNs: number } | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/schedstat`, "utf8");
-  } catch {
-    return null;
-  }
+  const text = procFile(`/proc/${pid}/schedstat`);
+  if (text === null) return null;
   const [run, wait] = text.trim().split(" ").map(Number);
   return run === undefined || wait === undefined || !Number.isFinite(run + wait) ? null : { runNs: run, waitNs: wait };
 }
