@@ -61,7 +61,10 @@ const USAGE = `usage: npm run bench:instructions -- [options]
   --streams <n>        counted streams per SSE measurement (default 40), --stream-concurrency at once (default 4:
                        under callgrind a proxy is ~50x slower, and more would make paced frames coalesce)
   --requests <n>       counted requests per proxy and scenario (default 3000)
-  --warmup <n>         uncounted requests first (default 20000: V8 has tiered the hot code up by then)
+  --warmup <n>         uncounted requests first, over the connections then counted (default 20000: V8 has
+                       tiered the hot code up by then)
+  --warmup-seconds <s> and the warm-up lasts at least this long after the proxy started (default 70: paths that
+                       first run after a minute, such as a limit window's first bucket to expire, run uncounted)
   --concurrency <n>    connections sending at once (default 1: each request then takes the same path
                        through the event loop, and two runs agree to within about half a percent)
   --rounds <n>         repeat everything, to show the counts repeat (default 1)
@@ -80,6 +83,7 @@ const { values: a } = parseArgs({
     scenarios: { type: "string", default: "S1,S5" },
     requests: { type: "string", default: "3000" },
     warmup: { type: "string", default: "20000" },
+    "warmup-seconds": { type: "string", default: "70" },
     concurrency: { type: "string", default: "1" },
     rounds: { type: "string", default: "1" },
     out: { type: "string", default: path.join(BENCH, "results", "instructions.json") },
@@ -112,6 +116,14 @@ const scenarios = a.scenarios.split(",").map((s) => s.trim().toUpperCase());
 for (const s of scenarios) if (SCENARIOS[s] === undefined) throw new Error(`unknown scenario ${s} (S1, S5 or SSE)`);
 const requests = whole("requests", a.requests);
 const warmup = whole("warmup", a.warmup);
+const warmupMs = (() => {
+  const s = Number(a["warmup-seconds"]);
+  if (!Number.isFinite(s) || s < 0) {
+    process.stderr.write(`--warmup-seconds must be a number >= 0\n${USAGE}\n`);
+    process.exit(2);
+  }
+  return s * 1000;
+})();
 const concurrency = whole("concurrency", a.concurrency);
 const rounds = whole("rounds", a.rounds);
 const streams = whole("streams", a.streams);
@@ -136,12 +148,14 @@ if (!which("valgrind") || !which("callgrind_control")) {
 }
 
 /**
- * Where counting starts within one call of a Driver: after `uncounted`
- * responses `start` is called (it switches callgrind on) and the statuses
- * start afresh, on the same connections, so opening them is not counted.
+ * Where counting starts within one call of a Driver: once `uncounted`
+ * responses came and the clock passed `notBefore` (ms since the epoch),
+ * `start` is called (it switches callgrind on) and the statuses start afresh,
+ * on the same connections, so opening them is not counted.
  */
 interface CountFrom {
   readonly uncounted: number;
+  readonly notBefore: number;
   readonly start: () => void;
 }
 
@@ -153,15 +167,18 @@ const plain: Driver = (port, request, total, at = concurrency, from) => drive(po
 const overTls: Driver = (port, request, total, at = concurrency, from) =>
   drive(port, requestBytes(request), total, at, () => tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }).setNoDelay(true), "secureConnect", from);
 
-/** Counts responses; after `from.uncounted` of them, calls `from.start` and counts afresh. Resolves with the counted statuses once `total` more came. */
+/** Counts responses; once `from` says so, calls `from.start` and counts afresh. Resolves with the counted statuses once `total` more came. */
 class Tally {
   statuses: Record<string, number> = {};
   #done = 0;
-  readonly #all: number;
+  /** How many responses in all (the uncounted ones, then `total`); unknown while the warm-up waits for the clock. */
+  #all: number;
+  readonly #total: number;
   readonly #from: CountFrom | undefined;
   constructor(total: number, from: CountFrom | undefined) {
     this.#from = from;
-    this.#all = total + (from?.uncounted ?? 0);
+    this.#total = total;
+    this.#all = from === undefined ? total : Infinity;
   }
 
   get wanted(): number {
@@ -172,9 +189,10 @@ class Tally {
   add(status: number): boolean {
     this.statuses[status] = (this.statuses[status] ?? 0) + 1;
     this.#done++;
-    if (this.#from !== undefined && this.#done === this.#from.uncounted) {
+    if (this.#all === Infinity && this.#from !== undefined && this.#done >= this.#from.uncounted && Date.now() >= this.#from.notBefore) {
       this.#from.start();
       this.statuses = {};
+      this.#all = this.#done + this.#total;
     }
     return this.#done === this.#all;
   }
@@ -256,6 +274,7 @@ interface Count {
 }
 
 async function measure(name: Name, script: string, args: string[], prefix: string, token: string, outDir: string, round: number, flags: string[] = [], send: Driver = plain): Promise<Count[]> {
+  const startedAt = Date.now();
   const child = await NodeChild.start(name, script, {
     cpus: null,
     args,
@@ -274,7 +293,7 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
       const request = chatRequest(t, chatBody(SCENARIOS[s]!.bytes), token);
       const first = await send(child.port, request, 1);
       if (first["200"] !== 1) throw new Error(`${name} answered ${JSON.stringify(first)} instead of 200: nothing measured`);
-      const statuses = await countAfterWarmUp(child.pid, child.port, request, send);
+      const statuses = await countAfterWarmUp(child.pid, child.port, request, send, startedAt);
       control(["--dump", String(child.pid)]);
       control(["--instr=off", String(child.pid)]);
       const instructions = await lastDumpTotal(outDir, name, child.pid);
@@ -288,25 +307,25 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
 }
 
 /**
- * `requests` counted requests after the warm-up, which runs over two
- * connections. Each connection that opens or closes after V8 optimised the
- * hot path deoptimises some node:stream, node:net and node:http functions
- * once (--trace-deopt: "wrong map" in Readable.read, emitCloseNT, destroy and
- * 30-70 more per connection), and their re-optimisation costs millions of
- * instructions: counted from a fresh connection, that was 30-50k
- * instructions per request of the count, and more for a gateway with more
- * hot code. So the last `second` warm-up requests go over the counted
- * connection itself, counting starts on it (`CountFrom`) and it is closed
- * after the dump.
+ * `requests` counted requests after the warm-up, all over the connections
+ * that are then counted. A connection that opens or closes after V8
+ * optimised the hot path deoptimises 30-70 node:stream, node:net and
+ * node:http functions ("wrong map" in Readable.read, _storeHeader, _send,
+ * ...), and V8 waits longer before optimising a function again after each
+ * deoptimisation: with 5,000 warm-up requests on the counted connection
+ * after 35,000 on another, TurboFan was still re-optimising them during the
+ * count (--trace-opt), 32k instructions per request of a gateway count. And
+ * the warm-up lasts `warmupMs` after the proxy started, so what first runs
+ * after a minute (a window's first bucket to expire, the sweep timers) is
+ * compiled before counting: under callgrind the warm-up takes about as long.
+ * The connections close after the dump.
  */
-async function countAfterWarmUp(pid: number, port: number, request: RequestSpec, send: Driver): Promise<Record<string, number>> {
-  const second = Math.min(5000, Math.ceil(warmup / 4));
-  await send(port, request, warmup - second);
+async function countAfterWarmUp(pid: number, port: number, request: RequestSpec, send: Driver, startedAt: number): Promise<Record<string, number>> {
   const start = (): void => {
     control(["--instr=on", String(pid)]);
     control(["--zero", String(pid)]);
   };
-  return send(port, request, requests, undefined, { uncounted: second, start });
+  return send(port, request, requests, undefined, { uncounted: warmup, notBefore: startedAt + warmupMs, start });
 }
 
 /**
