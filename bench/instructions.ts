@@ -63,8 +63,8 @@ const USAGE = `usage: npm run bench:instructions -- [options]
   --requests <n>       counted requests per proxy and scenario (default 3000)
   --warmup <n>         uncounted requests first, over the connections then counted (default 20000: V8 has
                        tiered the hot code up by then)
-  --warmup-seconds <s> and the warm-up lasts at least this long after the proxy started (default 70: paths that
-                       first run after a minute, such as a limit window's first bucket to expire, run uncounted)
+  --warmup-seconds <s> and the warm-up lasts at least this long after the proxy is up (default 90: what first runs
+                       after a minute, such as a limit window's first bucket to expire, is optimised again uncounted)
   --concurrency <n>    connections sending at once (default 1: each request then takes the same path
                        through the event loop, and two runs agree to within about half a percent)
   --rounds <n>         repeat everything, to show the counts repeat (default 1)
@@ -83,7 +83,7 @@ const { values: a } = parseArgs({
     scenarios: { type: "string", default: "S1,S5" },
     requests: { type: "string", default: "3000" },
     warmup: { type: "string", default: "20000" },
-    "warmup-seconds": { type: "string", default: "70" },
+    "warmup-seconds": { type: "string", default: "90" },
     concurrency: { type: "string", default: "1" },
     rounds: { type: "string", default: "1" },
     out: { type: "string", default: path.join(BENCH, "results", "instructions.json") },
@@ -274,7 +274,6 @@ interface Count {
 }
 
 async function measure(name: Name, script: string, args: string[], prefix: string, token: string, outDir: string, round: number, flags: string[] = [], send: Driver = plain): Promise<Count[]> {
-  const startedAt = Date.now();
   const child = await NodeChild.start(name, script, {
     cpus: null,
     args,
@@ -282,6 +281,7 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
     wrap: ["valgrind", "--tool=callgrind", "--instr-atstart=no", `--callgrind-out-file=${path.join(outDir, `${name}.%p.out`)}`],
     startTimeoutMs: 300_000,
   });
+  const startedAt = Date.now();
   const counts: Count[] = [];
   try {
     const t: Target = { name: name === "gateway-tls" || name === "gateway-h2" || name === "gateway-base" ? "gateway" : name, port: child.port, prefix, pid: child.pid };
@@ -315,9 +315,9 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
  * deoptimisation: with 5,000 warm-up requests on the counted connection
  * after 35,000 on another, TurboFan was still re-optimising them during the
  * count (--trace-opt), 32k instructions per request of a gateway count. And
- * the warm-up lasts `warmupMs` after the proxy started, so what first runs
+ * the warm-up lasts `warmupMs` after the proxy is up, so what first runs
  * after a minute (a window's first bucket to expire, the sweep timers) is
- * compiled before counting: under callgrind the warm-up takes about as long.
+ * deoptimised and optimised again before counting.
  * The connections close after the dump.
  */
 async function countAfterWarmUp(pid: number, port: number, request: RequestSpec, send: Driver, startedAt: number): Promise<Record<string, number>> {
