@@ -239,4 +239,38 @@ describe("access line", () => {
       { numRuns: 3000 },
     );
   });
+
+  it("writes each line from its own request when the same PATs come back with other routes, domains, models and methods", () => {
+    // One log for the whole sequence, and the same record and route objects again and again: the middle of
+    // a PAT's last line is kept (access.ts Middle) and must be rebuilt whenever any field it holds differs.
+    const records = [{ id: "p-1", userId: "alice" }, { id: "p-2", userId: "bob" }, { id: "p-3", userId: "alice" }];
+    const routes = [
+      { id: "openai.chat", operation: "llm_chat_completions", entityType: "models" },
+      { id: "openai.embeddings", operation: "llm_embeddings", entityType: "models" },
+      { id: "ollama.tags", operation: "list_models", entityType: "none" },
+    ];
+    const pick = fc.record({
+      pat: fc.constantFrom(0, 1, 2, -1),
+      route: fc.constantFrom(0, 1, 2, -1),
+      domainId: fc.constantFrom("d1", "d2", "", "d\"1"),
+      entityId: fc.constantFrom("llama3", "gpt-4o", "", "m\u2028"),
+      method: fc.constantFrom("POST", "GET"),
+    });
+    fc.assert(
+      fc.property(fc.array(pick, { minLength: 1, maxLength: 30 }), (seq) => {
+        const { lines, access, log } = capture();
+        for (const p of seq) {
+          const { ctx, now } = context({ ...ALLOWED, route: p.route === -1 ? null : routes[p.route]!, domainId: p.domainId, entityId: p.entityId, method: p.method, pat: null });
+          ctx.pat = p.pat === -1 ? null : ({ record: records[p.pat] } as unknown as VerifiedPat);
+          access.write(ctx, now);
+          access.flush();
+          log.info(expected(ctx, now), "access");
+        }
+        const strip = (line: string): string => line.replace(/"time":\d+/, '"time":0');
+        for (let i = 0; i < lines.length; i += 2) expect(strip(lines[i]!)).toBe(strip(lines[i + 1]!));
+        expect(lines).toHaveLength(seq.length * 2);
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
