@@ -76,27 +76,19 @@ function planOf(charges: readonly Limited["charge"][]): Plan {
 export function limitHeaders(charges: readonly Limited["charge"][], takes: readonly Limited[]): string[] {
   const plan = planOf(charges);
   if (plan.items.length === 0) return [];
-  // The parts joined into one flat string: Node checks the value character by character, and a rope of
-  // some twenty pieces would be flattened for that first.
-  const parts = PARTS;
-  parts.length = 0;
+  let states = "";
   for (const it of plan.items) {
     const taken = (takes[it.at] as Limited).taken;
-    if (parts.length > 0) parts.push(", ");
-    parts.push(it.prefix);
-    if (it.dim === DIM_CONCURRENT) parts.push(count(Math.max(0, it.limit - taken.inUse)));
-    else parts.push(count(taken.remaining[it.dim - 1] as number), ";t=", count(Math.ceil((taken.resetMs[it.dim - 1] as number) / 1000)));
+    const item = it.dim === DIM_CONCURRENT
+      ? it.prefix + count(Math.max(0, it.limit - taken.inUse))
+      : it.prefix + count(taken.remaining[it.dim - 1] as number) + ";t=" + count(Math.ceil((taken.resetMs[it.dim - 1] as number) / 1000));
+    states = states === "" ? item : states + ", " + item;
   }
-  const states = parts.join("");
-  parts.length = 0;
   const h = ["ratelimit-policy", plan.policy, "ratelimit", states];
   openai(h, plan.requests, takes, REQUESTS);
   openai(h, plan.tokens, takes, TOKENS);
   return h;
 }
-
-/** Scratch for the RateLimit value's parts (one synchronous call at a time). */
-const PARTS: string[] = [];
 
 // The header names as constants: a name built per response would be hashed and looked up again each time it is set.
 const REQUESTS = ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"] as const;
