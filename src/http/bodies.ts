@@ -39,6 +39,15 @@ export class BodyTimeoutError extends Error {
   override readonly name = "BodyTimeoutError";
 }
 
+/** What one buffered body holds of the budget. */
+interface Hold {
+  reserved: number;
+  released: boolean;
+}
+
+/** An empty body, taken whole. */
+const EMPTY = Buffer.alloc(0);
+
 /** Declared sizes above this are read into one preallocated buffer. */
 const PREALLOCATE_FROM = 64 * 1024;
 
@@ -65,18 +74,29 @@ export class Bodies {
     const declared = req.headers["content-length"];
     const size = declared === undefined ? -1 : Number(declared);
     if (size > limit) return Promise.resolve(bodyTooLarge(limit));
-    const budget = this.settings.budgetBytes;
-    if (size > 0 && this.#held + size > budget) return Promise.resolve(BUSY);
+    if (size > 0 && this.#held + size > this.settings.budgetBytes) return Promise.resolve(BUSY);
     // What this body holds against the budget: its declared size up front, else what has arrived.
-    let reserved = size > 0 ? size : 0;
-    this.#held += reserved;
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.#held -= reserved;
-    };
-    res.once("close", release);
+    const hold: Hold = { reserved: size > 0 ? size : 0, released: false };
+    this.#held += hold.reserved;
+    res.once("close", () => this.#release(hold));
+    // Looked at one microtask later: by then Node has parsed the rest of the packet that brought the headers.
+    // A body that is all there (its declared length buffered, or the message complete) is taken whole, with
+    // no listeners and no timer: most small requests.
+    return Promise.resolve().then(() => {
+      const whole = req.readableFlowing === null && !req.readableDidRead && (req.complete || (size >= 0 && req.readableLength === size));
+      if (!whole) return this.#listen(req, limit, size, hold);
+      const body = (req.read() as Buffer | null) ?? EMPTY;
+      // Its end is parsed a moment later: flowing (empty), the request then ends and closes as it would with listeners.
+      if (!req.complete) req.resume();
+      const refused = body.length > limit ? bodyTooLarge(limit) : this.#grow(hold, body.length) ? null : BUSY;
+      if (refused === null) return body;
+      this.#release(hold);
+      return refused;
+    });
+  }
+
+  /** The body as its chunks come, within the deadlines, the limit and the budget. */
+  #listen(req: IncomingMessage, limit: number, size: number, hold: Hold): Promise<Buffer | Denial> {
     return new Promise((resolve) => {
       // A declared size is read straight into one buffer: no second copy at the end, and the socket's
       // chunks are garbage at once, so what is held is what the budget counts.
@@ -86,7 +106,7 @@ export class Bodies {
       let got = 0;
       const fail = (reason: Failure): void => {
         req.pause();
-        release();
+        this.#release(hold);
         done(reason === "too_large" ? bodyTooLarge(limit) : reason === "busy" ? BUSY : reason === "timeout" ? TIMED_OUT : ABORTED);
       };
       // A slow sender must not hold a buffer, a budget share and a decision open forever. One timer per
@@ -105,12 +125,8 @@ export class Bodies {
       const onData = (chunk: Buffer): void => {
         got += chunk.length;
         if (got > limit) return fail("too_large");
-        if (got > reserved) {
-          // Undeclared (chunked) or longer than declared: reserve as it comes.
-          if (this.#held - reserved + got > budget) return fail("busy");
-          this.#held += got - reserved;
-          reserved = got;
-        }
+        // Undeclared (chunked) or longer than declared: reserve as it comes.
+        if (!this.#grow(hold, got)) return fail("busy");
         if (performance.now() > deadline) return fail("timeout");
         idle.refresh();
         if (into !== null && got <= size) chunk.copy(into, got - chunk.length);
@@ -129,7 +145,25 @@ export class Bodies {
       req.on("end", onEnd);
       req.on("error", onError);
       req.on("close", onClose);
+      // The client may have left between the headers and this read: its close was before these listeners.
+      if (req.destroyed && !req.complete) fail("aborted");
     });
+  }
+
+  /** Reserves `got` bytes for `hold` when it holds fewer; false when that would pass the budget. */
+  #grow(hold: Hold, got: number): boolean {
+    if (got <= hold.reserved) return true;
+    if (this.#held - hold.reserved + got > this.settings.budgetBytes) return false;
+    this.#held += got - hold.reserved;
+    hold.reserved = got;
+    return true;
+  }
+
+  /** Gives back what `hold` reserved (once). */
+  #release(hold: Hold): void {
+    if (hold.released) return;
+    hold.released = true;
+    this.#held -= hold.reserved;
   }
 
   /**
