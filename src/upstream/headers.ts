@@ -120,8 +120,9 @@ export class HeaderPolicy {
     const out: string[] = [];
     let connectionTokens: Set<string> | null = null;
     for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = (rawHeaders[i] as string).toLowerCase();
-      if (name === "connection") {
+      const raw = rawHeaders[i] as string;
+      // Only a name of Connection's length is lowered to compare.
+      if (raw.length === 10 && raw.toLowerCase() === "connection") {
         const value = rawHeaders[i + 1] as string;
         // The common values name no other header: skip building a set for them.
         if (!PLAIN_CONNECTION.has(value.toLowerCase())) connectionTokens = tokens(value, connectionTokens);
