@@ -45,6 +45,9 @@ export class AccessLog {
   readonly #buffered: boolean;
   #pending = "";
   #scheduled = false;
+  /** The last line's time and its text: lines that end in the same millisecond share it. */
+  #lastTime = -1;
+  #lastTimeText = "";
   /** Per PAT record (NO_PAT: none), the middle of its last line and what it was built from. */
   readonly #middles = new WeakMap<object, Middle>();
 
@@ -97,7 +100,7 @@ export class AccessLog {
     const usage = ctx.usage;
     return (
       this.#head +
-      time +
+      this.#timeText(time) +
       this.#afterTime +
       str(ctx.requestId) +
       this.#middle(ctx) +
@@ -123,6 +126,14 @@ export class AccessLog {
       ms(now - ctx.startedAt) +
       ',"msg":"access"}\n'
     );
+  }
+
+  #timeText(time: number): string {
+    if (time !== this.#lastTime) {
+      this.#lastTime = time;
+      this.#lastTimeText = epochText(time);
+    }
+    return this.#lastTimeText;
   }
 
   #middle(ctx: RequestContext): string {
@@ -193,6 +204,19 @@ function str(s: string): string {
     if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(s);
   }
   return '"' + s + '"';
+}
+
+/**
+ * `String(ms)` for an epoch-millisecond time, from two small integers: a
+ * 13-digit number is past V8's small integers, and its text was worked out by
+ * the runtime on every line (about 1,500 instructions), while the millions of
+ * milliseconds stay the same for 16 minutes and the rest is a small integer.
+ */
+export function epochText(ms: number): string {
+  if (!Number.isSafeInteger(ms) || ms < 1e6) return String(ms);
+  const high = Math.floor(ms / 1e6);
+  const low = String(ms - high * 1e6);
+  return String(high) + (low.length === 6 ? low : "000000".slice(low.length) + low);
 }
 
 /** A JSON number; null for what JSON cannot hold (as JSON.stringify does). */

@@ -10,7 +10,7 @@ import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { RequestContext } from "../../src/http/context.ts";
 import type { Route } from "../../src/routing/table.ts";
-import { AccessLog } from "../../src/telemetry/access.ts";
+import { AccessLog, epochText } from "../../src/telemetry/access.ts";
 import { createLogger, DESTINATION } from "../../src/telemetry/logger.ts";
 import type { VerifiedPat } from "../../src/tokens/verifier.ts";
 
@@ -271,6 +271,15 @@ describe("access line", () => {
         expect(lines).toHaveLength(seq.length * 2);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("writes the time as String would, every millisecond of any era", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer({ min: 0, max: 2 ** 53 - 1 }), fc.integer({ min: 1_700_000_000_000, max: 1_900_000_000_000 }), fc.constantFrom(0, 999_999, 1_000_000, 1_000_001, 1_733_000_000_000, 1_733_000_099_999, 2 ** 53 - 1, -1, 1.5)), (t) => {
+        expect(epochText(t)).toBe(String(t));
+      }),
+      { numRuns: 5000 },
     );
   });
 });
