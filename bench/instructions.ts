@@ -167,7 +167,12 @@ const plain: Driver = (port, request, total, at = concurrency, from) => drive(po
 const overTls: Driver = (port, request, total, at = concurrency, from) =>
   drive(port, requestBytes(request), total, at, () => tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }).setNoDelay(true), "secureConnect", from);
 
-/** Counts responses; once `from` says so, calls `from.start` and counts afresh. Resolves with the counted statuses once `total` more came. */
+/**
+ * Counts responses; once `from` says so, lets the requests in flight come
+ * back (drivers send nothing while `draining`), calls `from.start` and
+ * counts afresh, so that every counted request is counted whole. Resolves
+ * with the counted statuses once `total` more came.
+ */
 class Tally {
   statuses: Record<string, number> = {};
   #done = 0;
@@ -175,6 +180,7 @@ class Tally {
   #all: number;
   readonly #total: number;
   readonly #from: CountFrom | undefined;
+  #draining = false;
   constructor(total: number, from: CountFrom | undefined) {
     this.#from = from;
     this.#total = total;
@@ -185,14 +191,23 @@ class Tally {
     return this.#all;
   }
 
-  /** Records one response; true when it was the last. */
-  add(status: number): boolean {
+  /** The warm-up is over and requests are still out: send no more until counting starts. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Records one response (`inFlight`: how many are still out after it); true when it was the last. */
+  add(status: number, inFlight: number): boolean {
     this.statuses[status] = (this.statuses[status] ?? 0) + 1;
     this.#done++;
-    if (this.#all === Infinity && this.#from !== undefined && this.#done >= this.#from.uncounted && Date.now() >= this.#from.notBefore) {
-      this.#from.start();
-      this.statuses = {};
-      this.#all = this.#done + this.#total;
+    if (this.#all === Infinity && this.#from !== undefined) {
+      if (!this.#draining && this.#done >= this.#from.uncounted && Date.now() >= this.#from.notBefore) this.#draining = true;
+      if (this.#draining && inFlight === 0) {
+        this.#draining = false;
+        this.#from.start();
+        this.statuses = {};
+        this.#all = this.#done + this.#total;
+      }
     }
     return this.#done === this.#all;
   }
@@ -207,7 +222,13 @@ const overH2: Driver = (port, request, total, at = concurrency, from) =>
     const headers: http2.OutgoingHttpHeaders = { ":method": request.method, ":path": request.path, "content-length": String(body.length), ...request.headers };
     const tally = new Tally(total, from);
     let sent = 0;
+    let back = 0;
+    const held: Array<() => void> = [];
     const next = (): void => {
+      if (tally.draining) {
+        held.push(next);
+        return;
+      }
       if (sent >= tally.wanted) return;
       sent++;
       const req = session.request(headers);
@@ -215,11 +236,16 @@ const overH2: Driver = (port, request, total, at = concurrency, from) =>
       req.on("response", (h) => (status = Number(h[":status"])));
       req.resume();
       req.on("end", () => {
-        if (tally.add(status)) {
+        back++;
+        if (tally.add(status, sent - back)) {
           // Closed after the caller's dump (which runs before any immediate): the close is not counted.
           setImmediate(() => session.close());
           resolve(tally.statuses);
-        } else next();
+        } else {
+          // Counting started: the streams held back while it drained go out again.
+          if (!tally.draining) for (const n of held.splice(0)) n();
+          next();
+        }
       });
       req.on("error", reject);
       req.end(body);
@@ -231,12 +257,18 @@ const overH2: Driver = (port, request, total, at = concurrency, from) =>
 function drive(port: number, bytes: Buffer, total: number, at: number, dial: () => net.Socket, ready: "connect" | "secureConnect", from?: CountFrom): Promise<Record<string, number>> {
   const tally = new Tally(total, from);
   let sent = 0;
+  let back = 0;
+  const held: Array<() => void> = [];
   return new Promise((resolve, reject) => {
     const open = (): void => {
       const socket = dial();
       let buf: Buffer = Buffer.alloc(0);
       let status = 0;
       const next = (): void => {
+        if (tally.draining) {
+          held.push(next);
+          return;
+        }
         if (sent >= tally.wanted) {
           // Ended after the caller's dump (which runs before any immediate): the close is not counted.
           setImmediate(() => socket.end());
@@ -250,7 +282,10 @@ function drive(port: number, bytes: Buffer, total: number, at: number, dial: () 
       socket.on("data", (chunk: Buffer) => {
         buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
         if (responseEnd(buf, (s) => (status = s)) === -1) return;
-        if (tally.add(status)) resolve(tally.statuses);
+        back++;
+        if (tally.add(status, sent - back)) resolve(tally.statuses);
+        // Counting started: the connections held back while it drained send again.
+        if (!tally.draining) for (const n of held.splice(0)) n();
         next();
       });
       socket.on("error", reject);
@@ -287,7 +322,7 @@ async function measure(name: Name, script: string, args: string[], prefix: strin
     const t: Target = { name: name === "gateway-tls" || name === "gateway-h2" || name === "gateway-base" ? "gateway" : name, port: child.port, prefix, pid: child.pid };
     for (const s of scenarios) {
       if (s === "SSE") {
-        counts.push(...(await measureStreams(name, child.pid, t, token, outDir, round, send)));
+        counts.push(...(await measureStreams(name, child.pid, t, token, outDir, round, send, startedAt)));
         continue;
       }
       const request = chatRequest(t, chatBody(SCENARIOS[s]!.bytes), token);
@@ -334,24 +369,25 @@ async function countAfterWarmUp(pid: number, port: number, request: RequestSpec,
  * a stream; set-up = a 1-frame stream less one frame (the request, the
  * decision, the upstream's headers, the end).
  */
-async function measureStreams(name: Name, pid: number, t: Target, token: string, outDir: string, round: number, send: Driver): Promise<Count[]> {
+async function measureStreams(name: Name, pid: number, t: Target, token: string, outDir: string, round: number, send: Driver, startedAt: number): Promise<Count[]> {
   const body = (frames: number): string => chatBody(SCENARIOS["SSE"]!.bytes, true).replace('"max_tokens":256', `"max_tokens":${frames}`);
   const long = chatRequest(t, body(SSE_FRAMES), token);
   const short = chatRequest(t, body(1), token);
   const first = await send(t.port, long, 1);
   if (first["200"] !== 1) throw new Error(`${name} answered ${JSON.stringify(first)} instead of 200: nothing measured`);
-  await send(t.port, long, Math.max(streams, Math.ceil(warmup / SSE_FRAMES)), 16);
-  await send(t.port, short, Math.max(streams, Math.ceil(warmup / 16)), 16);
-  const counted = async (request: RequestSpec): Promise<{ instructions: number; statuses: Record<string, number> }> => {
-    control(["--instr=on", String(pid)]);
-    control(["--zero", String(pid)]);
-    const statuses = await send(t.port, request, streams, streamConcurrency);
+  // Each count warms up on its own connections first, as S1's does (countAfterWarmUp).
+  const counted = async (request: RequestSpec, uncounted: number): Promise<{ instructions: number; statuses: Record<string, number> }> => {
+    const start = (): void => {
+      control(["--instr=on", String(pid)]);
+      control(["--zero", String(pid)]);
+    };
+    const statuses = await send(t.port, request, streams, streamConcurrency, { uncounted, notBefore: startedAt + warmupMs, start });
     control(["--dump", String(pid)]);
     control(["--instr=off", String(pid)]);
     return { instructions: await lastDumpTotal(outDir, name, pid), statuses };
   };
-  const l = await counted(long);
-  const sh = await counted(short);
+  const l = await counted(long, Math.max(streams, Math.ceil(warmup / SSE_FRAMES)));
+  const sh = await counted(short, Math.max(streams, Math.ceil(warmup / 4)));
   const perFrame = Math.round((l.instructions - sh.instructions) / (streams * (SSE_FRAMES - 1)));
   const setup = Math.round(sh.instructions / streams - perFrame);
   process.stdout.write(`  ${name} SSE round ${round}: ${perFrame.toLocaleString("en")} instructions/frame, ${setup.toLocaleString("en")} per stream set-up (${JSON.stringify(l.statuses)})\n`);
