@@ -168,14 +168,17 @@ const overTls: Driver = (port, request, total, at = concurrency, from) =>
   drive(port, requestBytes(request), total, at, () => tls.connect({ host: "127.0.0.1", port, servername: "localhost", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }).setNoDelay(true), "secureConnect", from);
 
 /**
- * Counts responses; once `from` says so, lets the requests in flight come
- * back (drivers send nothing while `draining`), calls `from.start` and
- * counts afresh, so that every counted request is counted whole. Resolves
- * with the counted statuses once `total` more came.
+ * Paces a driver and counts its responses; once `from` says so, lets the
+ * requests in flight come back (holding every sender meanwhile), calls
+ * `from.start` and counts afresh, so that every counted request is counted
+ * whole. Done once `total` more came.
  */
 class Tally {
   statuses: Record<string, number> = {};
+  #sent = 0;
   #done = 0;
+  /** Senders held while the warm-up's last requests come back; resumed when counting starts. */
+  readonly #held: Array<() => void> = [];
   /** How many responses in all (the uncounted ones, then `total`); unknown while the warm-up waits for the clock. */
   #all: number;
   readonly #total: number;
@@ -191,22 +194,32 @@ class Tally {
     return this.#all;
   }
 
-  /** The warm-up is over and requests are still out: send no more until counting starts. */
-  get draining(): boolean {
-    return this.#draining;
+  /**
+   * Whether a sender may send one more request now ("send", counted as out),
+   * must wait ("hold": `resume` is called when counting starts) or is done.
+   */
+  next(resume: () => void): "send" | "hold" | "done" {
+    if (this.#draining) {
+      this.#held.push(resume);
+      return "hold";
+    }
+    if (this.#sent >= this.#all) return "done";
+    this.#sent++;
+    return "send";
   }
 
-  /** Records one response (`inFlight`: how many are still out after it); true when it was the last. */
-  add(status: number, inFlight: number): boolean {
+  /** Records one response; true when it was the last. */
+  add(status: number): boolean {
     this.statuses[status] = (this.statuses[status] ?? 0) + 1;
     this.#done++;
     if (this.#all === Infinity && this.#from !== undefined) {
       if (!this.#draining && this.#done >= this.#from.uncounted && Date.now() >= this.#from.notBefore) this.#draining = true;
-      if (this.#draining && inFlight === 0) {
+      if (this.#draining && this.#sent === this.#done) {
         this.#draining = false;
         this.#from.start();
         this.statuses = {};
         this.#all = this.#done + this.#total;
+        for (const resume of this.#held.splice(0)) resume();
       }
     }
     return this.#done === this.#all;
@@ -221,31 +234,18 @@ const overH2: Driver = (port, request, total, at = concurrency, from) =>
     const body = Buffer.from(request.body);
     const headers: http2.OutgoingHttpHeaders = { ":method": request.method, ":path": request.path, "content-length": String(body.length), ...request.headers };
     const tally = new Tally(total, from);
-    let sent = 0;
-    let back = 0;
-    const held: Array<() => void> = [];
     const next = (): void => {
-      if (tally.draining) {
-        held.push(next);
-        return;
-      }
-      if (sent >= tally.wanted) return;
-      sent++;
+      if (tally.next(next) !== "send") return;
       const req = session.request(headers);
       let status = 0;
       req.on("response", (h) => (status = Number(h[":status"])));
       req.resume();
       req.on("end", () => {
-        back++;
-        if (tally.add(status, sent - back)) {
+        if (tally.add(status)) {
           // Closed after the caller's dump (which runs before any immediate): the close is not counted.
           setImmediate(() => session.close());
           resolve(tally.statuses);
-        } else {
-          // Counting started: the streams held back while it drained go out again.
-          if (!tally.draining) for (const n of held.splice(0)) n();
-          next();
-        }
+        } else next();
       });
       req.on("error", reject);
       req.end(body);
@@ -256,25 +256,19 @@ const overH2: Driver = (port, request, total, at = concurrency, from) =>
 /** Sends `total` copies of `bytes` over `at` keep-alive connections; resolves with the status counts. */
 function drive(port: number, bytes: Buffer, total: number, at: number, dial: () => net.Socket, ready: "connect" | "secureConnect", from?: CountFrom): Promise<Record<string, number>> {
   const tally = new Tally(total, from);
-  let sent = 0;
-  let back = 0;
-  const held: Array<() => void> = [];
   return new Promise((resolve, reject) => {
     const open = (): void => {
       const socket = dial();
       let buf: Buffer = Buffer.alloc(0);
       let status = 0;
       const next = (): void => {
-        if (tally.draining) {
-          held.push(next);
-          return;
-        }
-        if (sent >= tally.wanted) {
+        const go = tally.next(next);
+        if (go === "hold") return;
+        if (go === "done") {
           // Ended after the caller's dump (which runs before any immediate): the close is not counted.
           setImmediate(() => socket.end());
           return;
         }
-        sent++;
         buf = Buffer.alloc(0);
         socket.write(bytes);
       };
@@ -282,10 +276,7 @@ function drive(port: number, bytes: Buffer, total: number, at: number, dial: () 
       socket.on("data", (chunk: Buffer) => {
         buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
         if (responseEnd(buf, (s) => (status = s)) === -1) return;
-        back++;
-        if (tally.add(status, sent - back)) resolve(tally.statuses);
-        // Counting started: the connections held back while it drained send again.
-        if (!tally.draining) for (const n of held.splice(0)) n();
+        if (tally.add(status)) resolve(tally.statuses);
         next();
       });
       socket.on("error", reject);
