@@ -38,8 +38,12 @@ async function serve(bodies: Bodies, limit: number, late = false): Promise<numbe
   return (server.address() as AddressInfo).port;
 }
 
-/** Sends `head` and then `body` (in the same write unless `laterMs`), returns the response's JSON. */
-function send(port: number, head: string, body: string, laterMs = -1): Promise<Record<string, unknown>> {
+/**
+ * Sends `head` and then `body` (in the same write unless `laterMs`: then the
+ * first `early` characters of the body with the head, the rest that much
+ * later), returns the response's JSON.
+ */
+function send(port: number, head: string, body: string, laterMs = -1, early = 0): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, "127.0.0.1");
     let got = "";
@@ -55,8 +59,8 @@ function send(port: number, head: string, body: string, laterMs = -1): Promise<R
     s.on("error", reject);
     if (laterMs < 0) s.write(head + body);
     else {
-      s.write(head);
-      setTimeout(() => s.write(body), laterMs);
+      s.write(head + body.slice(0, early));
+      setTimeout(() => s.write(body.slice(early)), laterMs);
     }
   });
 }
@@ -124,18 +128,7 @@ describe("Bodies.read, a body that comes after its headers", () => {
     const b = bodies(1000);
     const port = await serve(b, 500);
     const text = "first part, " + "then the rest".repeat(5);
-    const s = net.connect(port, "127.0.0.1");
-    const answer = new Promise<string>((resolve) => {
-      let got = "";
-      s.on("data", (d: Buffer) => {
-        got += d.toString("latin1");
-        if (got.endsWith("}")) resolve(got.slice(got.indexOf("\r\n\r\n") + 4));
-      });
-    });
-    s.write(headLength(text.length) + text.slice(0, 12));
-    setTimeout(() => s.write(text.slice(12)), 50);
-    expect(JSON.parse(await answer)).toEqual({ bytes: text.length, text, heldWhileRead: text.length });
-    s.end();
+    expect(await send(port, headLength(text.length), text, 50, 12)).toEqual({ bytes: text.length, text, heldWhileRead: text.length });
   });
 
   it("is read as its chunks come, under the same budget", async () => {
